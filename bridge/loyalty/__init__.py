@@ -1,0 +1,1 @@
+"""Loyalty processing client, protocol models and offline journal."""

@@ -1,0 +1,1 @@
+"""Hardware drivers: transports, scanners, card readers, printers, discovery. No loyalty knowledge."""
