@@ -55,9 +55,16 @@ def _to_decimal(value: Any) -> Any:
     return value
 
 
+MAX_MAGNITUDE = Decimal(10) ** 15
+
+
 def _finite(value: Decimal) -> Decimal:
+    # Bounded too: quantizing a larger value overflows the Decimal context, so a model
+    # that validated could not be encoded.
     if not value.is_finite():
         raise ValueError("must be a finite number")
+    if abs(value) >= MAX_MAGNITUDE:
+        raise ValueError("must be below 10^15")
     return value
 
 
