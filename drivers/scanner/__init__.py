@@ -1,0 +1,1 @@
+"""Barcode scanners: serial framing, AIM identifiers, keyboard-wedge decoding, layout repair."""
