@@ -172,7 +172,7 @@ class NetworkConnection(_EscposConnection):
         sock.settimeout(timeout)
         try:
             data = sock.recv(size)
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError):  # timeout 0 makes the socket non-blocking
             return b""
         finally:
             sock.settimeout(self.timeout)

@@ -351,7 +351,7 @@ def _barcode_bytes(block: Barcode) -> bytes:
 
 
 def _qr_function(fn: int, data: bytes) -> bytes:
-    size = len(data) + 3
+    size = len(data) + 2  # pL pH count cn and fn too
     return GS + b"(k" + bytes([size & 0xFF, size >> 8, 49, fn]) + data
 
 
