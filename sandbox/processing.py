@@ -75,6 +75,10 @@ QUANTITY_PLACES = Decimal("0.001")
 CONFIRMED_STATES = ("confirmed", "partially_refunded", "refunded")
 
 
+Handler = Callable[[sqlite3.Connection, str, str | None, str | None, Any, str], ProcessingResponse]
+"""(db, register, purchaseId, operationId in the path, request, transactionId) -> response"""
+
+
 class Refusal(Exception):
     """A business outcome other than Ok: HTTP 200 with this code."""
 
@@ -123,10 +127,42 @@ def _digits(value: str) -> str:
 def _line_view(stored: dict[str, Any]) -> dict[str, Any]:
     """A stored cheque line with cents and quantity strings as JSON numbers."""
     return {
-        k: from_cents(v) if isinstance(v, int) and k != "position" else
-        Decimal(v) if k in ("quantity", "refundedQuantity") else v
+        k: from_cents(v)
+        if isinstance(v, int) and k != "position"
+        else Decimal(v)
+        if k in ("quantity", "refundedQuantity")
+        else v
         for k, v in stored.items()
     }
+
+
+def _share(orig: dict[str, Any], key: str, fraction: Decimal, last: bool) -> int:
+    """Cents of a stored line's `key` that a refund of `fraction` of it returns.
+
+    The refund that returns the last of a line takes exactly what is left, so partial
+    refunds can never add up to more (or less) than the line had.
+    """
+    whole = int(orig[key])
+    already = int(orig["refunded" + key[0].upper() + key[1:]])
+    if last:
+        return whole - already
+    return int((Decimal(whole) * fraction).to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def _add_entry(
+    db: sqlite3.Connection,
+    card: str,
+    purchase_id: str | None,
+    req: RequestBase,
+    kind: str,
+    cents: int,
+    status: str,
+) -> None:
+    db.execute(
+        "INSERT INTO entries (card, purchase_id, operation_id, kind, cents, status, "
+        "operation_date) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (card, purchase_id, req.operation_id, kind, cents, status, _when(req)),
+    )
 
 
 def _when(req: RequestBase) -> str:
@@ -140,13 +176,14 @@ class Processing:
         self.rules = store.rules()
         with store.lock:
             self.goods: dict[str, str] = {
-                r["goods_id"]: r["grp"] for r in store.conn.execute("SELECT goods_id, grp FROM goods")
+                r["goods_id"]: r["grp"]
+                for r in store.conn.execute("SELECT goods_id, grp FROM goods")
             }
             self.registers: dict[str, tuple[str, str]] = {
                 r["login"]: (r["password_sha256"], r["status"])
                 for r in store.conn.execute("SELECT * FROM registers")
             }
-        self._handlers: dict[Operation, Callable[[sqlite3.Connection, str, str | None, str | None, Any, str], ProcessingResponse]] = {
+        self._handlers: dict[Operation, Handler] = {
             Operation.BALANCE: self._balance_op,
             Operation.CALCULATE: self._calculate,
             Operation.AVAILABLE: self._available_op,
@@ -196,7 +233,9 @@ class Processing:
                         f"{done[0]} of purchase {done[1] or '-'}",
                     )
                 transaction_id = uuid.uuid4().hex
-                response = self._handlers[op](db, register, purchase_id, path_operation_id, req, transaction_id)
+                response = self._handlers[op](
+                    db, register, purchase_id, path_operation_id, req, transaction_id
+                )
                 response = response.model_copy(
                     update={"operation_id": req.operation_id, "transaction_id": transaction_id}
                 )
@@ -219,7 +258,9 @@ class Processing:
 
     def import_goods(self, payload: Any) -> Outcome:
         if not isinstance(payload, dict) or not isinstance(payload.get("goods"), list):
-            return Outcome(400, "SystemError", error_body("body must be an object with a 'goods' list"))
+            return Outcome(
+                400, "SystemError", error_body("body must be an object with a 'goods' list")
+            )
         items = payload["goods"]
         if len(items) > GOODS_IMPORT_CHUNK:
             return Outcome(
@@ -236,7 +277,9 @@ class Processing:
             try:
                 item = GoodsItem.model_validate(raw)
             except ValidationError as exc:
-                rejected.append(GoodsRejection(goods_id=gid_text, error=f"goods[{i}]: {describe(exc)}"))
+                rejected.append(
+                    GoodsRejection(goods_id=gid_text, error=f"goods[{i}]: {describe(exc)}")
+                )
                 continue
             error = None
             if item.goods_id in seen:
@@ -246,7 +289,9 @@ class Processing:
             elif item.price is not None and item.price != item.price.quantize(CENT):
                 error = f"price {item.price} has more than 2 decimals"
             if error:
-                rejected.append(GoodsRejection(goods_id=item.goods_id, error=f"goods[{i}]: {error}"))
+                rejected.append(
+                    GoodsRejection(goods_id=item.goods_id, error=f"goods[{i}]: {error}")
+                )
                 continue
             seen.add(item.goods_id)
             valid.append(item)
@@ -315,10 +360,31 @@ class Processing:
             ],
         }
 
+    def inventory(self) -> dict[str, Any]:
+        """Registers and cards, for the operator starting the sandbox by hand."""
+        with self.store.lock:
+            db = self.store.conn
+            cards = [
+                {
+                    "number": r["number"],
+                    "state": r["state"],
+                    "balance": self._balance(db, r["number"]),
+                    "phones": [
+                        "+" + p["phone"]
+                        for p in db.execute("SELECT phone FROM phones WHERE card=?", (r["number"],))
+                    ],
+                }
+                for r in db.execute("SELECT number, state FROM cards ORDER BY number").fetchall()
+            ]
+        registers = [{"login": k, "status": v[1]} for k, v in sorted(self.registers.items())]
+        return {"registers": registers, "cards": cards, "goods": len(self.goods)}
+
     def purchase_view(self, purchase_id: str) -> dict[str, Any] | None:
         with self.store.lock:
             db = self.store.conn
-            row = db.execute("SELECT * FROM purchases WHERE purchase_id=?", (purchase_id,)).fetchone()
+            row = db.execute(
+                "SELECT * FROM purchases WHERE purchase_id=?", (purchase_id,)
+            ).fetchone()
             if row is None:
                 return None
             entries = db.execute(
@@ -329,7 +395,8 @@ class Processing:
             refunds = [
                 r["purchase_id"]
                 for r in db.execute(
-                    "SELECT purchase_id FROM purchases WHERE refund_of=? ORDER BY rowid", (purchase_id,)
+                    "SELECT purchase_id FROM purchases WHERE refund_of=? ORDER BY rowid",
+                    (purchase_id,),
                 )
             ]
         amounts = {(e["kind"], e["status"]): from_cents(abs(e["cents"])) for e in entries}
@@ -418,7 +485,8 @@ class Processing:
     def _check_unconfirmed(row: sqlite3.Row) -> None:
         if row["status"] in CONFIRMED_STATES:
             raise Refusal(
-                ErrorCode.OPERATION_IS_CONFIRMED, f"purchase {row['purchase_id']} is already confirmed"
+                ErrorCode.OPERATION_IS_CONFIRMED,
+                f"purchase {row['purchase_id']} is already confirmed",
             )
         if row["status"] == "canceled":
             raise Refusal(
@@ -439,8 +507,8 @@ class Processing:
         if row is None:
             if create:
                 db.execute(
-                    "INSERT INTO purchases (purchase_id, register, card, kind, status, operation_date) "
-                    "VALUES (?, ?, ?, 'sale', 'open', ?)",
+                    "INSERT INTO purchases (purchase_id, register, card, kind, status, "
+                    "operation_date) VALUES (?, ?, ?, 'sale', 'open', ?)",
                     (purchase_id, register, card.number if card else None, _when(req)),
                 )
                 row = self._purchase(db, purchase_id)
@@ -454,7 +522,9 @@ class Processing:
         if card is None:
             return row, self._card_by_number(db, row["card"])
         if row["card"] is None:
-            db.execute("UPDATE purchases SET card=? WHERE purchase_id=?", (card.number, purchase_id))
+            db.execute(
+                "UPDATE purchases SET card=? WHERE purchase_id=?", (card.number, purchase_id)
+            )
         elif row["card"] != card.number:
             raise Refusal(
                 ErrorCode.DIFFERENT_CHEQUE,
@@ -480,7 +550,11 @@ class Processing:
             if line.position in seen:
                 raise BadRequest(f"{where}.position: {line.position} appears twice in the cheque")
             seen.add(line.position)
-            for name, value in (("price", line.price), ("amount", line.amount), ("discount", line.discount)):
+            for name, value in (
+                ("price", line.price),
+                ("amount", line.amount),
+                ("discount", line.discount),
+            ):
                 if value is not None and value != value.quantize(CENT):
                     raise BadRequest(f"{where}.{name}: {value} has more than 2 decimals")
             if line.quantity != line.quantity.quantize(QUANTITY_PLACES):
@@ -492,11 +566,15 @@ class Processing:
             percent = self.rules.discount_percent(group, when)
             discount = min(money(line.amount * percent / 100), line.amount)
             lines.append(
-                PricedLine(line.position, line.goods_id, group, line.quantity, line.amount, discount)
+                PricedLine(
+                    line.position, line.goods_id, group, line.quantity, line.amount, discount
+                )
             )
         return lines
 
-    def _available(self, db: sqlite3.Connection, card: Card | None, total: Decimal, held: Decimal) -> Decimal:
+    def _available(
+        self, db: sqlite3.Connection, card: Card | None, total: Decimal, held: Decimal
+    ) -> Decimal:
         if card is None or card.state != "active":
             return Decimal("0.00")
         limit = self.rules.redemption_limit(total) - held
@@ -523,8 +601,13 @@ class Processing:
     # ------------------------------------------------------------------ operations
 
     def _balance_op(
-        self, db: sqlite3.Connection, register: str, pid: str | None, opid: str | None,
-        req: Any, tx: str,
+        self,
+        db: sqlite3.Connection,
+        register: str,
+        pid: str | None,
+        opid: str | None,
+        req: Any,
+        tx: str,
     ) -> ProcessingResponse:
         card = self._card(db, req.identifier)
         if card is None:
@@ -532,8 +615,13 @@ class Processing:
         return ProcessingResponse(code="Ok", balance=self._balance(db, card.number))
 
     def _calculate(
-        self, db: sqlite3.Connection, register: str, pid: str | None, opid: str | None,
-        req: CalculateRequest, tx: str,
+        self,
+        db: sqlite3.Connection,
+        register: str,
+        pid: str | None,
+        opid: str | None,
+        req: CalculateRequest,
+        tx: str,
     ) -> ProcessingResponse:
         _, card = self._sale(db, register, pid, self._card(db, req.identifier), req, create=True)
         lines = self._price(req.cheque, req.operation_date)
@@ -542,7 +630,11 @@ class Processing:
         available = self._available(db, card, total, held)
         if card is not None:
             wanted = min(req.payment_amount or Decimal(0), available)
-            for line, share in zip(lines, allocate(min(held + wanted, total), [x.after_discount for x in lines]), strict=True):
+            for line, share in zip(
+                lines,
+                allocate(min(held + wanted, total), [x.after_discount for x in lines]),
+                strict=True,
+            ):
                 line.redeemed = share
             apply_cashback(self.rules, lines, req.operation_date)
         return ProcessingResponse(
@@ -554,8 +646,13 @@ class Processing:
         )
 
     def _available_op(
-        self, db: sqlite3.Connection, register: str, pid: str | None, opid: str | None,
-        req: AvailableRequest, tx: str,
+        self,
+        db: sqlite3.Connection,
+        register: str,
+        pid: str | None,
+        opid: str | None,
+        req: AvailableRequest,
+        tx: str,
     ) -> ProcessingResponse:
         _, card = self._sale(db, register, pid, self._card(db, req.identifier), req, create=False)
         lines = self._price(req.cheque, req.operation_date)
@@ -569,14 +666,21 @@ class Processing:
         )
 
     def _payment(
-        self, db: sqlite3.Connection, register: str, pid: str | None, opid: str | None,
-        req: PaymentRequest, tx: str,
+        self,
+        db: sqlite3.Connection,
+        register: str,
+        pid: str | None,
+        opid: str | None,
+        req: PaymentRequest,
+        tx: str,
     ) -> ProcessingResponse:
         if req.amount != req.amount.quantize(CENT):
             raise BadRequest(f"amount: {req.amount} has more than 2 decimals")
         row, card = self._sale(db, register, pid, self._card(db, req.identifier), req, create=True)
         if card is None:
-            raise Refusal(ErrorCode.CARD_NOT_FOUND, "payment with bonuses needs a card", "Card not found")
+            raise Refusal(
+                ErrorCode.CARD_NOT_FOUND, "payment with bonuses needs a card", "Card not found"
+            )
         if card.state != "active":
             raise Refusal(
                 ErrorCode.CARD_NOT_ACTIVATED,
@@ -606,11 +710,7 @@ class Processing:
                 f"at most {limit} of this cheque may be paid with bonuses, {held} already held",
                 f"At most {max(limit - held, Decimal(0))} may be paid with bonuses",
             )
-        db.execute(
-            "INSERT INTO entries (card, purchase_id, operation_id, kind, cents, status, operation_date) "
-            "VALUES (?, ?, ?, 'redemption', ?, 'held', ?)",
-            (card.number, pid, req.operation_id, -to_cents(req.amount), _when(req)),
-        )
+        _add_entry(db, card.number, pid, req, "redemption", -to_cents(req.amount), "held")
         return ProcessingResponse(
             code="Ok",
             amount=req.amount,
@@ -619,8 +719,13 @@ class Processing:
         )
 
     def _discount(
-        self, db: sqlite3.Connection, register: str, pid: str | None, opid: str | None,
-        req: DiscountRequest, tx: str,
+        self,
+        db: sqlite3.Connection,
+        register: str,
+        pid: str | None,
+        opid: str | None,
+        req: DiscountRequest,
+        tx: str,
     ) -> ProcessingResponse:
         _, card = self._sale(db, register, pid, self._card(db, req.identifier), req, create=True)
         lines = self._price(req.cheque, req.operation_date)
@@ -631,21 +736,20 @@ class Processing:
                 ErrorCode.DIFFERENT_CHEQUE,
                 f"the cheque total {total} is below the {redeemed} already paid with bonuses",
             )
-        for line, share in zip(lines, allocate(redeemed, [x.after_discount for x in lines]), strict=True):
+        for line, share in zip(
+            lines, allocate(redeemed, [x.after_discount for x in lines]), strict=True
+        ):
             line.redeemed = share
         accrued = Decimal("0.00")
         if card is not None:
             accrued = apply_cashback(self.rules, lines, req.operation_date)
         db.execute(
-            "UPDATE entries SET status='released' WHERE purchase_id=? AND kind='accrual' AND status='held'",
+            "UPDATE entries SET status='released' "
+            "WHERE purchase_id=? AND kind='accrual' AND status='held'",
             (pid,),
         )
         if card is not None and accrued > 0:
-            db.execute(
-                "INSERT INTO entries (card, purchase_id, operation_id, kind, cents, status, operation_date) "
-                "VALUES (?, ?, ?, 'accrual', ?, 'held', ?)",
-                (card.number, pid, req.operation_id, to_cents(accrued), _when(req)),
-            )
+            _add_entry(db, card.number, pid, req, "accrual", to_cents(accrued), "held")
         stored = [
             {
                 "position": x.position,
@@ -682,8 +786,13 @@ class Processing:
         )
 
     def _confirm(
-        self, db: sqlite3.Connection, register: str, pid: str | None, opid: str | None,
-        req: ConfirmRequest, tx: str,
+        self,
+        db: sqlite3.Connection,
+        register: str,
+        pid: str | None,
+        opid: str | None,
+        req: ConfirmRequest,
+        tx: str,
     ) -> ProcessingResponse:
         row = self._own(db, register, pid)
         if row["kind"] == "refund":  # refunds are final at once; confirming one changes nothing
@@ -699,28 +808,44 @@ class Processing:
             "AND status='held'",
             (pid,),
         ).fetchone()
-        db.execute("UPDATE entries SET status='final' WHERE purchase_id=? AND status='held'", (pid,))
+        db.execute(
+            "UPDATE entries SET status='final' WHERE purchase_id=? AND status='held'", (pid,)
+        )
         db.execute("UPDATE purchases SET status='confirmed' WHERE purchase_id=?", (pid,))
         return ProcessingResponse(
-            code="Ok", accrued_amount=from_cents(int(accrued)), balance=self._balance_of(db, row["card"])
+            code="Ok",
+            accrued_amount=from_cents(int(accrued)),
+            balance=self._balance_of(db, row["card"]),
         )
 
     def _balance_of(self, db: sqlite3.Connection, card: str | None) -> Decimal | None:
         return None if card is None else self._balance(db, card)
 
     def _cancel(
-        self, db: sqlite3.Connection, register: str, pid: str | None, opid: str | None,
-        req: CancelRequest, tx: str,
+        self,
+        db: sqlite3.Connection,
+        register: str,
+        pid: str | None,
+        opid: str | None,
+        req: CancelRequest,
+        tx: str,
     ) -> ProcessingResponse:
         row = self._own(db, register, pid)
         self._check_unconfirmed(row)
-        db.execute("UPDATE entries SET status='released' WHERE purchase_id=? AND status='held'", (pid,))
+        db.execute(
+            "UPDATE entries SET status='released' WHERE purchase_id=? AND status='held'", (pid,)
+        )
         db.execute("UPDATE purchases SET status='canceled' WHERE purchase_id=?", (pid,))
         return ProcessingResponse(code="Ok", balance=self._balance_of(db, row["card"]))
 
     def _cancel_operation(
-        self, db: sqlite3.Connection, register: str, pid: str | None, opid: str | None,
-        req: CancelOperationRequest, tx: str,
+        self,
+        db: sqlite3.Connection,
+        register: str,
+        pid: str | None,
+        opid: str | None,
+        req: CancelOperationRequest,
+        tx: str,
     ) -> ProcessingResponse:
         row = self._own(db, register, pid)
         self._check_unconfirmed(row)
@@ -748,14 +873,20 @@ class Processing:
         )
 
     def _refund(
-        self, db: sqlite3.Connection, register: str, pid: str | None, opid: str | None,
-        req: RefundRequest, tx: str,
+        self,
+        db: sqlite3.Connection,
+        register: str,
+        pid: str | None,
+        opid: str | None,
+        req: RefundRequest,
+        tx: str,
     ) -> ProcessingResponse:
         if req.refund_purchase_id:
             original = self._purchase(db, req.refund_purchase_id)
         elif req.refund_transaction_id:
             found = db.execute(
-                "SELECT purchase_id FROM operations WHERE transaction_id=?", (req.refund_transaction_id,)
+                "SELECT purchase_id FROM operations WHERE transaction_id=?",
+                (req.refund_transaction_id,),
             ).fetchone()
             original = None if found is None else self._purchase(db, found["purchase_id"])
         else:
@@ -781,7 +912,8 @@ class Processing:
             if orig is None or orig["goodsId"] != line.goods_id:
                 raise Refusal(
                     ErrorCode.DIFFERENT_CHEQUE,
-                    f"cheque.lines.{i}: position {line.position} ({line.goods_id}) is not in the purchase",
+                    f"cheque.lines.{i}: position {line.position} ({line.goods_id}) "
+                    "is not in the purchase",
                 )
             if line.position in seen:
                 raise BadRequest(f"cheque.lines.{i}.position: {line.position} appears twice")
@@ -796,14 +928,10 @@ class Processing:
                 )
             full = done + line.quantity == bought
 
-            def part(key: str, orig: dict[str, Any] = orig, qty: Decimal = line.quantity, full: bool = full) -> int:
-                whole = int(orig[key])
-                already = int(orig["refunded" + key[0].upper() + key[1:]])
-                if full:
-                    return whole - already
-                return int((Decimal(whole) * qty / bought).to_integral_value(rounding=ROUND_HALF_UP))
-
-            cashback, redeemed, amount = part("cashback"), part("redeemed"), part("amount")
+            cashback, redeemed, amount = (
+                _share(orig, key, line.quantity / bought, full)
+                for key in ("cashback", "redeemed", "amount")
+            )
             orig["refundedQuantity"] = str(done + line.quantity)
             orig["refundedCashback"] += cashback
             orig["refundedRedeemed"] += redeemed
@@ -822,22 +950,22 @@ class Processing:
         fully = all(Decimal(x["refundedQuantity"]) >= Decimal(x["quantity"]) for x in stored)
         db.execute(
             "UPDATE purchases SET lines=?, status=? WHERE purchase_id=?",
-            (json.dumps(stored), "refunded" if fully else "partially_refunded", original["purchase_id"]),
+            (
+                json.dumps(stored),
+                "refunded" if fully else "partially_refunded",
+                original["purchase_id"],
+            ),
         )
         db.execute(
-            "INSERT INTO purchases (purchase_id, register, card, kind, status, refund_of, total_cents, "
-            "operation_date) VALUES (?, ?, ?, 'refund', 'confirmed', ?, ?, ?)",
+            "INSERT INTO purchases (purchase_id, register, card, kind, status, refund_of, "
+            "total_cents, operation_date) VALUES (?, ?, ?, 'refund', 'confirmed', ?, ?, ?)",
             (pid, register, original["card"], original["purchase_id"], refunded_money, _when(req)),
         )
         card = original["card"]
         if card is not None:
             for kind, cents in (("refund_accrual", -take_back), ("refund_redemption", give_back)):
                 if cents:
-                    db.execute(
-                        "INSERT INTO entries (card, purchase_id, operation_id, kind, cents, status, "
-                        "operation_date) VALUES (?, ?, ?, ?, ?, 'final', ?)",
-                        (card, pid, req.operation_id, kind, cents, _when(req)),
-                    )
+                    _add_entry(db, card, pid, req, kind, cents, "final")
         return ProcessingResponse(
             code="Ok",
             cheque=ResponseCheque(

@@ -94,7 +94,7 @@ class _Handler(BaseHTTPRequestHandler):
     def sandbox(self) -> SandboxServer:
         return cast(_HTTPServer, self.server).sandbox
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.client_address[0], *args)
 
     def do_GET(self) -> None:
@@ -168,7 +168,10 @@ class _Handler(BaseHTTPRequestHandler):
                     self._send(405, error_body(f"{sub} takes POST"), [("Allow", "POST")])
                 elif matched is not None:
                     op, purchase_id, operation_id = matched
-                    self._contract(op.value, lambda reg: self._operation(reg, op, purchase_id, operation_id, body))
+                    self._contract(
+                        op.value,
+                        lambda reg: self._operation(reg, op, purchase_id, operation_id, body),
+                    )
                 else:
                     self._contract(GOODS_IMPORT, lambda reg: self._goods_import(body))
                 return
@@ -185,7 +188,8 @@ class _Handler(BaseHTTPRequestHandler):
         if scheme.lower() != "basic" or not token:
             return None
         try:
-            login, sep, password = base64.b64decode(token.strip(), validate=True).decode().partition(":")
+            decoded = base64.b64decode(token.strip(), validate=True).decode()
+            login, sep, password = decoded.partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return None
         return (login, password) if sep else None
@@ -226,7 +230,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(outcome.status, outcome.body)
 
     def _operation(
-        self, register: str, op: Operation, purchase_id: str | None, operation_id: str | None, body: bytes
+        self,
+        register: str,
+        op: Operation,
+        purchase_id: str | None,
+        operation_id: str | None,
+        body: bytes,
     ) -> Outcome:
         data = _parse(body)
         if isinstance(data, Outcome):
@@ -289,7 +298,9 @@ def _parse(body: bytes) -> Any:
 
 
 def _refusal(code: ErrorCode, message: str) -> Outcome:
-    return Outcome(200, code.value, encode(ProcessingResponse(code=code.value, error_message=message)))
+    return Outcome(
+        200, code.value, encode(ProcessingResponse(code=code.value, error_message=message))
+    )
 
 
 class SandboxServer:
@@ -391,7 +402,10 @@ class SandboxServer:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -416,3 +430,6 @@ class SandboxServer:
 
     def purchase(self, purchase_id: str) -> dict[str, Any] | None:
         return self.processing.purchase_view(purchase_id)
+
+    def inventory(self) -> dict[str, Any]:
+        return self.processing.inventory()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import threading
 import tomllib
@@ -115,29 +116,42 @@ class Store:
         rules = Rules.from_seed(seed)  # validates before anything is written
         with self.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO settings VALUES ('rules', ?)", (json.dumps(rules.to_seed()),)
+                "INSERT OR REPLACE INTO settings VALUES ('rules', ?)",
+                (json.dumps(rules.to_seed()),),
             )
             for i, reg in enumerate(seed.get("registers", [])):
                 status = reg.get("status", "active")
                 if status not in REGISTER_STATES or not reg.get("login"):
-                    raise SeedError(f"registers[{i}]: needs a login and status in {REGISTER_STATES}")
+                    raise SeedError(
+                        f"registers[{i}]: needs a login and status in {REGISTER_STATES}"
+                    )
                 db.execute(
                     "INSERT OR REPLACE INTO registers VALUES (?, ?, ?)",
-                    (reg["login"], password_digest(reg["login"], str(reg.get("password", ""))), status),
+                    (
+                        reg["login"],
+                        password_digest(reg["login"], str(reg.get("password", ""))),
+                        status,
+                    ),
                 )
             for i, card in enumerate(seed.get("cards", [])):
                 number, state = str(card.get("number", "")), card.get("state", "active")
                 if not ean.is_valid(number) or state not in CARD_STATES:
-                    raise SeedError(f"cards[{i}]: needs a valid EAN-13 number and state in {CARD_STATES}")
+                    raise SeedError(
+                        f"cards[{i}]: needs a valid EAN-13 number and state in {CARD_STATES}"
+                    )
                 db.execute("INSERT OR REPLACE INTO cards VALUES (?, ?)", (number, state))
                 opening = to_cents(seed_decimal(card.get("balance", 0), f"cards[{i}].balance"))
                 if opening:
                     db.execute(
-                        "INSERT INTO entries (card, kind, cents, status) VALUES (?, 'opening', ?, 'final')",
+                        "INSERT INTO entries (card, kind, cents, status) "
+                        "VALUES (?, 'opening', ?, 'final')",
                         (number, opening),
                     )
                 for phone in card.get("phones", []):
-                    db.execute("INSERT OR REPLACE INTO phones VALUES (?, ?)", (str(phone), number))
+                    digits = re.sub(r"\D", "", str(phone))
+                    if not digits:
+                        raise SeedError(f"cards[{i}].phones: {phone!r} has no digits")
+                    db.execute("INSERT OR REPLACE INTO phones VALUES (?, ?)", (digits, number))
             for i, good in enumerate(seed.get("goods", [])):
                 barcode = good.get("barcode")
                 if not good.get("goods_id") or (barcode and not ean.is_valid(str(barcode))):
@@ -150,6 +164,8 @@ class Store:
                         barcode,
                         str(good.get("name", good["goods_id"])),
                         str(good.get("group", "default")),
-                        None if price is None else to_cents(seed_decimal(price, f"goods[{i}].price")),
+                        None
+                        if price is None
+                        else to_cents(seed_decimal(price, f"goods[{i}].price")),
                     ),
                 )
