@@ -1,0 +1,36 @@
+"""Ask processing for a card's bonus balance (waits its turn behind the running service)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("card", metavar="CARD", help="card number (or phone with --phone)")
+    parser.add_argument("--phone", action="store_true", help="CARD is a phone number")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bridge import config
+    from bridge.commands._output import print_json
+    from bridge.loyalty.client import LoyaltyClient
+    from bridge.loyalty.protocol import Identifier, mask_card
+
+    cfg = config.load(args.config)
+    ident = Identifier(type="Phone" if args.phone else "CardNumber", value=args.card)
+    with LoyaltyClient.from_settings(cfg.processing) as client:
+        response = client.balance(ident)
+    if args.json:
+        print_json(
+            {
+                "card": mask_card(args.card),
+                "balance": response.balance,
+                "cashierMessage": response.cashier_message,
+            }
+        )
+    else:
+        print(f"card {mask_card(args.card)}: balance {response.balance}")
+        if response.cashier_message:
+            print(response.cashier_message)
+    return 0

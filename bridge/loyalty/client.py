@@ -1,0 +1,367 @@
+"""The loyalty client: a friendly API over one httpx connection, one request at a time.
+
+Every request is a `PreparedRequest`: its ids and `operationDate` are fixed when the
+step is created and stored by the caller (a `Purchase`, the offline journal), so a
+retry or a replay sends exactly the same bytes and processing can drop duplicates.
+Sending goes through the register's `Sequencer`, never around it.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+import httpx
+from pydantic import ValidationError
+
+from bridge.loyalty import errors
+from bridge.loyalty.protocol import (
+    REQUEST_MODELS,
+    BalanceRequest,
+    Cheque,
+    GoodsImportRequest,
+    GoodsImportResponse,
+    GoodsItem,
+    Identifier,
+    Operation,
+    ProcessingResponse,
+    RefundRequest,
+    RequestBase,
+    encode,
+    loads,
+    local_now,
+    mask_card,
+    path_for,
+)
+from bridge.loyalty.protocol import GOODS_IMPORT_PATH as _GOODS_IMPORT_PATH
+from bridge.loyalty.sequencer import RegisterLock, Sequencer
+
+if TYPE_CHECKING:
+    from bridge.loyalty.purchase import Purchase
+
+log = logging.getLogger("posbridge.loyalty")
+
+_JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"}
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    """One step, ready to send: the same object (or its stored record) is resent on retry."""
+
+    op: Operation
+    body: RequestBase
+    purchase_id: str | None = None
+    target_operation_id: str | None = None  # the redemption a cancel-operation cancels
+
+    @property
+    def path(self) -> str:
+        return path_for(self.op, self.purchase_id, self.target_operation_id)
+
+    @property
+    def operation_id(self) -> str:
+        return self.body.operation_id
+
+    def payload(self) -> bytes:
+        return encode(self.body)
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-able record for the offline journal."""
+        return {
+            "op": self.op.value,
+            "purchaseId": self.purchase_id,
+            "targetOperationId": self.target_operation_id,
+            "body": loads(self.payload()),
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Self:
+        op = Operation(record["op"])
+        return cls(
+            op=op,
+            body=REQUEST_MODELS[op].model_validate(record["body"]),
+            purchase_id=record.get("purchaseId"),
+            target_operation_id=record.get("targetOperationId"),
+        )
+
+    def describe(self) -> str:
+        ident = self.body.identifier
+        who = f" card {mask_card(ident.value)}" if ident is not None else ""
+        pid = f" purchase {self.purchase_id}" if self.purchase_id else ""
+        return f"{self.op.value}{pid} op {self.operation_id}{who}"
+
+
+class LoyaltyClient:
+    """Talks to processing for one register.
+
+    `transport` is for tests that need faults a real server cannot produce on demand;
+    everything else uses httpx's real network transport.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        login: str,
+        password: str,
+        *,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 10.0,
+        ca_file: Path | None = None,
+        lock_file: Path | None = None,
+        cashier: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], datetime] = local_now,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.cashier = cashier
+        self.clock = clock  # the register's local wall clock; tests pin it to probe offer hours
+        verify: ssl.SSLContext | bool = True
+        if ca_file is not None:
+            verify = ssl.create_default_context(cafile=str(ca_file))
+        self._http = httpx.Client(
+            base_url=self.url,
+            auth=httpx.BasicAuth(login, password),
+            timeout=httpx.Timeout(
+                connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
+            ),
+            verify=verify,
+            transport=transport,
+            headers=_JSON_HEADERS,
+            trust_env=False,
+        )
+        self._sequencer = Sequencer(RegisterLock(lock_file))
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> LoyaltyClient:
+        """Build from `bridge.config.ProcessingSettings` (kept loose to avoid importing config here)."""
+        kwargs: dict[str, Any] = dict(
+            url=str(settings.url),
+            login=settings.login,
+            password=settings.secret_password(),
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            ca_file=settings.ca_file,
+            lock_file=settings.lock_file,
+            cashier=settings.cashier,
+        )
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    def __repr__(self) -> str:
+        return f"LoyaltyClient({self.url!r})"
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, request: PreparedRequest) -> ProcessingResponse:
+        """Send one step (waiting for this register's turn); raise on anything but `Ok`."""
+        return self._sequencer.call(lambda: self._send_now(request))
+
+    async def asend(self, request: PreparedRequest) -> ProcessingResponse:
+        return await self._sequencer.acall(lambda: self._send_now(request))
+
+    def exclusive(self) -> Sequencer:
+        """The sequencer itself, for callers (the journal replayer) that must share the turn."""
+        return self._sequencer
+
+    def _send_now(self, request: PreparedRequest) -> ProcessingResponse:
+        what = request.describe()
+        started = time.perf_counter()
+        try:
+            http_response = self._http.post(request.path, content=request.payload())
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc, f"{what}: {self.url}") from None
+        response = _parse(http_response, what)
+        log.debug(
+            "processing %s -> %s in %.1f ms",
+            what,
+            response.code,
+            (time.perf_counter() - started) * 1000,
+        )
+        if not response.ok:
+            raise errors.business_error(response)
+        return response
+
+    # ------------------------------------------------------------------ operations
+
+    def prepare(
+        self,
+        op: Operation,
+        *,
+        purchase_id: str | None = None,
+        target_operation_id: str | None = None,
+        identifier: Identifier | None = None,
+        **fields: Any,
+    ) -> PreparedRequest:
+        """A new step with a fresh operationId and the register's local time."""
+        body = REQUEST_MODELS[op](
+            operation_id=new_id(),
+            operation_date=self.clock(),
+            identifier=identifier,
+            cashier=self.cashier,
+            **fields,
+        )
+        return PreparedRequest(op, body, purchase_id, target_operation_id)
+
+    def balance(self, identifier: Identifier | str) -> ProcessingResponse:
+        ident = identifier if isinstance(identifier, Identifier) else Identifier(value=identifier)
+        body = BalanceRequest(
+            operation_id=new_id(), operation_date=self.clock(), identifier=ident, cashier=self.cashier
+        )
+        return self.send(PreparedRequest(Operation.BALANCE, body))
+
+    def purchase(
+        self, cheque: Cheque, identifier: Identifier | str | None = None
+    ) -> Purchase:
+        from bridge.loyalty.purchase import Purchase
+
+        ident = Identifier(value=identifier) if isinstance(identifier, str) else identifier
+        return Purchase(self, cheque, ident)
+
+    def prepare_refund(
+        self,
+        original_purchase_id: str,
+        cheque: Cheque,
+        identifier: Identifier | str | None = None,
+    ) -> PreparedRequest:
+        """A refund is its own purchase id, pointing at the confirmed original."""
+        ident = Identifier(value=identifier) if isinstance(identifier, str) else identifier
+        body = RefundRequest(
+            operation_id=new_id(),
+            operation_date=self.clock(),
+            identifier=ident,
+            cashier=self.cashier,
+            cheque=cheque,
+            refund_purchase_id=original_purchase_id,
+        )
+        return PreparedRequest(Operation.REFUND, body, purchase_id=new_id())
+
+    def import_goods(self, goods: list[GoodsItem], replace: bool = False) -> GoodsImportResponse:
+        """One chunk of the nomenclature (at most 1,000 items), in the register's turn."""
+        payload = encode(GoodsImportRequest(goods=goods, replace=replace))
+        what = f"goods import of {len(goods)} items"
+
+        def post() -> GoodsImportResponse:
+            try:
+                http_response = self._http.post(_GOODS_IMPORT_PATH, content=payload)
+            except httpx.HTTPError as exc:
+                raise _transport_error(exc, f"{what}: {self.url}") from None
+            body = _json_body(http_response, what)
+            try:
+                return GoodsImportResponse.model_validate(body)
+            except ValidationError as exc:
+                raise errors.BadResponse(
+                    f"{what}: answer does not match the contract: {_first_error(exc)}",
+                    http_response.status_code,
+                ) from None
+
+        return self._sequencer.call(post)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        self._sequencer.close()
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _transport_error(exc: httpx.HTTPError, where: str) -> errors.LoyaltyError:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        phase = "connect" if isinstance(exc, httpx.ConnectTimeout) else "read"
+        if isinstance(exc, httpx.WriteTimeout):
+            phase = "write"
+        return errors.ProcessingTimeout(f"{where}: {phase} timeout")
+    if isinstance(exc, httpx.ConnectError):
+        if _caused_by_tls(exc):
+            return errors.TLSFailed(f"{where}: TLS failed: {text}")
+        low = text.lower()
+        if any(s in low for s in ("name or service", "name resolution", "nodename", "getaddrinfo")):
+            return errors.NameResolutionFailed(f"{where}: host name not resolved: {text}")
+        return errors.ConnectFailed(f"{where}: cannot connect: {text}")
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        return errors.ConnectionLost(f"{where}: connection lost: {text}")
+    if isinstance(exc, httpx.TransportError):
+        return errors.ConnectFailed(f"{where}: {text}")
+    return errors.BadResponse(f"{where}: {text}")
+
+
+def _caused_by_tls(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _json_body(http_response: httpx.Response, what: str) -> Any:
+    status = http_response.status_code
+    if status in (401, 403):
+        raise errors.AuthenticationFailed(
+            f"{what}: processing refused the register's login/password (HTTP {status})", status
+        )
+    if status in (502, 503, 504):
+        raise errors.GatewayUnavailable(f"{what}: processing unavailable (HTTP {status})", status)
+    if status >= 500:
+        raise errors.ServerError(f"{what}: processing failed (HTTP {status}){_detail(http_response)}", status)
+    if status != 200:
+        raise errors.ProcessingHTTPError(
+            f"{what}: unexpected HTTP {status}{_detail(http_response)}", status
+        )
+    try:
+        return loads(http_response.content)
+    except ValueError:
+        ctype = http_response.headers.get("content-type", "no content type")
+        raise errors.BadResponse(
+            f"{what}: answer is not JSON ({ctype}): {_snippet(http_response)}", status
+        ) from None
+
+
+def _parse(http_response: httpx.Response, what: str) -> ProcessingResponse:
+    body = _json_body(http_response, what)
+    try:
+        return ProcessingResponse.model_validate(body)
+    except ValidationError as exc:
+        raise errors.BadResponse(
+            f"{what}: answer does not match the contract: {_first_error(exc)}",
+            http_response.status_code,
+        ) from None
+
+
+def _detail(http_response: httpx.Response) -> str:
+    try:
+        body = loads(http_response.content)
+    except ValueError:
+        return f": {_snippet(http_response)}" if http_response.content else ""
+    if isinstance(body, dict) and body.get("errorMessage"):
+        return f": {body.get('code', '')} {body['errorMessage']}"
+    return ""
+
+
+def _snippet(http_response: httpx.Response) -> str:
+    text = http_response.content[:120].decode("utf-8", "replace")
+    return repr(" ".join(text.split()))
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "body"
+    return f"{where}: {err['msg']}"

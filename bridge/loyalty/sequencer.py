@@ -1,0 +1,131 @@
+"""One request in flight per register: the invariant the whole product depends on.
+
+Processing locks up when one register sends requests in parallel, so every request
+of this process goes through a single sender thread fed by a FIFO queue: callers
+(threads or asyncio tasks) are served in arrival order and, by construction, never
+two at once.  Around each request the sender also holds an OS lock on a file shared
+by every posbridge process of the register, so a `posbridge balance` typed by a
+technician while the service runs waits its turn instead of overlapping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class LockFileError(OSError):
+    """The register's request lock file cannot be opened (path and reason in the message)."""
+
+
+class RegisterLock:
+    """An exclusive `flock` on a file, shared by all posbridge processes of one register."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def _open(self) -> int:
+        if self._fd is None:
+            assert self.path is not None
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o660)
+            except OSError as exc:
+                raise LockFileError(
+                    f"cannot open the register lock file {self.path}: {exc.strerror}"
+                    " (is this user in the posbridge group?)"
+                ) from None
+        return self._fd
+
+    def acquire(self) -> None:
+        if self.path is not None:
+            fcntl.flock(self._open(), fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+_STOP = object()
+
+
+class Sequencer:
+    """Runs submitted calls one at a time, in submission order, on one thread."""
+
+    def __init__(self, lock: RegisterLock, name: str = "posbridge-sender") -> None:
+        self._lock = lock
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._closed = False
+        self._name = name
+
+    def _ensure_thread(self) -> None:
+        with self._start_lock:
+            if self._closed:
+                raise RuntimeError("the loyalty client is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            fn, fut = item
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                self._lock.acquire()
+                try:
+                    result = fn()
+                finally:
+                    self._lock.release()
+            except BaseException as exc:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(result)
+
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        fut: Future[T] = Future()
+        if threading.current_thread() is self._thread:
+            # A call made from inside a running call (e.g. a hook): it already holds the turn.
+            try:
+                fut.set_result(fn())
+            except BaseException as exc:
+                fut.set_exception(exc)
+            return fut
+        self._ensure_thread()
+        self._queue.put((fn, fut))
+        return fut
+
+    def call(self, fn: Callable[[], T]) -> T:
+        return self.submit(fn).result()
+
+    async def acall(self, fn: Callable[[], T]) -> T:
+        return await asyncio.wrap_future(self.submit(fn))
+
+    def close(self) -> None:
+        with self._start_lock:
+            self._closed = True
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(_STOP)
+            thread.join()
+        self._lock.close()
