@@ -10,6 +10,7 @@ Each connection only fills in the tiny `_open`/`_raw`/`_read`/`_close` hooks.
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -37,6 +38,10 @@ DEVICE_ERRORS: tuple[type[BaseException], ...] = (
     DeviceNotFoundError,
     AssertionError,  # python-escpos asserts `self.device` when the device vanished
 )
+if sys.platform != "win32":
+    import termios
+
+    DEVICE_ERRORS += (termios.error,)  # pyserial lets EIO from tcgetattr through as this
 
 
 class Connection(Transport):
@@ -152,8 +157,17 @@ class SerialConnection(_EscposConnection):
 
     def _read(self, size: int, timeout: float | None) -> bytes:
         device = self.printer.device
-        device.timeout = timeout
+        if device.timeout != timeout:  # each change is a tcsetattr: skip when unchanged
+            device.timeout = timeout
         return bytes(device.read(size))
+
+    def _disconnect(self) -> None:
+        # python-escpos flushes before closing, and a vanished tty fails the flush and leaves
+        # the descriptor open; close the pyserial port directly instead.
+        device = self.printer._device
+        self.printer._device = False
+        if device:
+            device.close()
 
 
 class NetworkConnection(_EscposConnection):
