@@ -81,7 +81,8 @@ class SerialTransport(Transport):
                 rtscts=s.rtscts,
                 xonxoff=s.xonxoff,
                 dsrdtr=s.dsrdtr,
-                write_timeout=s.write_timeout,
+                # pyserial's rfc2217 client refuses write timeouts (NotImplementedError)
+                write_timeout=None if self.url.startswith("rfc2217:") else s.write_timeout,
                 timeout=0.1,
             )
             if s.exclusive and hasattr(port, "exclusive"):
