@@ -881,6 +881,8 @@ class Processing:
         req: RefundRequest,
         tx: str,
     ) -> ProcessingResponse:
+        if self._purchase(db, pid) is not None:
+            raise Refusal(ErrorCode.NOT_UNIQUE_PURCHASE_ID, f"purchaseId {pid} is already used")
         if req.refund_purchase_id:
             original = self._purchase(db, req.refund_purchase_id)
         elif req.refund_transaction_id:
@@ -900,8 +902,6 @@ class Processing:
                 ErrorCode.INCORRECT_OPERATION_ORDER,
                 f"only a confirmed purchase can be refunded; it is {original['status']}",
             )
-        if self._purchase(db, pid) is not None:
-            raise Refusal(ErrorCode.NOT_UNIQUE_PURCHASE_ID, f"purchaseId {pid} is already used")
         stored = json.loads(original["lines"])
         by_position = {x["position"]: x for x in stored}
         seen: set[int] = set()

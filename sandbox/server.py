@@ -325,6 +325,7 @@ class SandboxServer:
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._halt = threading.Event()
+        self._wake = threading.Event()
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -374,6 +375,8 @@ class SandboxServer:
         """Close the listening socket and every connection; the data stays in the file."""
         with self._lock:
             self._halt.set()
+            self._wake.set()
+            self._wake = threading.Event()
             httpd, thread = self._httpd, self._thread
             self._httpd = self._thread = None
             if httpd is not None:
@@ -412,12 +415,17 @@ class SandboxServer:
     # ------------------------------------------------------------------ knobs and views
 
     def set_latency(self, seconds: float) -> None:
-        self._latency = max(0.0, float(seconds))
+        """Change the artificial processing time; requests holding now are released at once."""
+        with self._lock:
+            self._latency = max(0.0, float(seconds))
+            released, self._wake = self._wake, threading.Event()
+        released.set()
 
     def hold(self) -> None:
-        """The artificial processing time, cut short when the server stops."""
-        if self._latency > 0:
-            self._halt.wait(self._latency)
+        """The artificial processing time, cut short by `set_latency` or `stop`."""
+        latency, wake = self._latency, self._wake
+        if latency > 0 and not self._halt.is_set():
+            wake.wait(latency)
 
     def status(self) -> dict[str, Any]:
         return self.stats.snapshot()

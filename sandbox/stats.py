@@ -69,19 +69,30 @@ class InFlight:
     """Requests being processed, per register: a second one at the same time is an overlap."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
         self._count: Counter[str] = Counter()
 
     def enter(self, register: str) -> bool:
         """Claim the register; False (and nothing claimed) when another request holds it."""
-        with self._lock:
+        with self._changed:
             if self._count[register]:
                 return False
             self._count[register] += 1
+            self._changed.notify_all()
             return True
 
     def leave(self, register: str) -> None:
-        with self._lock:
+        with self._changed:
             self._count[register] -= 1
             if self._count[register] <= 0:
                 del self._count[register]
+            self._changed.notify_all()
+
+    def busy(self, register: str) -> bool:
+        with self._changed:
+            return self._count[register] > 0
+
+    def wait_busy(self, register: str, timeout: float) -> bool:
+        """Block until a request of `register` is in flight (tests order steps with this)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._count[register] > 0, timeout)
