@@ -236,7 +236,8 @@ def _wrap(text: str, width: int) -> list[str]:
 
 
 def clean_text_lines(text: str) -> list[str]:
-    return [clean_text(part) for part in text.splitlines() or [""]]
+    """Split on CR/LF only: str.splitlines() would also split on GS, RS, FS and NEL."""
+    return [clean_text(part) for part in re.split(r"\r\n|\r|\n", text)]
 
 
 def _pair_lines(block: Pair, width: int) -> list[str]:
