@@ -1,0 +1,56 @@
+"""Fixtures shared by the whole suite: a real sandbox over loopback and clients for it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bridge.loyalty.client import LoyaltyClient
+from sandbox.server import SandboxServer
+
+LOGIN, PASSWORD = "register-1", "secret-1"
+
+
+@pytest.fixture
+def sandbox_server(tmp_path: Path) -> Iterator[SandboxServer]:
+    with SandboxServer(tmp_path / "processing.db") as server:
+        yield server
+
+
+@pytest.fixture
+def make_client(
+    sandbox_server: SandboxServer, tmp_path: Path
+) -> Iterator[Callable[..., LoyaltyClient]]:
+    made: list[LoyaltyClient] = []
+
+    def make(**kw: Any) -> LoyaltyClient:
+        kw.setdefault("lock_file", tmp_path / "processing.lock")
+        url = kw.pop("url", sandbox_server.url)
+        login = kw.pop("login", LOGIN)
+        password = kw.pop("password", PASSWORD)
+        client = LoyaltyClient(url, login, password, **kw)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def client(make_client: Callable[..., LoyaltyClient]) -> LoyaltyClient:
+    return make_client()
+
+
+def admin(server: SandboxServer, path: str) -> Any:
+    """Read the sandbox's own view (status, ledger, purchase) over HTTP, as a peer would."""
+    base = server.url.rsplit("/publicapi", 1)[0]
+    response = httpx.get(f"{base}/sandbox/{path}", timeout=5)
+    response.raise_for_status()
+    from bridge.loyalty.protocol import loads
+
+    return loads(response.content)
