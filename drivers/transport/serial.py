@@ -8,6 +8,7 @@ they can come straight from config and be shown in error messages.
 
 from __future__ import annotations
 
+import termios
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -88,7 +89,7 @@ class SerialTransport(Transport):
             if s.exclusive and hasattr(port, "exclusive"):
                 port.exclusive = True
             port.open()
-        except (serial.SerialException, ValueError, OSError) as exc:
+        except (serial.SerialException, ValueError, OSError, termios.error) as exc:
             raise TransportError(f"serial {self.url}: cannot open at {s.short}: {exc}") from exc
         self._port = port
         self._timeout = 0.1
@@ -119,12 +120,10 @@ class SerialTransport(Transport):
             if not first or size <= 1:
                 return bytes(first)
             waiting = port.in_waiting
-            if waiting:
-                self._set_timeout(0)
-                rest = port.read(min(waiting, size - 1))
-                return bytes(first) + bytes(rest)
+            if waiting:  # already buffered, so this read returns at once
+                return bytes(first) + bytes(port.read(min(waiting, size - 1)))
             return bytes(first)
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
             self.close()
             raise TransportClosed(f"serial {self.url}: read failed, device gone? ({exc})") from exc
 
@@ -138,7 +137,7 @@ class SerialTransport(Transport):
                 f"serial {self.url}: write of {len(data)} bytes timed out after "
                 f"{self.settings.write_timeout}s (flow control holding?)"
             ) from exc
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
             self.close()
             raise TransportClosed(f"serial {self.url}: write failed, device gone? ({exc})") from exc
 
@@ -147,7 +146,7 @@ class SerialTransport(Transport):
         if port is not None:
             try:
                 port.close()
-            except (serial.SerialException, OSError):
+            except (serial.SerialException, OSError, termios.error):
                 pass  # the device is already gone; the fd is released either way
 
     # modem lines: scanners and printers signal readiness on them -------------------

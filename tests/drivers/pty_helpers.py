@@ -72,7 +72,9 @@ class Events:
             self.items.append(event)
             self._cond.notify_all()
 
-    def wait_for(self, match: Callable[[Event], bool], timeout: float = 5.0, start: int = 0) -> Event:
+    def wait_for(
+        self, match: Callable[[Event], bool], timeout: float = 5.0, start: int = 0
+    ) -> Event:
         """The first event at index >= `start` that matches; AssertionError on timeout."""
         with self._cond:
             found: list[Event] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,7 @@ def test_corpus_scan(entry: dict[str, Any]) -> None:
     if check == "ean":
         assert ean.is_valid(scan.text)
     elif check == "gs1":  # an independent GS1 parser agrees, GS separators included
-        result = biip.parse(scan.symbology + scan.text)
+        result = biip.parse(f"{scan.symbology}{scan.text}")
         assert result.gs1_message is not None
         assert result.gs1_message.value == scan.text
         # each GS ends a variable-length field, so there is one more element than GS
@@ -143,7 +144,7 @@ def test_framer_any_bytes_any_split_loses_nothing(data: bytes, cuts: list[int]) 
     """Whatever the split, frames plus what is pending give back every byte but suffixes."""
     framer = Framer(b"\r\n", prefix=b"\x02")
     bounds = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
-    chunks = [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    chunks = [data[a:b] for a, b in itertools.pairwise(bounds)]
     frames: list[Frame] = []
     for i, chunk in enumerate(chunks):
         frames += framer.feed(chunk, i * 0.001)

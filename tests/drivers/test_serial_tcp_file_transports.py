@@ -16,7 +16,7 @@ from drivers.transport.tcp import TcpTransport
 try:
     from tests.drivers.pty_helpers import Pty
 except ImportError:
-    from pty_helpers import Pty  # type: ignore[no-redef]
+    from pty_helpers import Pty  # type: ignore[no-redef,import-not-found]
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_tcp_refused_names_host_and_port() -> None:
 
 
 def test_tcp_bad_port_rejected() -> None:
-    with pytest.raises(ValueError, match="1..65535"):
+    with pytest.raises(ValueError, match=r"1\.\.65535"):
         TcpTransport("127.0.0.1", 70000)
 
 

@@ -14,7 +14,7 @@ from drivers.transport.serial import SerialSettings, SerialTransport
 try:
     from tests.drivers.pty_helpers import Pty, open_fds, rfc2217_port
 except ImportError:
-    from pty_helpers import Pty, open_fds, rfc2217_port  # type: ignore[no-redef]
+    from pty_helpers import Pty, open_fds, rfc2217_port  # type: ignore[no-redef,import-not-found]
 
 
 def test_pty_round_trip_both_ways() -> None:
