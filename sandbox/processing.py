@@ -107,11 +107,11 @@ class Card:
     state: str
 
 
-def describe(exc: ValidationError) -> str:
+def describe(exc: ValidationError, root: str = "") -> str:
     """A pydantic error as one line naming each bad field, e.g. `cheque.lines.0.amount: ...`."""
     parts = []
     for err in exc.errors(include_url=False):
-        where = ".".join(str(p) for p in err["loc"]) or "body"
+        where = ".".join([root, *(str(p) for p in err["loc"])]).strip(".") or "body"
         parts.append(f"{where}: {err['msg']}")
     return "; ".join(parts)
 
@@ -278,7 +278,7 @@ class Processing:
                 item = GoodsItem.model_validate(raw)
             except ValidationError as exc:
                 rejected.append(
-                    GoodsRejection(goods_id=gid_text, error=f"goods[{i}]: {describe(exc)}")
+                    GoodsRejection(goods_id=gid_text, error=describe(exc, f"goods[{i}]"))
                 )
                 continue
             error = None

@@ -287,7 +287,7 @@ class _Handler(BaseHTTPRequestHandler):
 def _parse(body: bytes) -> Any:
     """The JSON body, or a 400 Outcome naming what is wrong with it."""
     try:
-        data = loads(body)
+        data = loads(body.decode("utf-8"))  # the contract says UTF-8: no encoding sniffing
     except UnicodeDecodeError as exc:
         return Outcome(400, "SystemError", error_body(f"body is not UTF-8: {exc.reason}"))
     except (ValueError, RecursionError) as exc:

@@ -110,7 +110,11 @@ def test_purchase_with_payment_accrues_on_money_paid(api: Api) -> None:
     )
     assert (ledger["held"], ledger["pendingAccrual"]) == (D("0.00"), D("0.00"))
     view = api.purchase("p-full")
-    assert (view["status"], view["redeemed"], view["accrued"]) == ("confirmed", D("100.00"), D("7.31"))
+    assert (view["status"], view["redeemed"], view["accrued"]) == (
+        "confirmed",
+        D("100.00"),
+        D("7.31"),
+    )
 
 
 def test_accrual_by_group_and_unknown_goods(api: Api) -> None:
@@ -271,7 +275,11 @@ def test_partial_and_full_refund_return_exactly_what_was_moved(api: Api) -> None
     assert api.balance()["balance"] == D("448.80")
 
     first = api.refund("r-1", "p-sold", [line(1, "1001", "100.00", "1")])
-    assert (first["code"], first["accruedAmount"], first["amount"]) == ("Ok", D("-4.00"), D("20.00"))
+    assert (first["code"], first["accruedAmount"], first["amount"]) == (
+        "Ok",
+        D("-4.00"),
+        D("20.00"),
+    )
     assert first["balance"] == D("464.80")
     assert api.purchase("p-sold")["status"] == "partially_refunded"
 
@@ -309,9 +317,7 @@ def test_refund_refusals_and_by_transaction(api: Api) -> None:
     assert api.refund("r-ghost", "p-ghost", lines)["code"] == "PurchaseNotFound"
     confirmed = api.confirm("p-open")
     assert api.refund("r-pos", "p-open", [line(7, "5001", "100.00")])["code"] == "DifferentCheque"
-    by_tx = api.refund(
-        "r-tx", None, lines, refundTransactionId=confirmed["transactionId"]
-    )
+    by_tx = api.refund("r-tx", None, lines, refundTransactionId=confirmed["transactionId"])
     assert (by_tx["code"], by_tx["accruedAmount"]) == ("Ok", D("-1.00"))
     assert api.refund("r-tx", "p-open", lines)["code"] == "NotUniquePurchaseID"
     assert api.confirm("r-tx")["code"] == "Ok"  # a refund is final at once

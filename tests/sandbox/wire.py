@@ -53,8 +53,12 @@ class Api:
         self, server: SandboxServer, login: str = "register-1", password: str = "secret-1"
     ) -> None:
         self.server = server
-        self.http = httpx.Client(base_url=server.url, auth=(login, password), timeout=10, verify=False)
-        self.admin = httpx.Client(base_url=server.url.removesuffix("/publicapi"), timeout=10, verify=False)
+        self.http = httpx.Client(
+            base_url=server.url, auth=(login, password), timeout=10, verify=False
+        )
+        self.admin = httpx.Client(
+            base_url=server.url.removesuffix("/publicapi"), timeout=10, verify=False
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -62,9 +66,7 @@ class Api:
 
     def raw(self, path: str, body: dict[str, Any] | bytes) -> httpx.Response:
         content = body if isinstance(body, bytes) else dumps(body)
-        return self.http.post(
-            path, content=content, headers={"Content-Type": "application/json"}
-        )
+        return self.http.post(path, content=content, headers={"Content-Type": "application/json"})
 
     def call(
         self,
@@ -117,9 +119,7 @@ class Api:
         )
 
     def discount(self, pid: str, lines: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
-        return self.call(
-            f"/v1.2/Processing/Purchases/{pid}/Bonus", cheque=self.cheque(lines), **kw
-        )
+        return self.call(f"/v1.2/Processing/Purchases/{pid}/Bonus", cheque=self.cheque(lines), **kw)
 
     def confirm(self, pid: str, **kw: Any) -> dict[str, Any]:
         kw.setdefault("card", None)
