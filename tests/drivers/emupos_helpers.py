@@ -135,7 +135,10 @@ class Emupos:
         )
         self._wait_line(self._proc, b"Showing events", "emupos start")
         self._follower = subprocess.Popen(
-            [str(emupos_venv() / "bin" / "python"), "-c", _FOLLOWER, f"ws://127.0.0.1:{self.api_port}/api/v1/events"],
+            [
+                str(emupos_venv() / "bin" / "python"), "-c", _FOLLOWER,
+                f"ws://127.0.0.1:{self.api_port}/api/v1/events",
+            ],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
         self._wait_line(self._follower, b"READY", "emupos event stream")
@@ -193,7 +196,7 @@ class Emupos:
         with self._cond:
             self._cond.wait_for(lambda: len(matching()) >= count, timeout)
             found = matching()
-        assert len(found) >= count, f"expected {count} {kind} events, got {found}; all: {self.events}"
+        assert len(found) >= count, f"expected {count} {kind} events; all events: {self.events}"
         return found
 
     def unknown_commands(self) -> list[dict[str, Any]]:

@@ -61,7 +61,7 @@ def test_columns(config: PrinterConfig, columns: int) -> None:
 def test_code_page_slot_from_profile_and_override() -> None:
     assert RenderTarget.from_config(PrinterConfig()).code_page_slot == 17
     assert RenderTarget.from_config(PrinterConfig(code_page_slot=59)).code_page_slot == 59
-    with pytest.raises(ProfileError, match="no ESC t slot for CP866.*code_page_slot"):
+    with pytest.raises(ProfileError, match=r"no ESC t slot for CP866.*code_page_slot"):
         RenderTarget.from_config(PrinterConfig(profile="simple"))
     assert RenderTarget.from_config(PrinterConfig(profile="simple", code_page_slot=7))
 

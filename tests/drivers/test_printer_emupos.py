@@ -163,8 +163,11 @@ WIDTHS = [  # emupos head width, our config, the columns that must fit
 
 
 @pytest.mark.parametrize(("dots", "config", "columns"), WIDTHS)
-def test_lines_fit_the_paper(tmp_path: Path, dots: int, config: PrinterConfig, columns: int) -> None:
-    profile = write_profile(tmp_path / "head.yaml", width_dots=dots, code_pages={0: "PC437", 17: "PC866"})
+def test_lines_fit_the_paper(
+    tmp_path: Path, dots: int, config: PrinterConfig, columns: int
+) -> None:
+    pages = {0: "PC437", 17: "PC866"}
+    profile = write_profile(tmp_path / "head.yaml", width_dots=dots, code_pages=pages)
     words = "Бонусы начислены на карту покупателя за каждую покупку в магазине " * 3
     for emu in running_emupos(tmp_path / "emu", profile=str(profile), serial=False):
         printer = tcp_printer(emu, config)
@@ -180,7 +183,8 @@ def test_lines_fit_the_paper(tmp_path: Path, dots: int, config: PrinterConfig, c
 
 def test_code_page_slot_override(tmp_path: Path) -> None:
     """A printer whose CP866 is slot 59: the config override is what makes it print right."""
-    profile = write_profile(tmp_path / "p.yaml", width_dots=576, code_pages={0: "PC437", 59: "PC866"})
+    pages = {0: "PC437", 59: "PC866"}
+    profile = write_profile(tmp_path / "p.yaml", width_dots=576, code_pages=pages)
     for emu in running_emupos(tmp_path / "emu", profile=str(profile), serial=False):
         right = tcp_printer(emu, PrinterConfig(code_page_slot=59))
         lines = printed_lines(emu, print_and_read(emu, right, Receipt().text("Привет").cut()))
