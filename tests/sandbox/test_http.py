@@ -12,7 +12,10 @@ import pytest
 from sandbox.server import SandboxServer
 from tests.sandbox.wire import CARD, Api, D, line, parse
 
-BALANCE = b'{"operationId":"x","operationDate":"2026-11-29T14:00:00","identifier":{"value":"2775000000012"}}'
+BALANCE = (
+    b'{"operationId":"x","operationDate":"2026-11-29T14:00:00",'
+    b'"identifier":{"value":"2775000000012"}}'
+)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ import pytest
 
 from sandbox.server import SandboxServer
 from tests.sandbox.wire import (
-    CARD,
     CARD_100,
     CARD_BLOCKED,
     CARD_EMPTY,

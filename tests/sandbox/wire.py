@@ -25,7 +25,7 @@ PHONE = "+79990000001"
 NOON = "2026-11-29T14:00:00"  # no timed offer is active
 
 
-def D(text: str) -> Decimal:  # noqa: N802 - reads like a literal
+def D(text: str) -> Decimal:
     return Decimal(text)
 
 
