@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 
@@ -153,3 +154,33 @@ def test_close_is_idempotent_and_releases_fd() -> None:
         t.close()
         assert open_fds() == before
         assert os.path.exists(port.path)
+
+
+def test_write_to_unplugged_port_is_transport_closed() -> None:
+    port = Pty()
+    t = SerialTransport(port.path)
+    t.open()
+    port.unplug()
+    with pytest.raises(TransportClosed, match=rf"{port.path}: write failed"):
+        t.write(b"\x1b@" * 64)
+    assert not t.is_open
+
+
+def test_socket_url_reaches_a_real_listener() -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(5)
+    url = f"socket://127.0.0.1:{server.getsockname()[1]}"
+    with server, SerialTransport(url) as t:
+        peer, _ = server.accept()
+        with peer:
+            peer.sendall(b"]E04006381333931\r")
+            got = b""
+            while not got.endswith(b"\r"):
+                chunk = t.read(4096, timeout=2)
+                assert chunk, "read timed out"
+                got += chunk
+            assert got == b"]E04006381333931\r"
+            peer.close()
+            with pytest.raises(TransportClosed, match=url):
+                while True:
+                    t.read(4096, timeout=2)
