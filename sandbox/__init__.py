@@ -1,1 +1,11 @@
-"""A real processing server speaking the v1.2 contract, for the demo, rehearsals and tests."""
+"""A real processing server speaking the v1.2 contract, for the demo, rehearsals and tests.
+
+`SandboxServer(db_path, seed=None, host, port, latency)` serves the contract under
+`{url}` = `http://HOST:PORT/publicapi` from a SQLite file seeded from `sandbox/seed.toml`
+(see its header).  `posbridge sandbox` (sandbox.cli) runs it in the foreground.
+Loopback-only admin views: GET /sandbox/status, /sandbox/ledger/{card},
+/sandbox/purchases/{purchaseId}; POST /sandbox/reset-counters.
+
+From `bridge` only `bridge.loyalty.protocol` is imported: client and server validate
+against the same wire models.
+"""

@@ -257,6 +257,12 @@ class Processing:
             return Outcome(400, ErrorCode.SYSTEM_ERROR.value, error_body(str(exc)))
 
     def import_goods(self, payload: Any) -> Outcome:
+        """Apply a catalogue chunk at once.
+
+        Real processing applies uploads in the background, possibly hours later; the sandbox
+        does not imitate that lag, so a test can price new goods right after uploading them.
+        Items are validated one by one so a bad item is rejected alone, by name.
+        """
         if not isinstance(payload, dict) or not isinstance(payload.get("goods"), list):
             return Outcome(
                 400, "SystemError", error_body("body must be an object with a 'goods' list")
