@@ -305,6 +305,19 @@ class Processing:
             request = GoodsImportRequest.model_validate({**payload, "goods": valid})
         except ValidationError as exc:
             return Outcome(400, "SystemError", error_body(describe(exc)))
+        if request.replace and rejected and not valid:
+            # a replace in which nothing survived validation must not empty the catalogue
+            return Outcome(
+                200,
+                "Ok",
+                encode(
+                    GoodsImportResponse(
+                        code="Ok",
+                        error_message="nothing accepted: the catalogue was not replaced",
+                        rejected=rejected,
+                    )
+                ),
+            )
         with self.store.transaction() as db:
             if request.replace:
                 db.execute("DELETE FROM goods")
@@ -527,15 +540,22 @@ class Processing:
         self._check_unconfirmed(row)
         if card is None:
             return row, self._card_by_number(db, row["card"])
-        if row["card"] is None:
+        if row["card"] != card.number:
+            # the cashier may present another card until bonuses were paid with the first
+            if self._held_redemption(db, purchase_id) > 0:
+                raise Refusal(
+                    ErrorCode.DIFFERENT_CHEQUE,
+                    f"bonuses of another card are already held for purchase {purchase_id}",
+                )
             db.execute(
-                "UPDATE purchases SET card=? WHERE purchase_id=?", (card.number, purchase_id)
+                "UPDATE entries SET status='released' WHERE purchase_id=? AND status='held'",
+                (purchase_id,),
             )
-        elif row["card"] != card.number:
-            raise Refusal(
-                ErrorCode.DIFFERENT_CHEQUE,
-                f"purchase {purchase_id} was started with another card",
+            db.execute(
+                "UPDATE purchases SET card=?, status='open' WHERE purchase_id=?",
+                (card.number, purchase_id),
             )
+            row = self._purchase(db, purchase_id)
         return row, card
 
     def _own(self, db: sqlite3.Connection, register: str, purchase_id: str | None) -> sqlite3.Row:

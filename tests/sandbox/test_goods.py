@@ -78,3 +78,11 @@ def test_full_chunk_is_accepted(api: Api) -> None:
     chunk = [{"goodsId": f"g{i}", "name": f"item {i}", "price": D("1.00")} for i in range(1000)]
     answer = parse(_import(api, chunk))
     assert (answer["accepted"], answer["rejected"]) == (1000, [])
+
+
+def test_replace_with_nothing_valid_keeps_the_catalogue(api: Api) -> None:
+    answer = parse(_import(api, [{"goodsId": "x", "name": "bad", "barcode": "123"}], True))
+    assert (answer["accepted"], len(answer["rejected"])) == (0, 1)
+    assert "not replaced" in answer["errorMessage"]
+    api.calculate("p-keep", [line(1, "1001", "100.00")])
+    assert api.status()["unknownGoods"] == 0
