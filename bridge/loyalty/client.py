@@ -266,6 +266,22 @@ class LoyaltyClient:
 
         return self._sequencer.call(post)
 
+    def probe(self) -> None:
+        """Raise unless processing answers HTTP at all (any status but 502/503/504 counts)."""
+
+        def get() -> None:
+            try:
+                response = self._http.get("/", timeout=self._http.timeout.connect)
+            except httpx.HTTPError as exc:
+                raise _transport_error(exc, f"probe: {self.url}") from None
+            if response.status_code in (502, 503, 504):
+                raise errors.GatewayUnavailable(
+                    f"probe: processing unavailable (HTTP {response.status_code})",
+                    response.status_code,
+                )
+
+        self._sequencer.call(get)
+
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:

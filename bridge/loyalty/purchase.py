@@ -173,6 +173,7 @@ class PurchaseResult:
     balance: Decimal | None
     cashier_message: str | None
     cheque_message: str | None
+    queued: bool = False  # processing was unreachable: accrual happens when the journal is sent
 
 
 def run_purchase(
@@ -210,4 +211,5 @@ def run_purchase(
         balance=confirmed.balance if confirmed.balance is not None else final.balance,
         cashier_message=" ".join(dict.fromkeys(cashier)) or None,
         cheque_message=" ".join(dict.fromkeys(messages)) or None,
+        queued=getattr(confirmed, "local", None) == "queued",
     )

@@ -1,0 +1,421 @@
+"""Keep selling when processing is unreachable; lose nothing, double nothing.
+
+`OfflineClient` sits between the register's purchase logic and the `LoyaltyClient`
+and follows rule 3 of the contract:
+
+- A request that must reach processing (discount = accrual, confirm, cancel, refund,
+  cancel of a redemption) is first written to the journal, durably, then sent in
+  journal order.  If processing cannot be reached the caller is told "queued".
+- Offline, a redemption is refused at once (bonuses cannot be redeemed offline),
+  calculate answers "no discount, offline" and balance answers "unknown (offline)".
+- A redemption whose answer was lost is cancelled by a journaled cancel-operation, so
+  a purchase that lost the connection mid-way never leaves bonuses held or taken.
+- Replay sends entries one at a time through the same sequencer as live requests (a
+  live cashier request may go between two replayed entries, never beside one), in
+  original order with original ids and dates, under a lock file so that only one
+  replayer per register runs, whatever process it is in.
+"""
+
+from __future__ import annotations
+
+import enum
+import fcntl
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from bridge.loyalty import errors
+from bridge.loyalty.client import LoyaltyClient, PreparedRequest
+from bridge.loyalty.journal import DONE, PENDING, REJECTED, Entry, Journal
+from bridge.loyalty.protocol import (
+    ErrorCode,
+    Operation,
+    ProcessingResponse,
+    ResponseCheque,
+    ResponseLine,
+)
+
+log = logging.getLogger("posbridge.offline")
+
+MUST_REACH = frozenset(
+    {Operation.DISCOUNT, Operation.CONFIRM, Operation.CANCEL, Operation.REFUND,
+     Operation.CANCEL_OPERATION}
+)
+
+# Refusals that mean "this step already took effect (or had nothing to undo)": done.
+_SETTLED: dict[Operation, frozenset[str]] = {
+    Operation.CONFIRM: frozenset({ErrorCode.OPERATION_IS_CONFIRMED}),
+    Operation.CANCEL: frozenset({ErrorCode.OPERATION_IS_CANCELED, ErrorCode.PURCHASE_NOT_FOUND}),
+    Operation.CANCEL_OPERATION: frozenset(
+        {ErrorCode.OPERATION_NOT_FOUND, ErrorCode.OPERATION_IS_CANCELED,
+         ErrorCode.PURCHASE_NOT_FOUND}
+    ),
+}
+
+OFFLINE_NOTICE = "Offline: bonuses will be accrued once the connection is restored"
+NO_REDEMPTION_OFFLINE = "Bonuses cannot be redeemed offline"
+
+
+class Connectivity(enum.StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+    RECOVERING = "recovering"  # processing answers again; the journal backlog is being sent
+
+
+class LocalResponse(ProcessingResponse):
+    """An answer made on the register, not by processing."""
+
+    local: Literal["queued", "offline", "already_processed"]
+    journal_seq: int | None = None
+    warning: str | None = None
+
+
+class RedemptionOffline(errors.LoyaltyError):
+    """Offline, bonuses cannot be redeemed; the cashier takes payment otherwise."""
+
+    @property
+    def cashier_text(self) -> str:
+        return NO_REDEMPTION_OFFLINE
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter, bounded both ways."""
+
+    minimum: float
+    maximum: float
+    jitter: float = 0.2
+    _next: float = field(default=0.0, init=False)
+
+    def next(self) -> float:
+        base = self._next or self.minimum
+        self._next = min(self.maximum, base * 2)
+        return min(self.maximum, base * (1 + random.uniform(-self.jitter, self.jitter)))  # noqa: S311
+
+    def reset(self) -> None:
+        self._next = 0.0
+
+
+@dataclass
+class DrainReport:
+    sent: int = 0
+    done: int = 0
+    rejected: list[Entry] = field(default_factory=list)
+    stopped: str | None = None  # why the drain stopped before the journal was empty
+    busy: bool = False  # another replayer holds the journal
+
+
+class ReplayLock:
+    """One replayer per register: a thread lock inside the process, flock across processes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._thread_lock = threading.Lock()
+
+    def acquire(self, wait: bool) -> int | None:
+        if not self._thread_lock.acquire(blocking=wait):
+            return None
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:
+            self._thread_lock.release()
+            raise
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            self._thread_lock.release()
+            return None
+        return fd
+
+    def release(self, fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+        self._thread_lock.release()
+
+
+class OfflineClient:
+    """A `Sender` for purchases that stays correct whether processing answers or not."""
+
+    def __init__(
+        self,
+        client: LoyaltyClient,
+        journal: Journal,
+        *,
+        max_pending: int = 10_000,
+        max_age_seconds: float = 72 * 3600,
+        probe_min: float = 2.0,
+        probe_max: float = 60.0,
+        on_change: Callable[[Connectivity], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.max_pending = max_pending
+        self.max_age_seconds = max_age_seconds
+        self.backoff = Backoff(probe_min, probe_max)
+        self._on_change = on_change
+        self._on_warning = on_warning
+        self._replay_lock = ReplayLock(journal.path.with_name(journal.path.name + ".replay.lock"))
+        self._state = Connectivity.RECOVERING if journal.first_pending_seq() else Connectivity.ONLINE
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def state(self) -> Connectivity:
+        return self._state
+
+    def _set_state(self, state: Connectivity, reason: str = "") -> None:
+        if state is not self._state:
+            log.warning("processing connectivity %s -> %s %s", self._state, state, reason)
+            self._state = state
+            if state is Connectivity.ONLINE:
+                self.backoff.reset()
+            if self._on_change is not None:
+                self._on_change(state)
+            self._wake.set()
+
+    def _went_offline(self, exc: errors.LoyaltyError) -> None:
+        self._set_state(Connectivity.OFFLINE, f"({exc})")
+
+    # ------------------------------------------------------------------ Sender protocol
+
+    def prepare(self, op: Operation, **kwargs: Any) -> PreparedRequest:
+        return self.client.prepare(op, **kwargs)
+
+    def send(self, request: PreparedRequest) -> ProcessingResponse:
+        if request.op in MUST_REACH:
+            return self._send_journaled(request)
+        if self._state is Connectivity.OFFLINE:
+            return self._offline_answer(request)
+        try:
+            return self.client.send(request)
+        except errors.LoyaltyError as exc:
+            if not exc.offline:
+                raise
+            self._went_offline(exc)
+            if request.op is Operation.PAYMENT:
+                self._undo_lost_payment(request)
+                raise RedemptionOffline(f"{request.describe()}: processing unreachable") from exc
+            return self._offline_answer(request)
+
+    def _send_journaled(self, request: PreparedRequest) -> ProcessingResponse:
+        entry = self.journal.append(request)
+        warning = self._check_limits()
+        if entry.status == PENDING and self._state is Connectivity.ONLINE:
+            self.drain(until=entry.seq, wait=False)
+        entry = self.journal.get(entry.seq) or entry
+        if entry.status == DONE and entry.result is not None:
+            response = ProcessingResponse.model_validate(entry.result)
+            if response.ok:
+                return response
+            return LocalResponse(code=ErrorCode.OK, local="already_processed",
+                                 journal_seq=entry.seq, warning=warning)
+        if entry.status == REJECTED and entry.result is not None:
+            raise errors.business_error(ProcessingResponse.model_validate(entry.result))
+        if self._state is Connectivity.ONLINE:
+            self._set_state(Connectivity.RECOVERING, "(a request is waiting to be resent)")
+        return LocalResponse(
+            code=ErrorCode.OK,
+            local="queued",
+            journal_seq=entry.seq,
+            cashier_message=OFFLINE_NOTICE,
+            cheque_message=OFFLINE_NOTICE,
+            warning=warning,
+        )
+
+    def _undo_lost_payment(self, payment: PreparedRequest) -> None:
+        """The redemption may or may not have reached processing: cancel it, in order."""
+        undo = self.client.prepare(
+            Operation.CANCEL_OPERATION,
+            purchase_id=payment.purchase_id,
+            target_operation_id=payment.operation_id,
+            identifier=payment.body.identifier,
+        )
+        self.journal.append(undo)
+
+    def _offline_answer(self, request: PreparedRequest) -> ProcessingResponse:
+        if request.op is Operation.PAYMENT:
+            raise RedemptionOffline(f"{request.describe()}: processing unreachable")
+        if request.op in (Operation.CALCULATE, Operation.AVAILABLE):
+            cheque = getattr(request.body, "cheque", None)
+            lines = cheque.lines if cheque is not None else []
+            return LocalResponse(
+                code=ErrorCode.OK,
+                local="offline",
+                cashier_message="Offline: no discount calculated",
+                cheque=ResponseCheque(
+                    total_amount=sum((line.amount for line in lines), Decimal(0)),
+                    total_discount=Decimal(0),
+                    lines=[ResponseLine(position=line.position, amount=line.amount,
+                                        discount=Decimal(0)) for line in lines],
+                ),
+                available_amount=Decimal(0),
+                available_bonus_amount=Decimal(0),
+            )
+        return LocalResponse(code=ErrorCode.OK, local="offline",
+                             cashier_message="Balance unknown (offline)")
+
+    def _check_limits(self) -> str | None:
+        counts = self.journal.counts()
+        age = counts.oldest_pending_age()
+        problems = []
+        if counts.pending > self.max_pending:
+            problems.append(f"{counts.pending} requests waiting (limit {self.max_pending})")
+        if age is not None and age > self.max_age_seconds:
+            problems.append(
+                f"oldest waiting {age / 3600:.1f} h (limit {self.max_age_seconds / 3600:.1f} h)"
+            )
+        if not problems:
+            return None
+        text = "Loyalty offline journal: " + "; ".join(problems) + ". Call support."
+        log.error("%s", text)
+        if self._on_warning is not None:
+            self._on_warning(text)
+        return text
+
+    # ------------------------------------------------------------------ replay
+
+    def drain(
+        self,
+        until: int | None = None,
+        wait: bool = True,
+        progress: Callable[[Entry, str], None] | None = None,
+    ) -> DrainReport:
+        """Send pending entries in order until the journal is empty, `until` is passed,
+        or processing fails; `wait=False` returns at once if another replayer runs."""
+        report = DrainReport()
+        fd = self._replay_lock.acquire(wait)
+        if fd is None:
+            report.busy = True
+            return report
+        try:
+            self._drain_locked(report, until, progress)
+        finally:
+            self._replay_lock.release(fd)
+        if report.stopped is None and self.journal.first_pending_seq() is None:
+            self._set_state(Connectivity.ONLINE)
+        return report
+
+    def _drain_locked(
+        self,
+        report: DrainReport,
+        until: int | None,
+        progress: Callable[[Entry, str], None] | None,
+    ) -> None:
+        while True:
+            entry = self.journal.next_pending()
+            if entry is None or (until is not None and entry.seq > until):
+                return
+            outcome = self._replay_one(entry, report)
+            if progress is not None:
+                progress(entry, outcome)
+            if outcome == "stopped":
+                return
+
+    def _replay_one(self, entry: Entry, report: DrainReport) -> str:
+        report.sent += 1
+        try:
+            response = self.client.send(entry.prepared())
+        except errors.BusinessError as exc:
+            result = exc.response.model_dump(mode="json", by_alias=True, exclude_none=True)
+            if exc.code == ErrorCode.NOT_UNIQUE_OPERATION_ID or exc.code in _SETTLED.get(
+                Operation(entry.op), frozenset()
+            ):
+                self.journal.finish(entry.seq, DONE, result, error=exc.code)
+                report.done += 1
+                return "done"
+            if exc.retryable:
+                self.journal.failed_attempt(entry.seq, str(exc))
+                report.stopped = str(exc)
+                return "stopped"
+            self.journal.finish(entry.seq, REJECTED, result, error=f"{exc.code}: {exc}")
+            log.error("journal entry %s rejected by processing: %s", entry.seq, exc.code)
+            report.rejected.append(entry)
+            return "rejected"
+        except errors.LoyaltyError as exc:
+            self.journal.failed_attempt(entry.seq, str(exc))
+            report.stopped = str(exc)
+            if exc.offline:
+                self._went_offline(exc)
+            else:
+                log.error("journal entry %s not sent: %s", entry.seq, exc)
+            return "stopped"
+        self.journal.finish(
+            entry.seq, DONE, response.model_dump(mode="json", by_alias=True, exclude_none=True)
+        )
+        report.done += 1
+        return "done"
+
+    def probe(self) -> bool:
+        """Is processing reachable? The first pending entry is the probe when there is one."""
+        if self.journal.first_pending_seq() is not None:
+            report = self.drain(wait=False)
+            return report.busy or report.stopped is None or self._state is not Connectivity.OFFLINE
+        try:
+            self.client.probe()
+        except errors.LoyaltyError as exc:
+            self._went_offline(exc)
+            return False
+        self._set_state(Connectivity.ONLINE)
+        return True
+
+    def recover(self) -> DrainReport | None:
+        """One recovery attempt: probe, then send the backlog."""
+        if not self.probe():
+            return None
+        if self._state is Connectivity.OFFLINE:
+            self._set_state(Connectivity.RECOVERING)
+        return self.drain(wait=False)
+
+    # ------------------------------------------------------------------ background
+
+    def start(self) -> None:
+        """Probe and replay in a background thread while offline or backlogged."""
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="posbridge-replay", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        progressed = False
+        while not self._stop.is_set():
+            if self._state is Connectivity.ONLINE:
+                self._wake.wait()
+                self._wake.clear()
+                progressed = True  # a fresh failure is retried at once, then backs off
+                continue
+            if not progressed:
+                self._wake.wait(self.backoff.next())
+                self._wake.clear()
+                if self._stop.is_set():
+                    return
+            try:
+                report = self.recover()
+            except Exception:  # keep the loop alive; the error is in the log
+                log.exception("offline recovery failed")
+                report = None
+            progressed = report is not None and report.done > 0 and report.stopped is None
+
+    def kick(self) -> None:
+        """Try to recover now (e.g. the network came back, or a technician asked)."""
+        self.backoff.reset()
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
