@@ -50,7 +50,11 @@ _ENTER = {e.KEY_ENTER, e.KEY_KPENTER}
 
 @dataclass(frozen=True)
 class KeyedText:
-    """A run of keys: a scan (`from_scanner`) or something a person typed."""
+    """A run of keys: at scanner speed (`from_scanner`) or typed by a person.
+
+    `from_scanner` needs at least two key presses (Enter included) all closer than the
+    threshold; a lone key cannot show how fast it was typed.
+    """
 
     text: str
     from_scanner: bool
@@ -162,7 +166,9 @@ class HidDecoder:
         if run is None or (not run.chars and not run.unmapped):
             return []
         text = "".join(run.chars)
-        from_scanner = terminated and len(text) >= self.min_length
+        # speed needs two presses to show; Enter counts as one
+        presses = len(run.chars) + len(run.unmapped) + (1 if terminated else 0)
+        from_scanner = presses >= 2 and len(text) >= self.min_length
         return [
             KeyedText(
                 text=text,

@@ -10,6 +10,7 @@ from evdev import ecodes as e
 from drivers.device import DataEvent, ErrorEvent, PowerState
 from drivers.msr.device import MsrConfig, MsrDevice, swipe_event
 from drivers.msr.tracks import CardSwipe, TrackStatus
+from drivers.msr.wedge import WedgeCardReader
 from drivers.scanner.keymap import HidDecoder
 from drivers.transport.serial import SerialTransport
 
@@ -73,21 +74,54 @@ def test_disabled_reader_reports_and_drops_swipe() -> None:
             dev.close()
 
 
-def test_keyboard_wedge_reader_through_hid_decoder() -> None:
-    keys = {";": (e.KEY_SEMICOLON, False), "=": (e.KEY_EQUAL, False), "?": (e.KEY_SLASH, True)}
-    keys.update({d: (getattr(e, f"KEY_{d}"), False) for d in "0123456789"})
-    decoder, t, out = HidDecoder(), 10.0, []
-    for char in f";{PAN}=2708?":
-        code, shift = keys[char]
+KEYS = {";": (e.KEY_SEMICOLON, False), "=": (e.KEY_EQUAL, False), "?": (e.KEY_SLASH, True)}
+KEYS.update({d: (getattr(e, f"KEY_{d}"), False) for d in "0123456789"})
+KEYS.update({"%": (e.KEY_5, True), "^": (e.KEY_6, True), "/": (e.KEY_SLASH, False)})
+KEYS.update({c: (getattr(e, f"KEY_{c}"), True) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"})
+KEYS["\r"] = (e.KEY_ENTER, False)
+
+
+def typed(text: str, t: float) -> list[tuple[int, int, float]]:
+    """Key events a wedge reader sends for `text`, 2 ms per key, from time `t`."""
+    out = []
+    for char in text:
+        code, shift = KEYS[char]
         t += 0.002
         if shift:
-            decoder.feed(e.KEY_LEFTSHIFT, 1, t)
-        out += decoder.feed(code, 1, t)
-        out += decoder.feed(code, 0, t)
+            out.append((e.KEY_LEFTSHIFT, 1, t))
+        out += [(code, 1, t), (code, 0, t)]
         if shift:
-            decoder.feed(e.KEY_LEFTSHIFT, 0, t)
-    out += decoder.feed(e.KEY_ENTER, 1, t + 0.002)
+            out.append((e.KEY_LEFTSHIFT, 0, t))
+    return out
+
+
+def test_keyboard_wedge_reader_through_hid_decoder() -> None:
+    decoder, out = HidDecoder(), []
+    for code, value, t in typed(f";{PAN}=2708?\r", 10.0):
+        out += decoder.feed(code, value, t)
     [keyed] = out
     assert keyed.from_scanner
     event = swipe_event(keyed.text, "msr-kbd", MsrConfig())
     assert isinstance(event, DataEvent) and event.data.number == PAN
+
+
+def test_wedge_card_reader_joins_tracks_sent_with_enter_each() -> None:
+    dev = WedgeCardReader("msr-kbd")
+    events = Events()
+    dev.add_listener(events)
+    dev.open()
+    dev.claim()
+    dev.enable()
+    swipe = f"%B{PAN}^SMITH/ANNA^2708201?\r;{PAN}=2708201?\r"
+    for code, value, t in typed(swipe, 10.0):
+        dev.feed_key(code, value, t)
+    assert events.items == []  # the reader may still send track 3
+    dev.poll(11.0)
+    [got] = events.items
+    assert isinstance(got, DataEvent) and isinstance(got.data, CardSwipe)
+    assert got.data.number == PAN and got.data.status(1) is TrackStatus.OK
+    for code, value, t in typed(";E?\r", 20.0) + typed(";1234?\r", 21.0):
+        dev.feed_key(code, value, t)  # two swipes a second apart: two results
+    dev.poll(22.0)
+    assert isinstance(events.items[1], ErrorEvent) and "swipe again" in events.items[1].message
+    assert isinstance(events.items[2], DataEvent) and events.items[2].data.number == "1234"

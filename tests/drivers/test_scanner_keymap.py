@@ -9,9 +9,11 @@ from evdev import ecodes as e
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from drivers.device import DataEvent, ErrorEvent
 from drivers.scanner.keymap import HidDecoder, KeyedText
 from drivers.scanner.layout_repair import has_cyrillic, repair_layout
-from drivers.scanner.scan import ScanOptions, make_scan_from_text
+from drivers.scanner.scan import ScanEvent, ScanOptions, make_scan_from_text
+from drivers.scanner.wedge import WedgeScanner
 
 Key = tuple[int, int, float]
 
@@ -111,7 +113,10 @@ def test_flush_ends_a_scan_without_enter() -> None:
         decoder.feed(code, value, t)
     assert decoder.flush(100.01) == []
     [partial] = decoder.flush(101.0)
-    assert partial.text == "12" and not partial.terminated and not partial.from_scanner
+    assert partial.text == "12" and not partial.terminated and partial.from_scanner
+    decoder.feed(e.KEY_3, 1, 102.0)
+    [lone] = decoder.flush(103.0)
+    assert lone.text == "3" and not lone.from_scanner  # one key cannot show its speed
 
 
 def test_bad_threshold() -> None:
@@ -161,3 +166,53 @@ def test_repaired_wedge_scan_gets_symbology() -> None:
 @given(st.text(max_size=80))
 def test_repair_keeps_length(text: str) -> None:
     assert len(repair_layout(text)) == len(text)
+
+
+# the wedge scanner device ------------------------------------------------------------
+
+
+def wedge(**kw: object) -> tuple[WedgeScanner, list[object]]:
+    dev = WedgeScanner("kbd-scanner", **kw)  # type: ignore[arg-type]
+    events: list[object] = []
+    dev.add_listener(events.append)
+    dev.open()
+    dev.claim()
+    dev.enable()
+    return dev, events
+
+
+def test_wedge_scanner_emits_scan_event_with_key_time() -> None:
+    dev, events = wedge()
+    typist = Typist().keys("RIGHTBRACE LEFTSHIFT+E 0 4 0 0 6 ENTER")
+    for code, value, t in typist.events:
+        dev.feed_key(code, value, t)
+    [event] = events
+    assert isinstance(event, DataEvent) and isinstance(event.data, ScanEvent)
+    assert (event.data.symbology, event.data.text) == ("]E0", "4006")
+    assert event.data.timestamp == pytest.approx(typist.t)
+
+
+def test_wedge_scanner_ignores_typing_and_reports_missing_enter() -> None:
+    dev, events = wedge()
+    for code, value, t in Typist(gap=0.2).keys("1 2").events + Typist(t=200).keys("7 8").events:
+        dev.feed_key(code, value, t)
+    dev.poll(300.0)
+    messages = [e.message for e in events if isinstance(e, ErrorEvent)]
+    assert messages == [
+        "1 keys ignored: typed, not scanned",
+        "1 keys ignored: typed, not scanned",
+        "incomplete scan discarded: '78' without Enter",
+    ]
+    assert not [e for e in events if isinstance(e, DataEvent)]
+
+
+def test_wedge_scanner_without_enter_suffix_and_disabled() -> None:
+    dev, events = wedge(require_enter=False)
+    for code, value, t in Typist().keys("7 8").events:
+        dev.feed_key(code, value, t)
+    dev.poll(101.0)
+    dev.disable()
+    for code, value, t in Typist(t=200).keys("9 9 ENTER").events:
+        dev.feed_key(code, value, t)
+    assert isinstance(events[0], DataEvent) and events[0].data.text == "78"
+    assert isinstance(events[1], ErrorEvent) and "not enabled" in events[1].message
