@@ -87,7 +87,10 @@ class Device:
 
     Subclasses implement `_do_open`, `_do_close` (and may override `_do_claim`,
     `_do_enable`).  Events go to listeners added with `add_listener`; a listener that
-    raises is reported as an ErrorEvent, never breaks the device.
+    raises is reported as an ErrorEvent, never breaks the device.  Drivers that read
+    (scanners, card readers) call listeners from their reader thread: a listener should
+    hand the event on (e.g. to a queue) rather than block, and must not call `close()`
+    of the same device while holding a lock that `close()` callers also take.
     """
 
     def __init__(self, name: str) -> None:

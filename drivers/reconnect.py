@@ -123,9 +123,12 @@ class ReaderLoop:
         try:
             transport = self._factory()
             transport.open()
-        except (TransportError, OSError) as exc:
+        except Exception as exc:  # a bad factory must not kill the thread silently either
             if transport is not None:
                 transport.close()
+            if not isinstance(exc, TransportError | OSError):
+                log.exception("%s: opening the transport failed", self.name)
+                self._on_error(f"opening the transport failed: {exc!r}")
             self._on_status(PowerState.OFFLINE, str(exc))
             self._wait(self.backoff.next())
             return None

@@ -129,3 +129,10 @@ def test_any_text_parses_or_raises_swipe_error(text: str) -> None:
         parse_swipe(text)
     except SwipeError:
         pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=120))
+def test_any_bytes_from_a_reader_give_an_event(data: bytes) -> None:
+    event = swipe_event(data.decode("latin-1"), "msr0", MsrConfig())
+    assert isinstance(event, DataEvent | ErrorEvent)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.device import DataEvent, PowerState, StatusEvent
+from drivers.device import DataEvent, ErrorEvent, PowerState, StatusEvent
 from drivers.reconnect import Backoff
 from drivers.scanner.device import ScannerDevice
 from drivers.transport.serial import SerialTransport
@@ -107,3 +107,22 @@ def test_close_while_offline_is_prompt(tmp_path: Path) -> None:
     dev.close()  # must not sit out the 60 s backoff
     assert time.monotonic() - start < 5
     assert threading.active_count() == before - 1
+
+
+def test_factory_bug_is_reported_and_retried_not_fatal() -> None:
+    calls: list[int] = []
+
+    def factory() -> SerialTransport:
+        calls.append(1)
+        raise RuntimeError("config typo")
+
+    dev = ScannerDevice("s", factory, backoff=Backoff(0.001, 0.002))
+    events = Events()
+    dev.add_listener(events)
+    dev.open()
+    try:
+        events.wait_for(lambda e: isinstance(e, ErrorEvent) and "config typo" in e.message)
+        wait_power(events, dev, PowerState.OFFLINE)
+        events.wait_for(lambda e: len(calls) >= 3)  # still retrying
+    finally:
+        dev.close()
