@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from drivers.device import DataEvent, Event, PowerState, StatusEvent  # noqa: E402
-from drivers.scanner.device import ScannerConfig, ScannerDevice  # noqa: E402
-from drivers.transport.serial import SerialTransport  # noqa: E402
+from drivers.device import DataEvent, Event, PowerState, StatusEvent
+from drivers.scanner.device import ScannerConfig, ScannerDevice
+from drivers.transport.serial import SerialTransport
 
 SCANS = [
     b"]E04006381333931\r",
@@ -44,7 +44,7 @@ def new_pty() -> tuple[int, str]:
     return master, path
 
 
-def measure(n: int, write: Callable[[bytes], None], wait: Callable[[], float]) -> list[float]:
+def measure(n: int, write: Callable[[bytes], object], wait: Callable[[], float]) -> list[float]:
     """Latency of n scans in milliseconds; `wait` returns the perf_counter of delivery."""
     out = []
     for i in range(n):
@@ -91,7 +91,7 @@ def baseline(n: int) -> list[float]:
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
     try:
-        return measure(n, lambda d: os.write(master, d) and None, arrival.wait)
+        return measure(n, lambda d: os.write(master, d), arrival.wait)
     finally:
         stop.set()
         thread.join()
@@ -119,7 +119,7 @@ def driver(n: int) -> list[float]:
     if not online.wait(5):
         raise SystemExit(f"scanner did not come online on {path}")
     try:
-        result = measure(n, lambda d: os.write(master, d) and None, arrival.wait)
+        result = measure(n, lambda d: os.write(master, d), arrival.wait)
     finally:
         dev.close()
         os.close(master)
