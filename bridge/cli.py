@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("bridge.commands.config", "check or show the configuration"),
     "balance": ("bridge.commands.balance", "show a card's bonus balance"),
     "purchase": ("bridge.commands.purchase", "run a loyalty purchase for a cheque file"),
+    "journal": ("bridge.commands.journal", "inspect and replay the offline journal"),
+    "catalog": ("bridge.commands.catalog", "push the product nomenclature to processing"),
     "sandbox": ("bridge.commands.sandbox", "run the processing sandbox server"),
     "demo": ("bridge.commands.demo", "run the demo against the bundled sandbox"),
 }
@@ -64,7 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_module", None):
         parser.print_help()
         return EXIT_USAGE
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     module = importlib.import_module(args._module)
     try:
         return int(module.run(args))
@@ -90,9 +94,10 @@ def _exit_code(exc: Exception) -> int | None:
         return EXIT_REFUSED
     if isinstance(exc, errors.LoyaltyError):
         return EXIT_UNREACHABLE
-    if isinstance(exc, UsageError):
-        return EXIT_USAGE
-    if isinstance(exc, OSError) and exc.__class__.__name__ == "LockFileError":
+    from bridge.loyalty.journal import JournalError
+    from bridge.loyalty.sequencer import LockFileError
+
+    if isinstance(exc, UsageError | JournalError | LockFileError):
         return EXIT_USAGE
     return None
 

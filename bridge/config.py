@@ -81,7 +81,9 @@ class ProcessingSettings(Section):
     def _url(cls, value: str) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError("expected an https:// URL such as https://processing.example/publicapi")
+            raise ValueError(
+                "expected an https:// URL such as https://processing.example/publicapi"
+            )
         if parts.username or parts.password:
             raise ValueError("put the login and password in their own keys, not in the URL")
         if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
@@ -169,7 +171,9 @@ class DeviceSettings(Section):
     stopbits: Literal[1, 2] = 1
     flow: Literal["none", "rtscts", "xonxoff"] = "none"
     usb: str | None = Field(
-        default=None, pattern=r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}(:.+)?$", description="VID:PID[:serial]"
+        default=None,
+        pattern=r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}(:.+)?$",
+        description="VID:PID[:serial]",
     )
     host: str | None = None
     tcp_port: int = Field(default=9100, ge=1, le=65535)

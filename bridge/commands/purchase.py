@@ -1,4 +1,6 @@
-"""Run the contract's purchase sequence for one cheque: calculate, optional payment, discount, confirm.
+"""Run the contract's purchase sequence for one cheque.
+
+Calculate, optional payment (redemption), discount, confirm.
 
 FILE.json holds one cheque in the contract's `cheque` shape: number, date (local, no
 offset), lines with position, goodsId, barcode, name, price, quantity, amount.

@@ -22,6 +22,7 @@ import httpx
 from pydantic import ValidationError
 
 from bridge.loyalty import errors
+from bridge.loyalty.protocol import GOODS_IMPORT_PATH as _GOODS_IMPORT_PATH
 from bridge.loyalty.protocol import (
     REQUEST_MODELS,
     BalanceRequest,
@@ -40,10 +41,10 @@ from bridge.loyalty.protocol import (
     mask_card,
     path_for,
 )
-from bridge.loyalty.protocol import GOODS_IMPORT_PATH as _GOODS_IMPORT_PATH
 from bridge.loyalty.sequencer import RegisterLock, Sequencer
 
 if TYPE_CHECKING:
+    from bridge.config import ProcessingSettings
     from bridge.loyalty.purchase import Purchase
 
 log = logging.getLogger("posbridge.loyalty")
@@ -142,8 +143,8 @@ class LoyaltyClient:
         self._sequencer = Sequencer(RegisterLock(lock_file))
 
     @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> LoyaltyClient:
-        """Build from `bridge.config.ProcessingSettings` (kept loose to avoid importing config here)."""
+    def from_settings(cls, settings: ProcessingSettings, **overrides: Any) -> LoyaltyClient:
+        """The client the `[processing]` section of the config describes."""
         kwargs: dict[str, Any] = dict(
             url=str(settings.url),
             login=settings.login,
@@ -215,13 +216,14 @@ class LoyaltyClient:
     def balance(self, identifier: Identifier | str) -> ProcessingResponse:
         ident = identifier if isinstance(identifier, Identifier) else Identifier(value=identifier)
         body = BalanceRequest(
-            operation_id=new_id(), operation_date=self.clock(), identifier=ident, cashier=self.cashier
+            operation_id=new_id(),
+            operation_date=self.clock(),
+            identifier=ident,
+            cashier=self.cashier,
         )
         return self.send(PreparedRequest(Operation.BALANCE, body))
 
-    def purchase(
-        self, cheque: Cheque, identifier: Identifier | str | None = None
-    ) -> Purchase:
+    def purchase(self, cheque: Cheque, identifier: Identifier | str | None = None) -> Purchase:
         from bridge.loyalty.purchase import Purchase
 
         ident = Identifier(value=identifier) if isinstance(identifier, str) else identifier
@@ -337,7 +339,9 @@ def _json_body(http_response: httpx.Response, what: str) -> Any:
     if status in (502, 503, 504):
         raise errors.GatewayUnavailable(f"{what}: processing unavailable (HTTP {status})", status)
     if status >= 500:
-        raise errors.ServerError(f"{what}: processing failed (HTTP {status}){_detail(http_response)}", status)
+        raise errors.ServerError(
+            f"{what}: processing failed (HTTP {status}){_detail(http_response)}", status
+        )
     if status != 200:
         raise errors.ProcessingHTTPError(
             f"{what}: unexpected HTTP {status}{_detail(http_response)}", status

@@ -205,7 +205,7 @@ class WrongPin(BusinessError):
     pass
 
 
-class SystemError_(BusinessError):  # noqa: N801 - `SystemError` is a builtin
+class SystemError_(BusinessError):
     retryable = True
 
 

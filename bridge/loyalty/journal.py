@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,7 @@ class Entry:
             "purchaseId": self.purchase_id,
             "operationId": self.operation_id,
             "operationDate": self.operation_date,
-            "createdAt": self.created_at,
+            "createdAt": datetime.fromtimestamp(self.created_at).isoformat(timespec="seconds"),
             "attempts": self.attempts,
             "lastError": self.last_error,
             "status": self.status,
@@ -163,15 +164,21 @@ class Journal:
         assert entry is not None
         return entry
 
-    def finish(self, seq: int, status: str, result: dict[str, Any] | None = None,
-               error: str | None = None) -> None:
+    def finish(
+        self, seq: int, status: str, result: dict[str, Any] | None = None, error: str | None = None
+    ) -> None:
         if status not in (DONE, REJECTED):
             raise ValueError(f"an entry finishes as done or rejected, not {status!r}")
         self._update(
             "UPDATE entries SET status=?, result=?, last_error=COALESCE(?, last_error),"
             " attempts=attempts+1, finished_at=? WHERE seq=?",
-            (status, None if result is None else dumps(result).decode("utf-8"), error,
-             time.time(), seq),
+            (
+                status,
+                None if result is None else dumps(result).decode("utf-8"),
+                error,
+                time.time(),
+                seq,
+            ),
         )
 
     def failed_attempt(self, seq: int, error: str) -> None:
@@ -225,9 +232,13 @@ class Journal:
     def entries(self, status: str | None = None) -> Iterator[Entry]:
         if status is not None and status not in STATUSES:
             raise JournalError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
-        sql = "SELECT * FROM entries" + (" WHERE status=?" if status else "") + " ORDER BY seq"
         with self._lock:
-            rows = self._db.execute(sql, (status,) if status else ()).fetchall()
+            if status is None:
+                rows = self._db.execute("SELECT * FROM entries ORDER BY seq").fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT * FROM entries WHERE status=? ORDER BY seq", (status,)
+                ).fetchall()
         for row in rows:
             yield _entry(row)
 

@@ -24,7 +24,6 @@ import logging
 import os
 import random
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -36,6 +35,7 @@ from bridge.loyalty.client import LoyaltyClient, PreparedRequest
 from bridge.loyalty.journal import DONE, PENDING, REJECTED, Entry, Journal
 from bridge.loyalty.protocol import (
     ErrorCode,
+    Identifier,
     Operation,
     ProcessingResponse,
     ResponseCheque,
@@ -45,8 +45,13 @@ from bridge.loyalty.protocol import (
 log = logging.getLogger("posbridge.offline")
 
 MUST_REACH = frozenset(
-    {Operation.DISCOUNT, Operation.CONFIRM, Operation.CANCEL, Operation.REFUND,
-     Operation.CANCEL_OPERATION}
+    {
+        Operation.DISCOUNT,
+        Operation.CONFIRM,
+        Operation.CANCEL,
+        Operation.REFUND,
+        Operation.CANCEL_OPERATION,
+    }
 )
 
 # Refusals that mean "this step already took effect (or had nothing to undo)": done.
@@ -54,8 +59,11 @@ _SETTLED: dict[Operation, frozenset[str]] = {
     Operation.CONFIRM: frozenset({ErrorCode.OPERATION_IS_CONFIRMED}),
     Operation.CANCEL: frozenset({ErrorCode.OPERATION_IS_CANCELED, ErrorCode.PURCHASE_NOT_FOUND}),
     Operation.CANCEL_OPERATION: frozenset(
-        {ErrorCode.OPERATION_NOT_FOUND, ErrorCode.OPERATION_IS_CANCELED,
-         ErrorCode.PURCHASE_NOT_FOUND}
+        {
+            ErrorCode.OPERATION_NOT_FOUND,
+            ErrorCode.OPERATION_IS_CANCELED,
+            ErrorCode.PURCHASE_NOT_FOUND,
+        }
     ),
 }
 
@@ -164,7 +172,9 @@ class OfflineClient:
         self._on_change = on_change
         self._on_warning = on_warning
         self._replay_lock = ReplayLock(journal.path.with_name(journal.path.name + ".replay.lock"))
-        self._state = Connectivity.RECOVERING if journal.first_pending_seq() else Connectivity.ONLINE
+        self._state = (
+            Connectivity.RECOVERING if journal.first_pending_seq() else Connectivity.ONLINE
+        )
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -190,8 +200,22 @@ class OfflineClient:
 
     # ------------------------------------------------------------------ Sender protocol
 
-    def prepare(self, op: Operation, **kwargs: Any) -> PreparedRequest:
-        return self.client.prepare(op, **kwargs)
+    def prepare(
+        self,
+        op: Operation,
+        *,
+        purchase_id: str | None = None,
+        target_operation_id: str | None = None,
+        identifier: Identifier | None = None,
+        **fields: Any,
+    ) -> PreparedRequest:
+        return self.client.prepare(
+            op,
+            purchase_id=purchase_id,
+            target_operation_id=target_operation_id,
+            identifier=identifier,
+            **fields,
+        )
 
     def send(self, request: PreparedRequest) -> ProcessingResponse:
         if request.op in MUST_REACH:
@@ -219,8 +243,9 @@ class OfflineClient:
             response = ProcessingResponse.model_validate(entry.result)
             if response.ok:
                 return response
-            return LocalResponse(code=ErrorCode.OK, local="already_processed",
-                                 journal_seq=entry.seq, warning=warning)
+            return LocalResponse(
+                code=ErrorCode.OK, local="already_processed", journal_seq=entry.seq, warning=warning
+            )
         if entry.status == REJECTED and entry.result is not None:
             raise errors.business_error(ProcessingResponse.model_validate(entry.result))
         if self._state is Connectivity.ONLINE:
@@ -257,14 +282,19 @@ class OfflineClient:
                 cheque=ResponseCheque(
                     total_amount=sum((line.amount for line in lines), Decimal(0)),
                     total_discount=Decimal(0),
-                    lines=[ResponseLine(position=line.position, amount=line.amount,
-                                        discount=Decimal(0)) for line in lines],
+                    lines=[
+                        ResponseLine(
+                            position=line.position, amount=line.amount, discount=Decimal(0)
+                        )
+                        for line in lines
+                    ],
                 ),
                 available_amount=Decimal(0),
                 available_bonus_amount=Decimal(0),
             )
-        return LocalResponse(code=ErrorCode.OK, local="offline",
-                             cashier_message="Balance unknown (offline)")
+        return LocalResponse(
+            code=ErrorCode.OK, local="offline", cashier_message="Balance unknown (offline)"
+        )
 
     def _check_limits(self) -> str | None:
         counts = self.journal.counts()
@@ -418,4 +448,3 @@ class OfflineClient:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-

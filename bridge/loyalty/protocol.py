@@ -42,7 +42,7 @@ QUANTITY_PLACES = Decimal("0.001")
 
 
 def _to_decimal(value: Any) -> Any:
-    """Accept str/int/Decimal; a float is converted through its shortest repr, never its binary value."""
+    """Accept str/int/Decimal; a float goes through its shortest repr, never its binary value."""
     if isinstance(value, bool):
         raise ValueError("a boolean is not an amount")
     if isinstance(value, float):
@@ -70,7 +70,9 @@ def _finite(value: Decimal) -> Decimal:
 
 def _quantizer(places: Decimal) -> PlainSerializer:
     return PlainSerializer(
-        lambda d: d.quantize(places, rounding=ROUND_HALF_UP), return_type=Decimal, when_used="always"
+        lambda d: d.quantize(places, rounding=ROUND_HALF_UP),
+        return_type=Decimal,
+        when_used="always",
     )
 
 
@@ -103,7 +105,7 @@ def local_now() -> datetime:
 
 
 def mask_card(number: str) -> str:
-    """First 6 and last 4 digits kept for long numbers, last 4 for short ones; never the whole number."""
+    """First 6 and last 4 digits of long numbers, last 4 of short ones; never the whole number."""
     n = len(number)
     if n >= 13:
         return number[:6] + "*" * (n - 10) + number[-4:]
@@ -301,7 +303,10 @@ class PaymentRequest(RequestBase):
 
     def __repr__(self) -> str:  # the PIN never reaches a log
         pin = "'****'" if self.pin_code else None
-        return f"PaymentRequest(operation_id={self.operation_id!r}, amount={self.amount}, pin_code={pin})"
+        return (
+            f"PaymentRequest(operation_id={self.operation_id!r}, amount={self.amount},"
+            f" pin_code={pin})"
+        )
 
 
 class CancelOperationRequest(RequestBase):
@@ -440,7 +445,7 @@ def dumps(value: Any) -> bytes:
 
 
 def encode(model: BaseModel) -> bytes:
-    """A wire model as JSON bytes: camelCase, no nulls, money with 2 and quantities with 3 decimals."""
+    """A wire model as JSON bytes: camelCase, no nulls, money 2 and quantities 3 decimals."""
     return dumps(model.model_dump(mode="python", by_alias=True, exclude_none=True))
 
 

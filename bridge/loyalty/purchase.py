@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from bridge.loyalty.client import PreparedRequest, new_id
 from bridge.loyalty.errors import LoyaltyError
@@ -38,7 +38,7 @@ class Sender(Protocol):
         purchase_id: str | None = None,
         target_operation_id: str | None = None,
         identifier: Identifier | None = None,
-        **fields: object,
+        **fields: Any,
     ) -> PreparedRequest: ...
 
 
@@ -86,7 +86,8 @@ class Purchase:
         if pending is not None and getattr(pending.body, "amount", None) != amount:
             raise UnresolvedStep(
                 f"purchase {self.purchase_id}: a redemption of "
-                f"{getattr(pending.body, 'amount', '?')} is unresolved; retry it or cancel the purchase"
+                f"{getattr(pending.body, 'amount', '?')} is unresolved; "
+                "retry it or cancel the purchase"
             )
         response = self._run(
             "payment",
@@ -95,7 +96,9 @@ class Purchase:
                 Operation.PAYMENT, cheque=self.cheque, amount=amount, pin_code=pin_code
             ),
         )
-        self.payments.append((self.last_request_id, response.bonus_amount or response.amount or amount))
+        self.payments.append(
+            (self.last_request_id, response.bonus_amount or response.amount or amount)
+        )
         return response
 
     def cancel_payment(self, payment_operation_id: str) -> ProcessingResponse:
@@ -135,14 +138,12 @@ class Purchase:
                 return request
         return None
 
-    def _prepare(self, op: Operation, **fields: object) -> PreparedRequest:
+    def _prepare(self, op: Operation, **fields: Any) -> PreparedRequest:
         return self.sender.prepare(
             op, purchase_id=self.purchase_id, identifier=self.identifier, **fields
         )
 
-    def _run(
-        self, kind: str, key: str, build: Callable[[], PreparedRequest]
-    ) -> ProcessingResponse:
+    def _run(self, kind: str, key: str, build: Callable[[], PreparedRequest]) -> ProcessingResponse:
         request = self._pending.get(key)
         if request is None:
             request = build()

@@ -14,6 +14,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,10 +26,9 @@ from tests.faulty_peer import faulty_peer, http_response
 CARD = "2775000000012"
 
 
-def client_for(url: str, tmp_path: Path, **kw: object) -> LoyaltyClient:
-    return LoyaltyClient(
-        url, "register-1", "secret-1", lock_file=tmp_path / "lock", read_timeout=0.5, **kw  # type: ignore[arg-type]
-    )
+def client_for(url: str, tmp_path: Path, **kw: Any) -> LoyaltyClient:
+    kw.setdefault("read_timeout", 0.5)
+    return LoyaltyClient(url, "register-1", "secret-1", lock_file=tmp_path / "lock", **kw)
 
 
 def free_port() -> int:
@@ -152,12 +152,12 @@ def tls_server(tls_cert: tuple[Path, Path]) -> Iterator[str]:
 
 
 def test_tls_is_verified_by_default(tls_server: str, tmp_path: Path) -> None:
-    with client_for(tls_server, tmp_path) as client, pytest.raises(errors.TLSFailed):
+    with client_for(tls_server, tmp_path, read_timeout=10) as client, pytest.raises(errors.TLSFailed):
         client.balance(CARD)
 
 
 def test_ca_file_makes_a_private_processing_trusted(
     tls_server: str, tls_cert: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    with client_for(tls_server, tmp_path, ca_file=tls_cert[0]) as client:
+    with client_for(tls_server, tmp_path, ca_file=tls_cert[0], read_timeout=10) as client:
         assert str(client.balance(CARD).balance) == "7.00"
