@@ -107,6 +107,9 @@ def test_unknown_path_404_wrong_method_405(api: Api) -> None:
     assert wrong.status_code == 405
     assert wrong.headers["Allow"] == "POST"
     assert parse(wrong)["code"] == "SystemError"
+    assert api.http.head("/v1.2/Processing/Balance").status_code == 405
+    assert api.http.options("/v1.2/Processing/Balance").status_code == 405
+    assert api.admin.head("/sandbox/status").status_code == 405
     assert api.admin.post("/sandbox/status").status_code == 405
     assert api.admin.get("/sandbox/reset-counters").status_code == 405
 
