@@ -132,7 +132,7 @@ def summary(name: str, ms: list[float]) -> tuple[float, float]:
     q = statistics.quantiles(ms, n=100, method="inclusive")
     p50, p99 = q[49], q[98]
     print(
-        f"{name:<28} p50 {p50:7.3f} ms   p99 {p99:7.3f} ms   "
+        f"{name:<31} p50 {p50:7.3f} ms   p99 {p99:7.3f} ms   "
         f"mean {statistics.fmean(ms):7.3f} ms   max {max(ms):7.3f} ms"
     )
     return p50, p99
@@ -145,7 +145,7 @@ def main() -> int:
     n = args.scans
     print(f"{n} scans per run, {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
     base50, base99 = summary("baseline select+os.read", baseline(n))
-    drv50, drv99 = summary("ScannerDevice (pyserial)", driver(n))
+    drv50, drv99 = summary("ScannerDevice (SerialTransport)", driver(n))
     print(f"ratio driver/baseline        p50 {drv50 / base50:5.2f}x   p99 {drv99 / base99:5.2f}x")
     verdict = "PASS" if drv99 <= 2.0 else "FAIL"
     print(f"target p99 <= 2 ms: {verdict}")

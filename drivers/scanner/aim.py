@@ -10,6 +10,7 @@ must be present, because `]C` followed by data is ambiguous.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from biip import ParseError
 from biip.symbology import SymbologyIdentifier
@@ -26,13 +27,25 @@ def split_aim(text: str) -> AimSplit:
     """Take a leading AIM identifier off `text`; text without one comes back unchanged."""
     if len(text) < 3 or text[0] != "]":
         return AimSplit(None, None, text)
-    try:
-        ident = SymbologyIdentifier.extract(text)
-    except (ParseError, ValueError, IndexError):  # biip raises ValueError on "]Yx"
+    # every identifier but the system-expansion one ("]Y") is exactly three characters,
+    # so those can be looked up once per identifier instead of once per scan
+    known = _identify(text[:3] if text[1] != "Y" else text[:12])
+    if known is None:
         return AimSplit(None, None, text)
+    value, name = known
+    return AimSplit(value, name, text[len(value) :])
+
+
+@lru_cache(maxsize=512)
+def _identify(head: str) -> tuple[str, str] | None:
+    try:
+        ident = SymbologyIdentifier.extract(head)
+    except (ParseError, ValueError, IndexError):  # biip raises ValueError on "]Yx"
+        return None
     modifiers = ident.modifiers
     if not modifiers or not all(c.isascii() and c.isalnum() for c in modifiers):
-        return AimSplit(None, None, text)
+        return None
+    if head[1] == "Y" and len(modifiers) != int(modifiers[0]) + 1:
+        return None  # system expansion cut short: "]Y9" promises ten modifier characters
     gs1 = ident.gs1_symbology
-    name = gs1.name if gs1 is not None else ident.iso_symbology.name
-    return AimSplit(ident.value, name, text[len(ident.value) :])
+    return ident.value, gs1.name if gs1 is not None else ident.iso_symbology.name

@@ -8,11 +8,14 @@ they can come straight from config and be shown in error messages.
 
 from __future__ import annotations
 
+import os
+import select
 import termios
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import serial
+from serial import serialposix
 
 from drivers.transport.base import Transport, TransportClosed, TransportError, TransportTimeout
 
@@ -66,6 +69,7 @@ class SerialTransport(Transport):
         self.settings = settings or SerialSettings()
         self._port: Any = None
         self._timeout: float | None = -1.0  # sentinel: pyserial reconfigures on every change
+        self._fd: int | None = None  # set for local ttys, which are read directly
 
     def open(self) -> None:
         if self._port is not None:
@@ -93,6 +97,8 @@ class SerialTransport(Transport):
             raise TransportError(f"serial {self.url}: cannot open at {s.short}: {exc}") from exc
         self._port = port
         self._timeout = 0.1
+        # exact type: subclasses such as spy:// do their own work in read()
+        self._fd = port.fd if type(port) is serialposix.Serial else None
 
     @property
     def is_open(self) -> bool:
@@ -112,6 +118,8 @@ class SerialTransport(Transport):
 
     def read(self, size: int = 4096, timeout: float | None = 0.1) -> bytes:
         port = self._require()
+        if self._fd is not None:
+            return self._read_fd(self._fd, size, timeout)
         try:
             self._set_timeout(timeout)
             # read(n) waits for all n bytes; read one, then whatever else is already there,
@@ -126,6 +134,23 @@ class SerialTransport(Transport):
         except (serial.SerialException, OSError, termios.error) as exc:
             self.close()
             raise TransportClosed(f"serial {self.url}: read failed, device gone? ({exc})") from exc
+
+    def _read_fd(self, fd: int, size: int, timeout: float | None) -> bytes:
+        # A local tty: pyserial's read() would select, read, ioctl, select and read again
+        # for one scan; one select and one read is all it takes, and halves the latency.
+        try:
+            if not select.select([fd], [], [], timeout)[0]:
+                return b""
+            data = os.read(fd, size)
+        except InterruptedError:
+            return b""
+        except OSError as exc:
+            self.close()
+            raise TransportClosed(f"serial {self.url}: read failed, device gone? ({exc})") from exc
+        if not data:  # readable but empty: the device is gone (as pyserial reports it)
+            self.close()
+            raise TransportClosed(f"serial {self.url}: device reports no data, disconnected")
+        return data
 
     def write(self, data: bytes) -> None:
         port = self._require()
@@ -142,7 +167,7 @@ class SerialTransport(Transport):
             raise TransportClosed(f"serial {self.url}: write failed, device gone? ({exc})") from exc
 
     def close(self) -> None:
-        port, self._port = self._port, None
+        port, self._port, self._fd = self._port, None, None
         if port is not None:
             try:
                 port.close()

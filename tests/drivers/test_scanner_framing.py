@@ -136,6 +136,8 @@ def test_aim_names() -> None:
     assert split_aim("]d2\x1d01").name == "GS1_DATAMATRIX"
     assert split_aim("]A0X").name == "CODE_39"
     assert split_aim("]C").symbology is None  # modifier missing: not an identifier
+    assert split_aim("]Y1Adata").symbology == "]Y1A"  # system expansion: 1 + 1 modifiers
+    assert split_aim("]Y9").symbology is None  # promises 10 modifier characters
 
 
 @settings(max_examples=300, deadline=None)
