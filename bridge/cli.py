@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from bridge import __version__
+from bridge.commands import UsageError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -25,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "purchase": ("bridge.commands.purchase", "run a loyalty purchase for a cheque file"),
     "journal": ("bridge.commands.journal", "inspect and replay the offline journal"),
     "catalog": ("bridge.commands.catalog", "push the product nomenclature to processing"),
+    "decode": ("bridge.commands.decode", "classify a barcode or a card swipe (JSON)"),
     "sandbox": ("bridge.commands.sandbox", "run the processing sandbox server"),
     "demo": ("bridge.commands.demo", "run the demo against the bundled sandbox"),
 }
@@ -111,10 +113,6 @@ def _message(exc: Exception) -> str:
     if isinstance(exc, errors.BusinessError):
         return f"{exc.code}: {exc.cashier_text}"
     return str(exc)
-
-
-class UsageError(Exception):
-    """Bad arguments or input files; the message says which and why."""
 
 
 if __name__ == "__main__":

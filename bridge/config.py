@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
+from bridge.barcodes import BarcodeSettings
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -201,6 +202,7 @@ class DeviceSettings(Section):
 
 class Config(Section):
     processing: ProcessingSettings
+    barcodes: BarcodeSettings = BarcodeSettings()
     journal: JournalSettings = JournalSettings()
     api: ApiSettings = ApiSettings()
     receipt: ReceiptSettings = ReceiptSettings()

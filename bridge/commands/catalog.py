@@ -119,7 +119,7 @@ class _Errors:
 def _load(state: CatalogState, args: argparse.Namespace) -> tuple[Catalogue, _Errors]:
     from bridge.catalog.push import Catalogue
     from bridge.catalog.source import SourceError, read_rows
-    from bridge.cli import UsageError
+    from bridge.commands import UsageError
 
     catalogue = Catalogue(state)
     errors = _Errors(sys.stderr)
@@ -134,7 +134,7 @@ def _load(state: CatalogState, args: argparse.Namespace) -> tuple[Catalogue, _Er
 
 def _open_state(path: Path, readonly: bool) -> CatalogState:
     from bridge.catalog.state import CatalogState, StateError
-    from bridge.cli import UsageError
+    from bridge.commands import UsageError
 
     try:
         return CatalogState.open_readonly(path) if readonly else CatalogState.open(path)
@@ -147,7 +147,7 @@ def _lock(path: Path) -> IO[bytes]:
     import fcntl
     import os
 
-    from bridge.cli import UsageError
+    from bridge.commands import UsageError
 
     lock_path = path.with_name(path.name + ".lock")
     try:

@@ -26,12 +26,33 @@ def demo_cheque() -> dict[str, object]:
         "number": "DEMO-1",
         "date": now,
         "lines": [
-            {"position": 1, "goodsId": "1001", "barcode": "4600000000015", "name": "Milk 3.2% 1 l",
-             "price": "89.90", "quantity": "2", "amount": "179.80"},
-            {"position": 2, "goodsId": "2001", "barcode": "4600000000039", "name": "Rye bread 500 g",
-             "price": "55.00", "quantity": "1", "amount": "55.00"},
-            {"position": 3, "goodsId": "4001", "barcode": "2000000000015", "name": "Apples, per kg",
-             "price": "120.00", "quantity": "1.234", "amount": "148.08"},
+            {
+                "position": 1,
+                "goodsId": "1001",
+                "barcode": "4600000000015",
+                "name": "Milk 3.2% 1 l",
+                "price": "89.90",
+                "quantity": "2",
+                "amount": "179.80",
+            },
+            {
+                "position": 2,
+                "goodsId": "2001",
+                "barcode": "4600000000039",
+                "name": "Rye bread 500 g",
+                "price": "55.00",
+                "quantity": "1",
+                "amount": "55.00",
+            },
+            {
+                "position": 3,
+                "goodsId": "4001",
+                "barcode": "2000000000015",
+                "name": "Apples, per kg",
+                "price": "120.00",
+                "quantity": "1.234",
+                "amount": "148.08",
+            },
         ],
     }
 
@@ -68,7 +89,9 @@ def run(args: argparse.Namespace) -> int:
                 check(before == Decimal("500.00"), "opening balance is 500.00")
 
                 cheque = Cheque.model_validate(demo_cheque())
-                print(f"3. cheque {cheque.number}: {len(cheque.lines)} lines, total {cheque.total()}")
+                print(
+                    f"3. cheque {cheque.number}: {len(cheque.lines)} lines, total {cheque.total()}"
+                )
                 print(f"   calculate, redeem {pay}, discount, confirm:")
                 result = run_purchase(client, cheque, Identifier(value=DEMO_CARD), pay)
                 show(result, DEMO_CARD, as_json=False)
@@ -76,7 +99,9 @@ def run(args: argparse.Namespace) -> int:
                 check(result.accrued > 0, "bonuses accrued on the money paid")
                 after = client.balance(DEMO_CARD).balance
                 expected = (before or Decimal(0)) - pay + result.accrued
-                check(after == expected, f"balance now {after} = {before} - {pay} + {result.accrued}")
+                check(
+                    after == expected, f"balance now {after} = {before} - {pay} + {result.accrued}"
+                )
 
                 print(f"4. another customer presents blocked card {mask_card(BLOCKED_CARD)}")
                 try:

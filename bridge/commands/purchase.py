@@ -29,7 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def load_cheque(path: str) -> Cheque:
     from pydantic import ValidationError
 
-    from bridge.cli import UsageError
+    from bridge.commands import UsageError
     from bridge.loyalty.protocol import Cheque, loads
 
     try:
@@ -51,7 +51,7 @@ def load_cheque(path: str) -> Cheque:
 
 def run(args: argparse.Namespace) -> int:
     from bridge import config
-    from bridge.cli import UsageError
+    from bridge.commands import UsageError
     from bridge.loyalty.client import LoyaltyClient
     from bridge.loyalty.protocol import Identifier
     from bridge.loyalty.purchase import run_purchase

@@ -1,0 +1,72 @@
+"""Classify a barcode or a magnetic-stripe swipe as posbridge would, as one JSON object.
+
+RAW may contain escapes such as \\x1d (GS), \\r, \\t.  Card numbers are masked unless
+--unmasked.  Exit code 0 whatever the kind; 2 when the input is unusable.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bridge.barcodes import BarcodeSettings
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="what", metavar="WHAT", required=True)
+    bc = sub.add_parser("barcode", help="classify a scanned barcode")
+    bc.add_argument("raw", metavar="RAW", help=r"scan text, e.g. ']d201046...\x1d93abcd'")
+    bc.add_argument("--unmasked", action="store_true", help="show loyalty card numbers in full")
+    tr = sub.add_parser("track", help="parse magnetic stripe tracks")
+    tr.add_argument("raw", metavar="RAW", help="swipe text, e.g. '%%B4000...^NAME^2512?;4000...=2512?'")
+    tr.add_argument("--unmasked", action="store_true", help="show the card number in full")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bridge.barcodes import decode_escapes
+    from bridge.commands import UsageError
+    from bridge.commands._output import print_json
+
+    raw = decode_escapes(args.raw)
+    if args.what == "barcode":
+        from bridge.barcodes import UnusableInput, classify
+
+        settings = _settings(args.config)
+        try:
+            result = classify(raw, settings).to_json()
+        except UnusableInput as exc:
+            raise UsageError(f"unusable barcode: {exc}") from None
+        if result["kind"] == "loyalty_card" and not args.unmasked:
+            from bridge.loyalty.protocol import mask_card
+
+            result["card"] = result["text"] = mask_card(result["text"])
+        print_json(result)
+        return 0
+    from drivers.msr.tracks import SwipeError, mask, parse_swipe
+
+    try:
+        swipe = parse_swipe(raw)
+    except SwipeError as exc:
+        raise UsageError(f"unusable swipe: {exc}") from None
+    number = swipe.number if args.unmasked else (mask(swipe.number) if swipe.number else None)
+    print_json(
+        {
+            "number": number,
+            "tracks": {str(n): swipe.status(n).value for n in (1, 2, 3)},
+            "name": getattr(swipe.tracks.get(1), "name", None),
+            "expiry": next((t.expiry for t in swipe.tracks.values() if t.expiry), None),
+        }
+    )
+    return 0
+
+
+def _settings(config_path: str | None) -> BarcodeSettings:
+    """The [barcodes] rules of the config if one is readable, else the defaults."""
+    from bridge import config
+    from bridge.barcodes import BarcodeSettings
+
+    path = config.resolve_path(config_path)
+    if config_path or path.exists():
+        return config.load(path).barcodes
+    return BarcodeSettings()
