@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
-from bridge.barcodes import BarcodeSettings
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,6 +25,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from bridge.barcodes import BarcodeSettings
 
 DEFAULT_PATH = Path("/etc/posbridge/posbridge.toml")
 ENV_VAR = "POSBRIDGE_CONFIG"

@@ -19,7 +19,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     bc.add_argument("raw", metavar="RAW", help=r"scan text, e.g. ']d201046...\x1d93abcd'")
     bc.add_argument("--unmasked", action="store_true", help="show loyalty card numbers in full")
     tr = sub.add_parser("track", help="parse magnetic stripe tracks")
-    tr.add_argument("raw", metavar="RAW", help="swipe text, e.g. '%%B4000...^NAME^2512?;4000...=2512?'")
+    tr.add_argument("raw", metavar="RAW", help="swipe text, e.g. %%B4111...^N^2512?;4111...=2512?")
     tr.add_argument("--unmasked", action="store_true", help="show the card number in full")
 
 
