@@ -37,7 +37,8 @@ class Progress:
         self.label = label
         self.clock = clock
         self.started = clock()
-        self._last_draw = float("-inf")
+        self._last_draw = float("-inf") if mode == "bar" else self.started
+        self._drawn = False
         self._last_tenth = 0
 
     def __call__(self, items: int) -> None:
@@ -59,7 +60,7 @@ class Progress:
 
     def finish(self) -> None:
         """End the bar's line (the summary follows on its own line)."""
-        if self.mode == "bar" and self._last_draw != float("-inf"):
+        if self.mode == "bar" and self._drawn:
             self._draw(self.clock())
             self.stream.write("\n")
             self.stream.flush()
@@ -72,6 +73,7 @@ class Progress:
 
     def _draw(self, now: float) -> None:
         self._last_draw = now
+        self._drawn = True
         width = _columns(self.stream) - 2
         text = self._numbers(now)
         bar_width = max(10, min(40, width - len(self.label) - len(text) - 5))

@@ -200,7 +200,7 @@ def _jsonl_rows(handle: IO[str], path: Path) -> Iterator[RawRow]:
             continue
         number += 1
         try:
-            value = decoder.decode(text)
+            value = decoder.decode(text.rstrip("\r\n"))
         except json.JSONDecodeError as exc:
             yield RawRow(
                 number, line_no, {}, ((None, f"not valid JSON: {exc.msg} (column {exc.colno})"),)

@@ -90,6 +90,8 @@ def validate(raw: RawRow) -> tuple[Item | None, list[RowError]]:
             RowError(raw.number, raw.line, fld, None if value is None else shown(value), expected)
         )
 
+    if errors and not raw.fields:  # not a record at all: its fields would only repeat that
+        return None, errors
     f = raw.fields
     goods_id = _text(f.get("goodsId"), "goodsId", GOODS_ID_MAX, bad, required=True, allow_int=True)
     name = _text(f.get("name"), "name", NAME_MAX, bad, required=True)

@@ -168,7 +168,8 @@ def _lock(path: Path) -> IO[bytes]:
 
 def _push(args: argparse.Namespace) -> int:
     from bridge import config
-    from bridge.cli import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, UsageError
+    from bridge.cli import EXIT_OK, EXIT_REFUSED, EXIT_USAGE
+    from bridge.commands import UsageError
 
     cfg: Config | None = None
     if not (args.dry_run and args.state):
