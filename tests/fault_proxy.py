@@ -232,15 +232,15 @@ async def _read_response(reader: asyncio.StreamReader, request: _Request) -> tup
         conn.send(event)
     raw = b""
     while True:
-        event = conn.next_event()
-        if event is h11.NEED_DATA:
+        got = conn.next_event()
+        if got is h11.NEED_DATA:
             data = await reader.read(65536)
             conn.receive_data(data)
             raw += data
             continue
-        if isinstance(event, h11.EndOfMessage):
+        if isinstance(got, h11.EndOfMessage):
             return raw, conn.their_state is h11.DONE and conn.our_state is h11.DONE
-        if isinstance(event, h11.ConnectionClosed):
+        if isinstance(got, h11.ConnectionClosed):
             raise ConnectionError("the server closed the connection mid-answer")
 
 
