@@ -1,0 +1,155 @@
+"""A PNG of a receipt, so a technician can check layout and Cyrillic without a printer.
+
+Drawn from the same lines as the text preview, one character per grid cell, in a
+monospace TrueType font that has Cyrillic (DejaVu Sans Mono from `fonts-dejavu-core`
+first).  Without such a font it falls back to Pillow's built-in font and says so: that
+font has no Cyrillic, so Russian text would come out as boxes.  Bold blocks are drawn
+bold, double-size blocks twice as large; barcodes and QR codes are a framed placeholder
+line with their data.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bridge.receipts.render import rows
+from drivers.printer.document import Receipt
+
+if TYPE_CHECKING:
+    from PIL.ImageFont import FreeTypeFont, ImageFont
+
+FONT_SIZE = 20
+# (regular, bold) file names, looked up in the system font folders by Pillow.
+CANDIDATES: list[tuple[str, str]] = [
+    ("DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf"),
+    ("NotoSansMono-Regular.ttf", "NotoSansMono-Bold.ttf"),
+    ("LiberationMono-Regular.ttf", "LiberationMono-Bold.ttf"),
+    ("FreeMono.ttf", "FreeMonoBold.ttf"),
+]
+NO_FONT_WARNING = (
+    "no monospace TrueType font with Cyrillic found (install the apt package "
+    "fonts-dejavu-core, or pass --font FILE); using Pillow's built-in font, "
+    "so Cyrillic letters in the PNG will be boxes"
+)
+
+
+class PreviewError(RuntimeError):
+    """The PNG cannot be drawn (Pillow missing, font unreadable, file not writable)."""
+
+
+@dataclass(frozen=True)
+class Fonts:
+    regular: FreeTypeFont | ImageFont
+    bold: FreeTypeFont | ImageFont | None
+    name: str
+    warning: str | None = None
+
+
+@dataclass(frozen=True)
+class PngInfo:
+    path: Path
+    width: int
+    height: int
+    cell_width: int
+    line_height: int
+    font: str
+    warning: str | None
+
+
+def has_cyrillic(font: FreeTypeFont | ImageFont) -> bool:
+    """True when 'Ж' is a real glyph, not the font's missing-glyph box."""
+    missing = font.getmask("\U0010fffd")
+    glyph = font.getmask("Ж")
+    return glyph.getbbox() is not None and bytes(glyph) != bytes(missing)
+
+
+def _truetype(name: str, size: int) -> FreeTypeFont | None:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.truetype(name, size)
+    except OSError:
+        return None
+
+
+def _fontconfig_candidates() -> list[str]:
+    """Monospace fonts fontconfig says cover Russian, when fc-list is there."""
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return []
+    try:
+        found = subprocess.run(
+            [fc_list, ":spacing=mono:lang=ru", "file"],
+            capture_output=True, text=True, timeout=10, check=False,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    files = [line.rstrip(": ") for line in found.splitlines() if line.strip()]
+    return sorted(f for f in files if f.endswith((".ttf", ".otf")))
+
+
+def load_fonts(explicit: str | Path | None = None, size: int = FONT_SIZE) -> Fonts:
+    """The explicit font, else the first known monospace font with Cyrillic, else the default."""
+    try:
+        from PIL import ImageFont
+    except ImportError:
+        raise PreviewError(
+            "Pillow is not installed, so no PNG preview (pip install Pillow)"
+        ) from None
+    if explicit is not None:
+        font = _truetype(str(explicit), size)
+        if font is None:
+            raise PreviewError(f"font {explicit} cannot be read as a TrueType/OpenType font")
+        warning = None if has_cyrillic(font) else f"font {explicit} has no Cyrillic glyphs"
+        return Fonts(font, None, Path(explicit).name, warning)
+    for regular_name, bold_name in CANDIDATES:
+        regular = _truetype(regular_name, size)
+        if regular is not None and has_cyrillic(regular):
+            return Fonts(regular, _truetype(bold_name, size), regular_name)
+    for path in _fontconfig_candidates():
+        regular = _truetype(path, size)
+        if regular is not None and has_cyrillic(regular):
+            return Fonts(regular, None, Path(path).name)
+    return Fonts(ImageFont.load_default(size), None, "Pillow default", NO_FONT_WARNING)
+
+
+def write_png(
+    receipt: Receipt, columns: int, path: Path, *, font: str | Path | None = None
+) -> PngInfo:
+    from PIL import Image, ImageDraw
+
+    fonts = load_fonts(font)
+    big = load_fonts(font, FONT_SIZE * 2) if any(r.double for r in rows(receipt, columns)) else None
+    cell = math.ceil(fonts.regular.getlength("M"))
+    line = math.ceil(FONT_SIZE * 1.3)
+    margin = cell
+    layout = rows(receipt, columns)
+    width = columns * cell + 2 * margin
+    height = sum(line * (2 if r.double else 1) for r in layout) + 2 * margin
+    image = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(image)
+    y = margin
+    for row in layout:
+        scale = 2 if row.double else 1
+        source = big if (row.double and big is not None) else fonts
+        face = source.bold if (row.bold and source.bold is not None) else source.regular
+        stroke = 1 if (row.bold and source.bold is None) else 0
+        if row.code:
+            draw.rectangle(
+                (margin, y + 1, width - margin - 1, y + line - 2), fill=235, outline=120
+            )
+        for i, char in enumerate(row.text):
+            if char != " ":
+                x = margin + i * cell * scale
+                draw.text((x, y), char, font=face, fill=0, stroke_width=stroke, stroke_fill=0)
+        y += line * scale
+    try:
+        image.save(path, format="PNG")
+    except OSError as exc:
+        raise PreviewError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return PngInfo(path, width, height, cell, line, fonts.name, fonts.warning)

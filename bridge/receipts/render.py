@@ -1,0 +1,127 @@
+"""Receipts for the configured printer: its render target, the ESC/POS bytes and the text.
+
+The code page is CP866 unless the printer's config says otherwise; its ESC t slot comes
+from the printer profile, or from `codepage_slot` in the config when the profile is wrong
+for the model at hand.  The receipt's column count (32/42/48) picks font B on 58 mm paper
+when font A has too few columns.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from drivers.printer.document import (
+    Barcode,
+    Pair,
+    QRCode,
+    Receipt,
+    Text,
+    clean_text,
+    render_escpos,
+    render_text,
+)
+from drivers.printer.profile import (
+    STANDARD_COLUMNS,
+    PrinterConfig,
+    ProfileError,
+    RenderTarget,
+)
+
+if TYPE_CHECKING:
+    from bridge.config import Config, DeviceSettings
+
+
+class ReceiptRenderError(ValueError):
+    """The printer settings cannot render a receipt; the message names the setting."""
+
+
+def printer_config(columns: int, device: DeviceSettings | None = None) -> PrinterConfig:
+    from pydantic import ValidationError
+
+    paper = device.paper_mm if device is not None else (80 if columns > 42 else 58)
+    font = "a" if STANDARD_COLUMNS[(paper, "a")] >= columns else "b"
+    try:
+        return PrinterConfig(
+            profile=(device.profile if device is not None and device.profile else "default"),
+            paper_width_mm=paper,
+            font=font,
+            code_page=device.codepage if device is not None else "CP866",
+            code_page_slot=device.codepage_slot if device is not None else None,
+            columns=columns,
+        )
+    except ValidationError as exc:
+        name = device.name if device is not None else "default printer"
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise ReceiptRenderError(f"printer {name}: {problems}") from None
+
+
+def render_target(columns: int, device: DeviceSettings | None = None) -> RenderTarget:
+    try:
+        return RenderTarget.from_config(printer_config(columns, device))
+    except ProfileError as exc:
+        name = device.name if device is not None else "default printer"
+        raise ReceiptRenderError(f"printer {name}: {exc}") from None
+
+
+def receipt_printer(config: Config) -> DeviceSettings | None:
+    """The printer named by `[receipt] printer`, if any."""
+    if config.receipt.printer is None:
+        return None
+    return config.device(config.receipt.printer)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One printed line and the style of the block it came from (for the PNG)."""
+
+    text: str
+    bold: bool = False
+    double: bool = False
+    code: bool = False  # a barcode or QR placeholder
+
+
+def _code_label(block: Barcode | QRCode, columns: int) -> list[str]:
+    # The driver's own preview puts the whole payload on one line, wider than the paper
+    # for a fiscal QR; here it is wrapped so that no preview line exceeds the width.
+    kind = "QR" if isinstance(block, QRCode) else block.symbology.upper()
+    label = f"[{kind} {clean_text(block.data)}]"
+    return [line.center(columns).rstrip() for line in textwrap.wrap(label, columns)]
+
+
+def rows(receipt: Receipt, columns: int) -> list[Row]:
+    """The text preview's lines, each with the style of the block it came from."""
+    out: list[Row] = []
+    for block in receipt.blocks:
+        if isinstance(block, Barcode | QRCode):
+            out.extend(Row(line, code=True) for line in _code_label(block, columns))
+            continue
+        bold = isinstance(block, Text | Pair) and block.bold
+        double = isinstance(block, Text) and block.double
+        out.extend(Row(line, bold, double) for line in render_text(Receipt([block]), columns))
+    return out
+
+
+def text_lines(receipt: Receipt, columns: int) -> list[str]:
+    """What the customer will read, one string per printed line, none wider than `columns`."""
+    return [row.text for row in rows(receipt, columns)]
+
+
+def escpos_bytes(receipt: Receipt, target: RenderTarget) -> bytes:
+    return render_escpos(receipt, target)
+
+
+def unprintable(lines: list[str], codec: str) -> list[str]:
+    """Characters the printer's code page lacks (they would print as '?'), in order of use."""
+    missing: dict[str, None] = {}
+    for line in lines:
+        for char in line:
+            try:
+                char.encode(codec)
+            except UnicodeEncodeError:
+                missing[char] = None
+    return list(missing)
