@@ -195,6 +195,9 @@ class NetworkConnection(_EscposConnection):
         return data
 
 
+USB_MIN_READ_MS = 10
+
+
 class UsbConnection(_EscposConnection):
     """USB printer-class device, through python-escpos's Usb (pyusb/libusb)."""
 
@@ -208,7 +211,10 @@ class UsbConnection(_EscposConnection):
         self.printer.open()
 
     def _read(self, size: int, timeout: float | None) -> bytes:
-        millis = 0 if timeout is None else max(1, int(timeout * 1000))
+        # libusb: 0 ms means "forever".  Below a few ms, libusb's cancel of the pending bulk-IN
+        # transfer raced the reap and the read never returned (seen under umockdev), so a
+        # "just poll" read waits USB_MIN_READ_MS instead.
+        millis = 0 if timeout is None else max(USB_MIN_READ_MS, int(timeout * 1000))
         try:
             return bytes(self.printer.device.read(self.in_ep, size, millis))
         except USBTimeoutError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import logging
 import threading
 import time
 import uuid
@@ -20,7 +21,9 @@ from dataclasses import dataclass, replace
 
 from drivers.device import DeviceState, ErrorEvent
 from drivers.printer.document import Receipt
-from drivers.printer.escpos_printer import PrinterOffline, ReceiptPrinter
+from drivers.printer.escpos_printer import ReceiptPrinter
+
+log = logging.getLogger(__name__)
 
 
 class JobState(enum.StrEnum):
@@ -71,12 +74,12 @@ class PrintQueue:
     """Jobs for one printer.  `give_up_after` (seconds, None = never) turns a job FAILED."""
 
     def __init__(self, printer: ReceiptPrinter, *, backoff: Backoff | None = None,
-                 give_up_after: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 give_up_after: float | None = None, keep_finished: int = 1000) -> None:
         self.printer = printer
         self.backoff = backoff or Backoff()
         self.give_up_after = give_up_after
-        self._clock = clock
+        self.keep_finished = keep_finished
+        self._finished: deque[str] = deque()
         self._jobs: dict[str, JobInfo] = {}
         self._data: dict[str, bytes] = {}
         self._pending: deque[str] = deque()
@@ -164,9 +167,16 @@ class PrintQueue:
                 if delay is None:
                     self._pending.popleft()
                     self._data.pop(job_id, None)
+                    self._forget_old(job_id)
                     continue
                 self._wake = False
                 self._cond.wait_for(lambda: self._stopping or self._wake, delay)
+
+    def _forget_old(self, job_id: str) -> None:
+        """Finished jobs stay queryable, but only the most recent `keep_finished` of them."""
+        self._finished.append(job_id)
+        while len(self._finished) > self.keep_finished:
+            self._jobs.pop(self._finished.popleft(), None)
 
     def _attempt(self, job_id: str) -> float | None:
         """One try at the head job: None when it is finished, else the delay before the next."""
@@ -177,8 +187,10 @@ class PrintQueue:
             self._update(job_id, state=JobState.PRINTING, attempts=attempts, waiting_for=None)
             try:
                 self.printer.write(self._data[job_id])
-            except PrinterOffline as exc:
-                reason = str(exc)
+            except Exception as exc:  # the worker must outlive any printer failure
+                reason = str(exc) or type(exc).__name__
+                log.warning("%s: job %s not printed, will retry: %s",
+                            self.printer.name, job_id, reason)
             else:
                 self._update(job_id, state=JobState.DONE, finished_at=time.time())
                 return None
@@ -203,6 +215,10 @@ class PrintQueue:
                 printer.claim()
             if not printer.enabled:
                 printer.enable()
-        except PrinterOffline as exc:
-            return str(exc)
-        return printer.status().blocking_reason()
+        except Exception as exc:
+            return str(exc) or type(exc).__name__
+        try:
+            return printer.status().blocking_reason()
+        except Exception as exc:  # an unreadable status never blocks printing
+            log.warning("%s: status unreadable: %s", printer.name, exc)
+            return None
