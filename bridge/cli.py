@@ -21,6 +21,7 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("bridge.commands.run", "run the register service (devices, loyalty, POS API)"),
     "config": ("bridge.commands.config", "check or show the configuration"),
     "balance": ("bridge.commands.balance", "show a card's bonus balance"),
     "purchase": ("bridge.commands.purchase", "run a loyalty purchase for a cheque file"),

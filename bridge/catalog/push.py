@@ -188,7 +188,14 @@ class Catalogue:
 
     def plan(self, *, full: bool, ignore_pushed: bool = False) -> Plan:
         """Number the items to send; `ignore_pushed` treats the record as empty."""
-        resuming_full = full and not ignore_pushed and self.state.get(FULL_IN_PROGRESS) is not None
+        resuming_full = (
+            full
+            and not ignore_pushed
+            and self.state.get(FULL_IN_PROGRESS) is not None
+            # items pushed since the replace but gone from this file: only a new replace
+            # removes them
+            and self._deleted_count() == 0
+        )
         send_all = (full and not resuming_full) or ignore_pushed
         conn = self.conn
         conn.execute("BEGIN")
@@ -286,6 +293,10 @@ class Catalogue:
             progress(len(rows))
         if report.complete:
             self.state.push_completed(plan.replace or plan.resuming_full)
+            with self.state.transaction():  # rejections of items no longer in the file
+                self.conn.execute(
+                    "DELETE FROM rejected WHERE goods_id NOT IN (SELECT goods_id FROM incoming)"
+                )
         return report
 
     def _settle(

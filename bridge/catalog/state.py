@@ -35,6 +35,7 @@ TARGET = "target"
 LAST_STARTED = "last_push_started"
 LAST_COMPLETED = "last_push_completed"
 LAST_FULL = "last_full_push"
+INCOMPLETE = "push_incomplete"  # set when a push starts, cleared when it finishes everything
 FULL_IN_PROGRESS = "full_push_in_progress"  # the replace chunk was accepted; the rest is not yet
 
 
@@ -178,12 +179,16 @@ class CatalogState:
     # ------------------------------------------------------------------ pushes
 
     def push_started(self) -> None:
-        self.set(LAST_STARTED, _now())
+        now = _now()
+        with self.transaction():
+            self._set(LAST_STARTED, now)
+            self._set(INCOMPLETE, now)
 
     def push_completed(self, full: bool) -> None:
         now = _now()
         with self.transaction():
             self._set(LAST_COMPLETED, now)
+            self._set(INCOMPLETE, None)
             self._set(FULL_IN_PROGRESS, None)
             if full:
                 self._set(LAST_FULL, now)

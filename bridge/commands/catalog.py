@@ -203,6 +203,12 @@ def _push(args: argparse.Namespace) -> int:
                     f"{args.file} has no valid items; --full would empty processing's catalogue"
                 )
             plan = catalogue.plan(full=args.full, ignore_pushed=ignore_pushed)
+            if plan.replace and catalogue.invalid:
+                print(
+                    f"warning: --full with --skip-invalid: the {catalogue.invalid} invalid row(s)"
+                    " are removed from processing's catalogue if they were there",
+                    file=sys.stderr,
+                )
             deleted = catalogue.deleted_ids(IDS_SHOWN)
             if args.dry_run:
                 _show_dry_run(args, catalogue, plan, deleted)
@@ -338,10 +344,14 @@ def _show_push(
     else:
         for line in _plan_lines(plan, deleted):
             print(line)
-        print(
-            f"sent {report.sent:,} item(s) in {report.chunks_done:,} of {report.chunks_total:,}"
-            f" chunk(s): {report.accepted:,} accepted, {report.rejected:,} rejected"
-        )
+        if plan.to_send == 0:
+            print("nothing to send: processing has every valid item of the file as it is")
+        else:
+            print(
+                f"sent {report.sent:,} item(s) in {report.chunks_done:,} of"
+                f" {report.chunks_total:,} chunk(s): {report.accepted:,} accepted,"
+                f" {report.rejected:,} rejected"
+            )
         for r in report.rejections:
             who = f"{r.goods_id} (row {r.row})" if r.goods_id is not None else "(unnamed)"
             print(f"rejected {who}: {r.error}")
@@ -385,7 +395,7 @@ def _status(args: argparse.Namespace) -> int:
             "forThisProcessing": not mismatch,
             "lastPushCompleted": completed,
             "lastPushStarted": started,
-            "incomplete": bool(started and (completed is None or started > completed)),
+            "incomplete": state.get(st.INCOMPLETE) is not None,
             "lastFullPush": state.get(st.LAST_FULL),
             "fullPushInProgress": state.get(st.FULL_IN_PROGRESS) is not None,
             "itemsKnown": state.known_count(),

@@ -169,8 +169,8 @@ class OfflineClient:
         self.max_pending = max_pending
         self.max_age_seconds = max_age_seconds
         self.backoff = Backoff(probe_min, probe_max)
-        self._on_change = on_change
-        self._on_warning = on_warning
+        self.on_change = on_change
+        self.on_warning = on_warning
         self._replay_lock = ReplayLock(journal.path.with_name(journal.path.name + ".replay.lock"))
         self._state = (
             Connectivity.RECOVERING if journal.first_pending_seq() else Connectivity.ONLINE
@@ -191,8 +191,8 @@ class OfflineClient:
             self._state = state
             if state is Connectivity.ONLINE:
                 self.backoff.reset()
-            if self._on_change is not None:
-                self._on_change(state)
+            if self.on_change is not None:
+                self.on_change(state)
             self._wake.set()
 
     def _went_offline(self, exc: errors.LoyaltyError) -> None:
@@ -310,8 +310,8 @@ class OfflineClient:
             return None
         text = "Loyalty offline journal: " + "; ".join(problems) + ". Call support."
         log.error("%s", text)
-        if self._on_warning is not None:
-            self._on_warning(text)
+        if self.on_warning is not None:
+            self.on_warning(text)
         return text
 
     # ------------------------------------------------------------------ replay

@@ -412,7 +412,7 @@ class GoodsImportResponse(ResponseModel):
 # --------------------------------------------------------------------------- JSON
 
 
-def _encode(value: Any, out: list[str]) -> None:
+def _encode(value: Any, out: list[str], floats: bool) -> None:
     if isinstance(value, Decimal):
         out.append(format(value, "f"))
     elif isinstance(value, dict):
@@ -422,25 +422,29 @@ def _encode(value: Any, out: list[str]) -> None:
                 out.append(",")
             out.append(json.dumps(str(k), ensure_ascii=False))
             out.append(":")
-            _encode(v, out)
+            _encode(v, out, floats)
         out.append("}")
     elif isinstance(value, list | tuple):
         out.append("[")
         for i, v in enumerate(value):
             if i:
                 out.append(",")
-            _encode(v, out)
+            _encode(v, out, floats)
         out.append("]")
-    elif isinstance(value, float):
+    elif isinstance(value, float) and not floats:
         raise TypeError("binary floats are not sent to processing; use Decimal")
     else:
         out.append(json.dumps(value, ensure_ascii=False))
 
 
-def dumps(value: Any) -> bytes:
-    """JSON bytes with Decimals written as numbers (exact digits, no float)."""
+def dumps(value: Any, *, floats: bool = False) -> bytes:
+    """JSON bytes with Decimals written as numbers (exact digits, no float).
+
+    `floats=True` lets durations and timestamps through (local API); money is Decimal
+    either way.
+    """
     out: list[str] = []
-    _encode(value, out)
+    _encode(value, out, floats)
     return "".join(out).encode("utf-8")
 
 

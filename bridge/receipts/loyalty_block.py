@@ -8,6 +8,7 @@ ESC/POS bytes, PNG, logs of the block's repr - can hold the full number.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -33,12 +34,21 @@ class LoyaltyBlockError(ValueError):
     """A loyalty block cannot be made from the given values; the message names the field."""
 
 
+def normal_card(card: str | None) -> str | None:
+    """The card number without the spaces and dashes people type or print between groups."""
+    return re.sub(r"[\s-]", "", card) or None if card else None
+
+
+def scrub_card(text: str, card: str | None) -> str:
+    """`text` with the card number masked, also when written in groups ("2775 0001 ...")."""
+    if not card or len(card) <= 4:
+        return text
+    pattern = r"[ \t-]?".join(re.escape(char) for char in card)
+    return re.sub(pattern, mask_card(card), text)
+
+
 def _scrub(text: str | None, card: str | None) -> str | None:
-    if not text:
-        return None
-    if card and len(card) > 4:
-        text = text.replace(card, mask_card(card))
-    return text
+    return scrub_card(text, card) if text else None
 
 
 def _amount(name: str, value: object, *, optional: bool) -> None:
@@ -101,7 +111,7 @@ class LoyaltyBlock:
             raise LoyaltyBlockError(
                 f"state {state!r}: use one of {', '.join(LoyaltyState)}"
             ) from None
-        card = card.strip() if card else None
+        card = normal_card(card)
         if state is LoyaltyState.ANONYMOUS:
             card = None
         return cls(

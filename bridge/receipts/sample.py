@@ -16,8 +16,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from bridge.loyalty.protocol import Cheque, ChequeLine, Money, mask_card
-from bridge.receipts.loyalty_block import LoyaltyBlock, LoyaltyState
+from bridge.loyalty.protocol import Cheque, ChequeLine, Money
+from bridge.receipts.loyalty_block import LoyaltyBlock, LoyaltyState, normal_card, scrub_card
 from bridge.receipts.texts import money, texts_for
 from drivers.printer.document import Receipt
 
@@ -138,10 +138,10 @@ def cheque_receipt(
 def from_description(description: ReceiptDescription, language: str) -> Receipt:
     """The described receipt; the loyalty card is masked wherever else it was written too."""
     loyalty = description.loyalty
-    card = loyalty.card.strip() if loyalty is not None and loyalty.card else ""
+    card = normal_card(loyalty.card) if loyalty is not None else None
 
     def scrub(text: str) -> str:
-        return text.replace(card, mask_card(card)) if len(card) > 4 else text
+        return scrub_card(text, card)
 
     cheque = description.cheque
     if cheque is not None and card:

@@ -1,0 +1,1 @@
+"""The local POS API: HTTP JSON on loopback, token required, OpenAPI served."""

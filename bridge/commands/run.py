@@ -1,0 +1,30 @@
+"""Run the register service: devices, loyalty client with its offline journal, local POS API.
+
+Stops cleanly on SIGTERM or Ctrl-C: the API stops accepting requests, devices are
+released and the journal is closed with every accepted request on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-file", metavar="FILE", help="rotating log file (default: stderr)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bridge import config, logs
+    from bridge.commands import UsageError
+    from bridge.service.server import Service
+
+    cfg = config.load(args.config)
+    token = cfg.api.secret_token()
+    if not token:
+        raise UsageError("the POS API needs a token: set api.token_file (or api.token)")
+    logs.setup("INFO" if args.log_level == "WARNING" else args.log_level,
+               Path(args.log_file) if args.log_file else None)
+    Service(cfg, token).run()
+    return 0

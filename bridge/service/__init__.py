@@ -1,0 +1,1 @@
+"""The register service: devices, cheques and the loyalty client, running all day."""

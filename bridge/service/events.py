@@ -1,0 +1,77 @@
+"""Fan-out of device and loyalty events to every POS listening on /v1/events.
+
+Publishers are device reader threads and request handlers; subscribers are SSE
+streams on the event loop.  Each subscriber has a bounded queue: a POS that stops
+reading loses its oldest events (and is told so), never the register's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from typing import Any
+
+MAX_QUEUED = 1000
+
+
+class Subscription:
+    def __init__(self, bus: EventBus, loop: asyncio.AbstractEventLoop) -> None:
+        self.bus = bus
+        self.loop = loop
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(MAX_QUEUED)
+        self.lost = 0
+
+    def _put(self, event: dict[str, Any]) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()
+            self.lost += 1
+        self.queue.put_nowait(event)
+
+    async def get(self) -> dict[str, Any]:
+        event = await self.queue.get()
+        if self.lost:
+            event = {**event, "lostBefore": self.lost}
+            self.lost = 0
+        return event
+
+    def close(self) -> None:
+        self.bus.unsubscribe(self)
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subs: list[Subscription] = []
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self.published = 0
+
+    def subscribe(self) -> Subscription:
+        sub = Subscription(self, asyncio.get_running_loop())
+        with self._lock:
+            self._subs.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            if sub in self._subs:
+                self._subs.remove(sub)
+
+    def publish(self, kind: str, **data: Any) -> dict[str, Any]:
+        """Thread-safe; `data` must already be safe to show (card numbers masked)."""
+        event = {"id": next(self._ids), "type": kind, "time": time.time(), **data}
+        self.published += 1
+        with self._lock:
+            subs = list(self._subs)
+        for sub in subs:
+            try:
+                sub.loop.call_soon_threadsafe(sub._put, event)
+            except RuntimeError:  # its loop is closed: the stream is gone
+                self.unsubscribe(sub)
+        return event
+
+    @property
+    def subscribers(self) -> int:
+        with self._lock:
+            return len(self._subs)

@@ -1,0 +1,111 @@
+"""Everything one register runs, wired together: loyalty, cheques, devices, events.
+
+The API and the devices both talk to this object; it owns start and stop order, so a
+SIGTERM releases devices and leaves the journal consistent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from bridge import __version__
+from bridge.config import Config
+from bridge.loyalty.client import LoyaltyClient
+from bridge.loyalty.offline import Connectivity
+from bridge.runtime import offline_client
+from bridge.service.cheques import ChequeBook, ChequeError, RegisterCheque
+from bridge.service.events import EventBus
+
+if TYPE_CHECKING:
+    from bridge.service.devices import DeviceManager
+
+log = logging.getLogger("posbridge.service")
+
+
+class Register:
+    def __init__(self, config: Config, *, client: LoyaltyClient | None = None,
+                 devices: bool = True) -> None:
+        self.config = config
+        self.events = EventBus()
+        self.offline = offline_client(config, client)
+        self.offline.on_change = self._connectivity
+        self.offline.on_warning = self._journal_warning
+        self.book = ChequeBook(self.offline)
+        self.started = time.monotonic()
+        self.devices: DeviceManager | None = None
+        if devices:
+            from bridge.service.devices import DeviceManager
+
+            self.devices = DeviceManager(config, self)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self.offline.start()
+        if self.devices is not None:
+            self.devices.start()
+        log.info("register started: %d device(s), processing %s",
+                 len(self.config.devices), self.offline.state)
+
+    def stop(self) -> None:
+        if self.devices is not None:
+            self.devices.stop()
+        self.offline.stop()
+        self.offline.client.close()
+        self.offline.journal.close()
+        log.info("register stopped")
+
+    # ------------------------------------------------------------------ events
+
+    def _journal_warning(self, text: str) -> None:
+        self.events.publish("journal_warning", text=text)
+
+    def _connectivity(self, state: Connectivity) -> None:
+        self.events.publish("connectivity", state=state.value)
+
+    def publish_cheque(self, kind: str, cheque: RegisterCheque) -> None:
+        self.events.publish(kind, chequeId=cheque.id, number=cheque.number,
+                            card=cheque.masked_card, state=cheque.state)
+
+    def card_presented(self, card: str, source: str) -> RegisterCheque | None:
+        """A swipe or a loyalty scan: attach it to the cheque being rung up."""
+        try:
+            cheque = self.book.attach_card(card)
+        except ChequeError as exc:
+            self.events.publish("card_rejected", source=source, reason=str(exc))
+            return None
+        if cheque is not None:
+            self.publish_cheque("card_attached", cheque)
+        return cheque
+
+    # ------------------------------------------------------------------ views
+
+    def status(self) -> dict[str, Any]:
+        counts = self.offline.journal.counts()
+        age = counts.oldest_pending_age()
+        return {
+            "version": __version__,
+            "registerId": self.config.processing.register_id,
+            "connectivity": self.offline.state.value,
+            "journal": {"pending": counts.pending, "rejected": counts.rejected,
+                        "done": counts.done,
+                        "oldestPendingSeconds": None if age is None else round(age, 1)},
+            "devices": [] if self.devices is None else self.devices.status(),
+            "uptimeSeconds": round(time.monotonic() - self.started, 1),
+        }
+
+    # ------------------------------------------------------------------ receipts
+
+    def loyalty_receipt(self, cheque: RegisterCheque) -> tuple[list[str], bytes]:
+        from bridge.service.receipts import loyalty_receipt
+
+        return loyalty_receipt(cheque, self.config)
+
+    def print_loyalty_receipt(self, cheque: RegisterCheque) -> tuple[str, str]:
+        from bridge.service.receipts import loyalty_document
+
+        if self.devices is None:
+            raise ChequeError("no_printer", "no receipt printer is configured", 409)
+        return self.devices.print(loyalty_document(cheque, self.config))

@@ -1,0 +1,82 @@
+"""The service process: the register plus the POS API under uvicorn.
+
+`run()` is what `posbridge run` does in the main thread (uvicorn handles SIGTERM and
+SIGINT there); `start()`/`stop()` run the same thing in a background thread for the
+demo and the tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from typing import Any
+
+import uvicorn
+
+from bridge.api.app import create_app
+from bridge.config import Config
+from bridge.loyalty.client import LoyaltyClient
+from bridge.service.register import Register
+
+
+class _Server(uvicorn.Server):
+    """uvicorn with a 'listening now' event instead of polling for it."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
+
+
+class Service:
+    def __init__(self, config: Config, token: str, *, client: LoyaltyClient | None = None,
+                 devices: bool = True) -> None:
+        self.config = config
+        self.register = Register(config, client=client, devices=devices)
+        self.app = create_app(self.register, token)
+        self._server = _Server(uvicorn.Config(
+            self.app, host=config.api.host, port=config.api.port, log_config=None,
+            access_log=False, lifespan="off", timeout_graceful_shutdown=5,
+        ))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = self.config.api.host
+        return f"http://{'[' + host + ']' if ':' in host else host}:{self.config.api.port}"
+
+    def run(self) -> None:
+        self.register.start()
+        try:
+            self._server.run()
+        finally:
+            self.register.stop()
+
+    def start(self, timeout: float = 30.0) -> Service:
+        self.register.start()
+        self._thread = threading.Thread(target=self._serve, name="posbridge-api", daemon=True)
+        self._thread.start()
+        if not self._server.ready.wait(timeout):
+            self.stop()
+            raise RuntimeError(f"the POS API did not start on {self.url}")
+        return self
+
+    def _serve(self) -> None:
+        asyncio.run(self._server.serve())
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(15)
+            self._thread = None
+        self.register.stop()
+
+    def __enter__(self) -> Service:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
