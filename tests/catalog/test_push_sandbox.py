@@ -262,3 +262,32 @@ def test_missing_file_and_bad_format_are_usage_errors(catalog: Run, cfg: Path, t
     full = catalog("--config", cfg, "catalog", "push", empty, "--full")
     assert full.rc == 2 and "--full would empty processing's catalogue" in full.err
     assert os.path.exists(cfg)
+
+
+def test_a_blocked_register_is_refused_and_nothing_recorded(
+    catalog: Run, sandbox_server: SandboxServer, state_path: Path, tmp_path: Path
+) -> None:
+    cfg = write_config(tmp_path / "c.toml", sandbox_server.url, tmp_path)
+    text = cfg.read_text().replace('login = "register-1"', 'login = "register-blocked"')
+    cfg.write_text(text.replace('password = "secret-1"', 'password = "secret-3"'))
+    result = catalog("--config", cfg, "catalog", "push", write_catalogue(tmp_path / "g.csv", [1]))
+    assert result.rc == 1
+    assert "processing refused the upload: DeviceBlocked: register register-blocked is blocked" in (
+        result.err
+    )
+    assert sqlite3.connect(state_path).execute("SELECT count(*) FROM pushed").fetchone() == (0,)
+    status = json.loads(catalog("--config", cfg, "catalog", "status", "--json").out)
+    assert status["incomplete"] is True and status["lastPushCompleted"] is None
+
+
+def test_rejections_of_items_gone_from_the_file_are_forgotten(
+    catalog: Run, gated_cfg: Path, gate: GateServer, tmp_path: Path
+) -> None:
+    path = write_catalogue(tmp_path / "goods.csv", range(5))
+    gate.gate.policy = lambda n: "corrupt:G2" if n == 1 else "forward"
+    assert catalog("--config", gated_cfg, "catalog", "push", path).rc == 1
+    write_catalogue(path, [0, 1, 3, 4])
+    result = catalog("--config", gated_cfg, "catalog", "push", path)
+    assert result.rc == 0 and "nothing to send" in result.out
+    status = json.loads(catalog("--config", gated_cfg, "catalog", "status", "--json").out)
+    assert status["rejectedLastTime"] == 0 and status["itemsKnown"] == 4

@@ -143,3 +143,22 @@ def test_interrupted_full_push_is_finished_without_replacing_again(
     status = json.loads(catalog("--config", gated_cfg, "catalog", "status", "--json").out)
     assert status["fullPushInProgress"] is False and status["lastFullPush"] is not None
     assert pushed_count(state_path) == 2500
+
+
+def test_interrupted_full_push_with_items_since_dropped_replaces_again(
+    catalog: Run,
+    gated_cfg: Path,
+    gate: GateServer,
+    sandbox_server: SandboxServer,
+    tmp_path: Path,
+) -> None:
+    path = write_catalogue(tmp_path / "goods.csv", range(2500))
+    gate.gate.policy = lambda n: "fail" if n == 2 else "forward"
+    assert catalog("--config", gated_cfg, "catalog", "push", path, "--full").rc == 3
+    write_catalogue(path, range(10, 2500))  # G0..G9 were sent after the replace, now gone
+    gate.gate.policy = lambda n: "forward"
+    second = catalog("--config", gated_cfg, "catalog", "push", path, "--full")
+    assert second.rc == 0, second.err
+    assert "continuing an interrupted full push" not in second.out
+    assert [u.replace for u in gate.gate.uploads[2:]] == [True, False, False]
+    assert set(processing_goods(sandbox_server)) == {f"G{n}" for n in range(10, 2500)}
