@@ -54,17 +54,21 @@ def canonical_column(name: str) -> str | None:
     return _KNOWN.get(_column_key(name))
 
 
-def detect_format(path: Path, first_char: str) -> Format:
+_WRAPPER = re.compile(r'\{\s*"goods"\s*:\s*\[')  # the import request's own shape
+
+
+def detect_format(path: Path, head: str) -> Format:
+    """By extension, then by the first characters; a JSON object file is JSON lines
+    unless it is the import request's shape, `{"goods": [...]}`."""
     suffix = path.suffix.lower()
+    start = head.lstrip()
     if suffix in (".jsonl", ".ndjson"):
         return "jsonl"
-    if suffix == ".json":
-        return "json" if first_char == "[" else "jsonl"
     if suffix in (".csv", ".txt", ".tsv"):
         return "csv"
-    if first_char == "[":
+    if start.startswith("[") or _WRAPPER.match(start):
         return "json"
-    if first_char == "{":
+    if suffix == ".json" or start.startswith("{"):
         return "jsonl"
     return "csv"
 
@@ -82,8 +86,7 @@ def read_rows(path: str | Path, fmt: Format | None = None) -> Iterator[RawRow]:
         raise SourceError(f"{path}: cannot read: {exc.strerror}") from None
     with handle:
         try:
-            first = _first_char(handle)
-            chosen = fmt or detect_format(path, first)
+            chosen = fmt or detect_format(path, _head(handle))
             if chosen == "csv":
                 yield from _csv_rows(handle, path)
             elif chosen == "json":
@@ -99,11 +102,11 @@ def read_rows(path: str | Path, fmt: Format | None = None) -> Iterator[RawRow]:
             raise SourceError(f"{path}: read failed: {exc.strerror}") from None
 
 
-def _first_char(handle: IO[str]) -> str:
-    """The first non-blank character, leaving the handle at the start of the file."""
+def _head(handle: IO[str]) -> str:
+    """The file's first characters, leaving the handle at its start."""
     head = handle.read(4096)
     handle.seek(0)
-    return head.lstrip()[:1]
+    return head
 
 
 # ----------------------------------------------------------------------------- CSV
@@ -253,9 +256,16 @@ class _Buffer:
 def _json_array_rows(handle: IO[str], path: Path) -> Iterator[RawRow]:
     decoder = _decoder()
     buf = _Buffer(handle)
-    if buf.skip_space() != "[":
-        raise SourceError(f"{path}: expected a JSON array of items ([{{...}}, ...])")
-    buf.advance(buf.pos + 1)
+    first = buf.skip_space()
+    wrapper = _WRAPPER.match(buf.text, buf.pos) if first == "{" else None
+    if wrapper is not None:
+        buf.advance(wrapper.end())
+    elif first == "[":
+        buf.advance(buf.pos + 1)
+    else:
+        raise SourceError(
+            f'{path}: expected a JSON array of items ([{{...}}, ...]) or {{"goods": [...]}}'
+        )
     number = 0
     expect_item = True
     while True:
@@ -264,7 +274,9 @@ def _json_array_rows(handle: IO[str], path: Path) -> Iterator[RawRow]:
             raise SourceError(f"{path}: line {buf.line}: file ends inside the JSON array")
         if ch == "]":
             buf.advance(buf.pos + 1)
-            if buf.skip_space() != "":
+            if wrapper is not None:
+                _wrapper_end(buf, path)
+            elif buf.skip_space() != "":
                 raise SourceError(f"{path}: line {buf.line}: text after the end of the JSON array")
             return
         if ch == ",":
@@ -281,6 +293,29 @@ def _json_array_rows(handle: IO[str], path: Path) -> Iterator[RawRow]:
         number += 1
         expect_item = False
         yield _object_row(value, number, start_line)
+
+
+def _wrapper_end(buf: _Buffer, path: Path) -> None:
+    """After `{"goods": [...]`: the object's other keys (e.g. `replace`) are allowed, unread."""
+    ch = buf.skip_space()
+    rest = ""
+    if ch == ",":
+        buf.advance(buf.pos + 1)
+        while buf.fill():
+            if len(buf.text) - buf.pos > _MAX_JSON_ITEM:
+                break
+        rest = buf.text[buf.pos :]
+        try:
+            tail = json.loads("{" + rest)
+        except json.JSONDecodeError:
+            tail = None
+        if isinstance(tail, dict):
+            return
+    elif ch == "}":
+        buf.advance(buf.pos + 1)
+        if buf.skip_space() == "":
+            return
+    raise SourceError(f"{path}: line {buf.line}: broken JSON after the goods array")
 
 
 def _decode_item(decoder: json.JSONDecoder, buf: _Buffer, path: Path) -> tuple[Any, int]:

@@ -218,19 +218,30 @@ def test_json_array_streams_across_buffer_boundaries(tmp_path: Path) -> None:
         ('[{"goodsId": "1"} {"goodsId": "2"}]', "expected ',' or ']' between items"),
         ('[{"goodsId": "1", "name": }]', "line 1: not valid JSON: Expecting value"),
         ('[{"goodsId": "1", "name": "M"}] trailing', "text after the end of the JSON array"),
-        ('{"goods": []}', "expected a JSON array"),
+        ('{"items": []}', "expected a JSON array"),
+        ('{"goods": [{"goodsId": "1", "name": "M"}], "replace": }', "broken JSON after the goods"),
+        ('{"goods": [{"goodsId": "1", "name": "M"}]} x', "broken JSON after the goods"),
     ],
 )
 def test_broken_json_array_names_the_line(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "g.json"
     path.write_text(text)
-    if text.startswith("{"):  # a .json file holding one object is read as JSON lines
+    if text.startswith('{"items"'):  # a .json file holding one object is read as JSON lines
         with pytest.raises(SourceError, match=message):
             list(read_rows(path, "json"))
         return
     with pytest.raises(SourceError) as exc:
         list(read_rows(path))
     assert message in str(exc.value)
+
+
+def test_the_import_request_shape_is_read_as_a_json_array(tmp_path: Path) -> None:
+    items = [{"goodsId": f"G{n}", "name": f"Item {n}", "price": n} for n in range(5)]
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps({"goods": items, "replace": True}, indent=2))
+    assert [r.fields for r in read_rows(path)] == items
+    path.write_text(json.dumps({"goods": items}))
+    assert [r.fields for r in read_rows(path)] == items
 
 
 def test_duplicate_goods_ids_leave_both_rows_out(tmp_path: Path) -> None:
