@@ -58,9 +58,9 @@ class EventBus:
             if sub in self._subs:
                 self._subs.remove(sub)
 
-    def publish(self, kind: str, **data: Any) -> dict[str, Any]:
+    def publish(self, event_type: str, /, **data: Any) -> dict[str, Any]:
         """Thread-safe; `data` must already be safe to show (card numbers masked)."""
-        event = {"id": next(self._ids), "type": kind, "time": time.time(), **data}
+        event = {"id": next(self._ids), "type": event_type, "time": time.time(), **data}
         self.published += 1
         with self._lock:
             subs = list(self._subs)
