@@ -44,7 +44,7 @@ def wait_online(sse: SseReader, name: str, svc: Service) -> None:
 
 
 def test_scans_are_classified_and_cards_attach(wired: tuple[Service, SseReader, Pty, Pty]) -> None:
-    svc, sse, scanner, msr = wired
+    svc, sse, scanner, _msr = wired
     api = httpx.Client(base_url=svc.url, headers={"X-Posbridge-Token": TOKEN}, timeout=10)
     cheque = loads(api.post("/v1/cheques", json={}).content)
     wait_online(sse, "scanner", svc)
@@ -65,7 +65,7 @@ def test_scans_are_classified_and_cards_attach(wired: tuple[Service, SseReader, 
 
 
 def test_swipe_attaches_card_masked(wired: tuple[Service, SseReader, Pty, Pty]) -> None:
-    svc, sse, scanner, msr = wired
+    svc, sse, _scanner, msr = wired
     api = httpx.Client(base_url=svc.url, headers={"X-Posbridge-Token": TOKEN}, timeout=10)
     cheque = loads(api.post("/v1/cheques", json={}).content)
     wait_online(sse, "msr", svc)
@@ -79,7 +79,7 @@ def test_swipe_attaches_card_masked(wired: tuple[Service, SseReader, Pty, Pty]) 
 def test_unplugged_scanner_goes_offline_and_the_rest_works(
     wired: tuple[Service, SseReader, Pty, Pty],
 ) -> None:
-    svc, sse, scanner, msr = wired
+    svc, sse, scanner, _msr = wired
     wait_online(sse, "scanner", svc)
     scanner.unplug()
     while True:
