@@ -88,13 +88,19 @@ def write_profile(path: Path, *, width_dots: int, code_pages: dict[int, str],
 
 @dataclass
 class Emupos:
-    """One emupos process with one printer `front` on TCP and a pty."""
+    """One emupos process: printer `front` on TCP (and a pty), plus any `extra` printers.
+
+    `extra` maps a device id to a profile (name or file); each gets its own TCP port in
+    `ports`, so tests needing several head widths share one emupos start.
+    """
 
     workdir: Path
     profile: str = "epson-tm-t20iii"
     tcp_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
     serial: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     _proc: subprocess.Popen[bytes] | None = None
     _follower: subprocess.Popen[bytes] | None = None
@@ -113,20 +119,16 @@ class Emupos:
     def start(self) -> Emupos:
         exe = require_emupos()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        connections = f"      - tcp: {{ host: 127.0.0.1, port: {self.tcp_port} }}\n"
-        if self.serial:
-            connections += "      - serial: { pty: true }\n"
+        self.ports = {self.device: self.tcp_port}
+        devices = [self._device_yaml(self.device, self.profile, self.serial)]
+        for device, profile in self.extra.items():
+            self.ports[device] = free_port()
+            devices.append(self._device_yaml(device, profile, False))
         config = self.workdir / "emupos.yaml"
         config.write_text(
             "schema: 1\n"
             f"api: {{ host: 127.0.0.1, port: {self.api_port} }}\n"
-            "devices:\n"
-            f"  - id: {self.device}\n"
-            "    type: printer\n"
-            f"    profile: {self.profile}\n"
-            "    job_idle_timeout_ms: 5000\n"
-            f"    receipts_dir: {self.workdir / 'receipts'}\n"
-            f"    connections:\n{connections}"
+            "devices:\n" + "".join(devices)
         )
         env = {**os.environ, "TMPDIR": str(self.workdir), "COLUMNS": "200", "NO_COLOR": "1"}
         self._proc = subprocess.Popen(
@@ -144,6 +146,19 @@ class Emupos:
         self._wait_line(self._follower, b"READY", "emupos event stream")
         threading.Thread(target=self._follow, daemon=True).start()
         return self
+
+    def _device_yaml(self, device: str, profile: str, serial: bool) -> str:
+        connections = f"      - tcp: {{ host: 127.0.0.1, port: {self.ports[device]} }}\n"
+        if serial:
+            connections += "      - serial: { pty: true }\n"
+        return (
+            f"  - id: {device}\n"
+            "    type: printer\n"
+            f"    profile: {profile}\n"
+            "    job_idle_timeout_ms: 5000\n"
+            f"    receipts_dir: {self.workdir / 'receipts'}\n"
+            f"    connections:\n{connections}"
+        )
 
     def _wait_line(self, proc: subprocess.Popen[bytes], marker: bytes, what: str) -> None:
         assert proc.stdout is not None
@@ -188,10 +203,12 @@ class Emupos:
         self._proc = self._follower = None
 
     # events ----------------------------------------------------------------------------------
-    def wait_event(self, kind: str, count: int = 1, timeout: float = 15.0) -> list[dict[str, Any]]:
-        """Wait until `count` events of `kind` have arrived; return them all."""
+    def wait_event(self, kind: str, count: int = 1, timeout: float = 15.0,
+                   device: str | None = None) -> list[dict[str, Any]]:
+        """Wait until `count` events of `kind` (from `device`, or any) arrived; return them."""
         def matching() -> list[dict[str, Any]]:
-            return [e for e in self.events if e["type"] == kind]
+            return [e for e in self.events
+                    if e["type"] == kind and device in (None, e["device_id"])]
 
         with self._cond:
             self._cond.wait_for(lambda: len(matching()) >= count, timeout)
@@ -199,22 +216,24 @@ class Emupos:
         assert len(found) >= count, f"expected {count} {kind} events; all events: {self.events}"
         return found
 
-    def unknown_commands(self) -> list[dict[str, Any]]:
+    def unknown_commands(self, device: str | None = None) -> list[dict[str, Any]]:
         with self._cond:
             return [
                 e for e in self.events
                 if e["type"] in ("printer.command.unknown", "printer.codepage.unsupported")
+                and device in (None, e["device_id"])
             ]
 
-    def receipts_completed(self) -> list[str]:
+    def receipts_completed(self, device: str | None = None) -> list[str]:
         with self._cond:
             return [
-                e["data"]["receipt_id"] for e in self.events if e["type"] == "printer.job.completed"
+                str(e["data"]["receipt_id"]) for e in self.events
+                if e["type"] == "printer.job.completed" and device in (None, e["device_id"])
             ]
 
     # API -------------------------------------------------------------------------------------
-    def receipt_text(self, receipt_id: str) -> str:
-        url = f"{self.api}/devices/{self.device}/receipts/{receipt_id}/text"
+    def receipt_text(self, receipt_id: str, device: str | None = None) -> str:
+        url = f"{self.api}/devices/{device or self.device}/receipts/{receipt_id}/text"
         return httpx.get(url, timeout=10).raise_for_status().text
 
     def receipt_png(self, receipt_id: str, path: Path) -> Path:

@@ -31,7 +31,17 @@ RUSSIAN = [
 
 @pytest.fixture(scope="module")
 def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emupos]:
-    yield from running_emupos(tmp_path_factory.mktemp("emupos"))
+    """One emupos for the module: `front` (TM-T20III, 576 dots, TCP and pty) and extra heads."""
+    workdir = tmp_path_factory.mktemp("emupos")
+    cp866_17 = {0: "PC437", 17: "PC866"}
+    extra = {
+        "head384": write_profile(workdir / "h384.yaml", width_dots=384, code_pages=cp866_17),
+        "head512": write_profile(workdir / "h512.yaml", width_dots=512, code_pages=cp866_17),
+        # a model whose CP866 is ESC t 59 and which has no slot 17 at all
+        "slot59": write_profile(workdir / "s59.yaml", width_dots=576,
+                                code_pages={0: "PC437", 59: "PC866"}),
+    }
+    yield from running_emupos(workdir, extra={k: str(v) for k, v in extra.items()})
 
 
 def enabled(printer: ReceiptPrinter) -> ReceiptPrinter:
@@ -41,24 +51,28 @@ def enabled(printer: ReceiptPrinter) -> ReceiptPrinter:
     return printer
 
 
-def tcp_printer(emu: Emupos, config: PrinterConfig | None = None) -> ReceiptPrinter:
-    return enabled(ReceiptPrinter("front", NetworkConnection("127.0.0.1", emu.tcp_port), config))
+def tcp_printer(emu: Emupos, config: PrinterConfig | None = None,
+                device: str = "front") -> ReceiptPrinter:
+    connection = NetworkConnection("127.0.0.1", emu.ports[device])
+    return enabled(ReceiptPrinter(device, connection, config))
 
 
 def print_and_read(emu: Emupos, printer: ReceiptPrinter, receipt: Receipt) -> str:
     """Print one receipt, wait until emupos completes it, return its id; no unknown commands."""
-    done, unknown = len(emu.receipts_completed()), len(emu.unknown_commands())
+    device = printer.name  # printers here are named after their emupos device
+    done = len(emu.receipts_completed(device))
+    unknown = len(emu.unknown_commands(device))
     try:
         printer.print_receipt(receipt)
     finally:
         printer.close()
-    emu.wait_event("printer.job.completed", done + 1)
-    assert emu.unknown_commands()[unknown:] == []
-    return emu.receipts_completed()[done]
+    emu.wait_event("printer.job.completed", done + 1, device=device)
+    assert emu.unknown_commands(device)[unknown:] == []
+    return emu.receipts_completed(device)[done]
 
 
-def printed_lines(emu: Emupos, receipt_id: str) -> list[str]:
-    return [line.rstrip() for line in emu.receipt_text(receipt_id).splitlines()]
+def printed_lines(emu: Emupos, receipt_id: str, device: str = "front") -> list[str]:
+    return [line.rstrip() for line in emu.receipt_text(receipt_id, device).splitlines()]
 
 
 def russian_receipt() -> Receipt:
@@ -151,48 +165,41 @@ def test_status_follows_emupos_faults(emu: Emupos) -> None:
         printer.close()
 
 
-# --- widths and code-page slots need their own emulated printers --------------------------
+# --- widths and code-page slots, on the extra emulated heads ---------------------------------
 
 
-WIDTHS = [  # emupos head width, our config, the columns that must fit
-    (384, PrinterConfig(paper_width_mm=58), 32),
-    (384, PrinterConfig(paper_width_mm=58, font="b"), 42),
-    (512, PrinterConfig(profile="TM-T88V", paper_width_mm=80), 42),
-    (576, PrinterConfig(paper_width_mm=80), 48),
+WIDTHS = [  # emupos device (head width), our config, the columns that must fit
+    ("head384", PrinterConfig(paper_width_mm=58), 32),
+    ("head384", PrinterConfig(paper_width_mm=58, font="b"), 42),
+    ("head512", PrinterConfig(profile="TM-T88V", paper_width_mm=80), 42),
+    ("front", PrinterConfig(paper_width_mm=80), 48),
 ]
 
 
-@pytest.mark.parametrize(("dots", "config", "columns"), WIDTHS)
+@pytest.mark.parametrize(("device", "config", "columns"), WIDTHS)
 def test_lines_fit_the_paper(
-    tmp_path: Path, dots: int, config: PrinterConfig, columns: int
+    emu: Emupos, device: str, config: PrinterConfig, columns: int
 ) -> None:
-    pages = {0: "PC437", 17: "PC866"}
-    profile = write_profile(tmp_path / "head.yaml", width_dots=dots, code_pages=pages)
     words = "Бонусы начислены на карту покупателя за каждую покупку в магазине " * 3
-    for emu in running_emupos(tmp_path / "emu", profile=str(profile), serial=False):
-        printer = tcp_printer(emu, config)
-        assert printer.columns == columns
-        receipt = Receipt().text(words).rule().pair("Баланс", "1 000,00").cut()
-        lines = [line for line in printed_lines(emu, print_and_read(emu, printer, receipt)) if line]
-        *text, rule, pair = lines
-        assert rule == "-" * columns  # one full-width line: emupos would wrap a longer one
-        assert len(pair) == columns and pair.startswith("Баланс") and pair.endswith("1 000,00")
-        assert all(len(line) <= columns for line in text)
-        assert " ".join(text) == " ".join(words.split())
+    printer = tcp_printer(emu, config, device)
+    assert printer.columns == columns
+    receipt = Receipt().text(words).rule().pair("Баланс", "1 000,00").cut()
+    receipt_id = print_and_read(emu, printer, receipt)
+    lines = [line for line in printed_lines(emu, receipt_id, device) if line]
+    *text, rule, pair = lines
+    assert rule == "-" * columns  # one full-width line: emupos would wrap a longer one
+    assert len(pair) == columns and pair.startswith("Баланс") and pair.endswith("1 000,00")
+    assert all(len(line) <= columns for line in text)
+    assert " ".join(text) == " ".join(words.split())
 
 
-def test_code_page_slot_override(tmp_path: Path) -> None:
+def test_code_page_slot_override(emu: Emupos) -> None:
     """A printer whose CP866 is slot 59: the config override is what makes it print right."""
-    pages = {0: "PC437", 59: "PC866"}
-    profile = write_profile(tmp_path / "p.yaml", width_dots=576, code_pages=pages)
-    for emu in running_emupos(tmp_path / "emu", profile=str(profile), serial=False):
-        right = tcp_printer(emu, PrinterConfig(code_page_slot=59))
-        lines = printed_lines(emu, print_and_read(emu, right, Receipt().text("Привет").cut()))
-        assert "Привет" in lines
+    right = tcp_printer(emu, PrinterConfig(code_page_slot=59), "slot59")
+    receipt_id = print_and_read(emu, right, Receipt().text("Привет").cut())
+    assert "Привет" in printed_lines(emu, receipt_id, "slot59")
 
-        wrong = tcp_printer(emu)  # the profile's slot 17 is not CP866 on this printer
-        before = len(emu.unknown_commands())
-        wrong.print_receipt(Receipt().text("Привет").cut())
-        wrong.close()
-        emu.wait_event("printer.codepage.unsupported")
-        assert len(emu.unknown_commands()) > before
+    wrong = tcp_printer(emu, device="slot59")  # the profile's slot 17 is not CP866 here
+    wrong.print_receipt(Receipt().text("Привет").cut())
+    wrong.close()
+    emu.wait_event("printer.codepage.unsupported", device="slot59")

@@ -229,3 +229,36 @@ def test_backoff_is_bounded() -> None:
     backoff = Backoff(initial=0.1, factor=3, maximum=2.0)
     delays = [backoff.delay(n) for n in (1, 2, 3, 4, 10, 100)]
     assert delays == pytest.approx([0.1, 0.3, 0.9, 2.0, 2.0, 2.0])
+
+
+def test_finished_jobs_are_pruned_to_keep_finished(queues: list[PrintQueue]) -> None:
+    connection = DummyConnection({q.command: b"\x12" for q in Query})
+    queue = start_queue(queues, ReceiptPrinter("p", connection), keep_finished=2)
+    ids = [queue.submit(receipt(str(n))) for n in range(4)]
+    done(queue, ids[-1])
+    with pytest.raises(UnknownJob):
+        queue.job(ids[0])
+    assert [queue.job(i).state for i in ids[2:]] == [JobState.DONE, JobState.DONE]
+
+
+class BrokenOnce(DummyConnection):
+    """A connection whose first write fails with an error no transport should raise."""
+
+    def __init__(self) -> None:
+        super().__init__({q.command: b"\x12" for q in Query})
+        self.broken = True
+
+    def _raw(self, data: bytes) -> None:
+        if self.broken and not data.startswith(b"\x10\x04"):
+            self.broken = False
+            raise RuntimeError("driver bug")
+        super()._raw(data)
+
+
+def test_worker_survives_an_unexpected_error(queues: list[PrintQueue]) -> None:
+    connection = BrokenOnce()
+    queue = start_queue(queues, ReceiptPrinter("p", connection))
+    job = queue.submit(receipt("после ошибки"))
+    done(queue, job)
+    assert queue.job(job).attempts == 2
+    assert "после ошибки".encode("cp866") in connection.output
