@@ -83,7 +83,10 @@ class CatalogState:
             state = cls(conn, None, readonly=True)
             state._migrate()
             return state
-        conn = cls._connect(f"file:{quote(str(path))}?mode=ro", uri=True, path=path)
+        # read-write when allowed, so that a journal left by a killed push is rolled back
+        # (a read-only connection cannot); nothing but temporary tables is written
+        mode = "rw" if os.access(path, os.W_OK) else "ro"
+        conn = cls._connect(f"file:{quote(str(path))}?mode={mode}", uri=True, path=path)
         state = cls(conn, path, readonly=True)
         state._check_schema()
         return state

@@ -79,9 +79,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.action == "status":
-        return _status(args)
-    return _push(args)
+    import sqlite3
+
+    from bridge.commands import UsageError
+
+    try:
+        if args.action == "status":
+            return _status(args)
+        return _push(args)
+    except sqlite3.Error as exc:  # the state file or the temporary staging area
+        raise UsageError(f"catalogue state: {exc} (state file: see --state)") from None
 
 
 # ---------------------------------------------------------------------- helpers

@@ -75,7 +75,9 @@ class Upload:
     forwarded: bool
 
 
-Action = str  # "forward", "fail", "hold", "lose_answer", "corrupt:<goodsId>"
+# "forward", "fail", "hold", "lose_answer", "corrupt:<goodsId>", and answers processing
+# should never give: "unnamed_rejection", "short_count"
+Action = str
 
 
 @dataclass
@@ -139,7 +141,14 @@ class _GateHandler(BaseHTTPRequestHandler):
             self._forward("POST", body)
             self.close_connection = True  # processing took it; the answer never arrives
             return
-        self._relay("POST", body)
+        response = self._forward("POST", body)
+        answer = response.json()
+        if action == "unnamed_rejection":
+            answer["accepted"] -= 1
+            answer["rejected"].append({"goodsId": None, "error": "item 7: no such group"})
+        elif action == "short_count":
+            answer["accepted"] -= 1
+        self._answer(response.status_code, json.dumps(answer).encode())
 
     def _forward(self, method: str, body: bytes) -> httpx.Response:
         headers = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")}

@@ -162,3 +162,47 @@ def test_interrupted_full_push_with_items_since_dropped_replaces_again(
     assert "continuing an interrupted full push" not in second.out
     assert [u.replace for u in gate.gate.uploads[2:]] == [True, False, False]
     assert set(processing_goods(sandbox_server)) == {f"G{n}" for n in range(10, 2500)}
+
+
+def test_an_answer_that_does_not_add_up_records_nothing_of_that_chunk(
+    catalog: Run, gated_cfg: Path, gate: GateServer, state_path: Path, tmp_path: Path
+) -> None:
+    path = write_catalogue(tmp_path / "goods.csv", range(2500))
+    gate.gate.policy = lambda n: {2: "unnamed_rejection", 3: "short_count"}.get(n, "forward")
+    first = catalog("--config", gated_cfg, "catalog", "push", path)
+    assert first.rc == 1
+    assert "rejected (unnamed): item 7: no such group" in first.out
+    assert "processing said 499 of 500 items were accepted with 0 rejected" in first.out
+    assert "1,500 item(s) unconfirmed by processing; sent again next time" in first.out
+    assert pushed_count(state_path) == 1000
+    status = json.loads(catalog("--config", gated_cfg, "catalog", "status", "--json").out)
+    assert status["incomplete"] is True
+
+    gate.gate.policy = lambda n: "forward"
+    second = catalog("--config", gated_cfg, "catalog", "push", path)
+    assert second.rc == 0, second.out
+    assert [len(u.goods_ids) for u in gate.gate.uploads[3:]] == [1000, 500]
+    assert pushed_count(state_path) == 2500
+
+
+def test_status_right_after_a_killed_push_still_reads(
+    catalog: Run, cfg: Path, state_path: Path, tmp_path: Path
+) -> None:
+    path = write_catalogue(tmp_path / "goods.csv", range(3))
+    assert catalog("--config", cfg, "catalog", "push", path).rc == 0
+    # a push killed inside a transaction leaves a hot journal behind
+    code = (
+        "import sqlite3, os, sys\n"
+        f"c = sqlite3.connect({str(state_path)!r}, isolation_level=None)\n"
+        "c.execute('BEGIN IMMEDIATE')\n"
+        "c.execute(\"DELETE FROM pushed\")\n"
+        "c.execute('PRAGMA cache_size=1')\n"
+        "c.executemany('INSERT INTO pushed VALUES (?, ?, ?)',"
+        " ((f'X{i}', b'h' * 16, 'now') for i in range(5000)))\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", code], check=False, timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    assert state_path.with_name(state_path.name + "-journal").exists()
+    status = json.loads(catalog("--config", cfg, "catalog", "status", "--json").out)
+    assert status["itemsKnown"] == 3
