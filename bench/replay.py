@@ -20,6 +20,7 @@ same disk as /tmp (fsync must reach a real file system for the figure to mean an
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sqlite3
 import statistics
@@ -143,6 +144,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=5000, help="journal entries (default %(default)s)")
     ap.add_argument("--chunk", type=int, default=250, help="entries per alternation")
     args = ap.parse_args()
+    logging.getLogger("posbridge").setLevel(logging.ERROR)  # "recovering -> online" is expected
     if args.n < 2:
         ap.error("-n must be at least 2")
     with tempfile.TemporaryDirectory(prefix="posbridge-replay-", dir=os.environ.get("TMPDIR")) as d:

@@ -15,6 +15,8 @@ request the register sent or nothing at all.  Faults:
 - ``garbage``: answer 200 with a body that is not contract JSON (``body=``); with
   ``forward=True`` the request is processed first.
 
+``only=`` limits a fault to requests whose path ends with it (say, the redemption).
+
 h11 finds where each request and answer ends, so keep-alive connections get one fault
 decision per request.  Every request is recorded with the fault it met and whether it
 reached the server (`events`).
@@ -43,6 +45,10 @@ class Fault:
     forward: bool = False
     body: bytes = GARBAGE
     content_type: str = "text/html"
+    only: str | None = None  # the fault hits requests whose path ends so; others pass
+
+    def hits(self, path: str) -> bool:
+        return self.only is None or path.endswith(self.only)
 
 
 @dataclass(frozen=True)
@@ -84,11 +90,17 @@ class FaultProxy:
         return self._fault
 
     def set_fault(self, kind: str, *, status: int = 500, forward: bool = False,
-                  body: bytes = GARBAGE, content_type: str = "text/html") -> None:
-        """Switch the fault; returns once the listener is closed or open again."""
+                  body: bytes = GARBAGE, content_type: str = "text/html",
+                  only: str | None = None) -> None:
+        """Switch the fault; returns once the listener is closed or open again.
+
+        `only`: a path suffix (e.g. "/Bonus/Payment"); other requests pass through.
+        """
         if kind not in KINDS:
             raise ValueError(f"unknown fault {kind!r}; expected one of {', '.join(KINDS)}")
-        self._call(self._switch(Fault(kind, status, forward, body, content_type)))
+        if kind == "refuse" and only is not None:
+            raise ValueError("a refused listener refuses every request; 'only' does not apply")
+        self._call(self._switch(Fault(kind, status, forward, body, content_type, only)))
 
     def close(self) -> None:
         self._call(self._shutdown())
@@ -145,7 +157,7 @@ class FaultProxy:
                 request, pending = got
                 head = next(e for e in request.events if isinstance(e, h11.Request))
                 method, path = head.method.decode(), head.target.decode()
-                fault = self._fault
+                fault = self._fault if self._fault.hits(path) else Fault()
                 if fault.kind == "refuse":
                     return
                 if fault.kind in ("status", "garbage") and not fault.forward:
@@ -161,7 +173,7 @@ class FaultProxy:
                 if not keep:
                     upstream[1].close()
                     upstream = None
-                fault = self._fault  # the fault met by the answer
+                fault = self._fault if self._fault.hits(path) else Fault()  # met by the answer
                 intact = fault.kind == "pass"
                 self.events.append(Event(method, path, fault.kind, True, intact))
                 if intact:

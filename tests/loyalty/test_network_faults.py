@@ -11,6 +11,7 @@ again later and must be recognised by its operationId), nothing more.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from bridge.loyalty import errors
 from bridge.loyalty.client import LoyaltyClient
 from bridge.loyalty.journal import Journal
 from bridge.loyalty.offline import MUST_REACH, Connectivity, OfflineClient
-from bridge.loyalty.protocol import match_path
+from bridge.loyalty.protocol import Identifier, match_path
 from bridge.loyalty.purchase import Purchase, run_purchase
 from sandbox.server import SandboxServer
 from tests.conftest import LOGIN, PASSWORD
@@ -29,6 +30,7 @@ from tests.loyalty.crash_child import FixedIds, final_state, online_reference, p
 from tests.loyalty.offline_helpers import shift, wait_until
 
 SEED, PURCHASES = 23, 12
+ACTIVE = "2775000000012"
 READ_TIMEOUT = 0.4
 
 FAULTS: dict[str, tuple[str, dict[str, Any]]] = {  # case: (proxy fault, its options)
@@ -143,3 +145,26 @@ def test_run_purchase_keeps_the_accrual_when_calculate_gets_a_500(
     proxy.set_fault("pass")
     assert offline.drain().stopped is None
     assert sandbox_server.purchase(result.purchase_id)["status"] == "confirmed"  # type: ignore[index]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a redemption that processing applied but whose answer was a 500 or not JSON is neither "
+    "undone nor journaled: OfflineClient.send re-raises non-offline errors, run_purchase does "
+    "not cancel on a retryable error, so the card's bonuses stay held; OfflineClient.send should "
+    "journal the cancel-operation (_undo_lost_payment) and raise RedemptionOffline for a payment "
+    "on any error that is not a processing refusal"))
+@pytest.mark.parametrize("case", ["status500-after-processing", "garbage-after-processing"])
+def test_redemption_with_a_garbled_answer_is_undone(
+    case: str, proxy: FaultProxy, offline: OfflineClient, sandbox_server: SandboxServer
+) -> None:
+    (cheque, _, _, _), = shift(4, 1)
+    kind = case.split("-")[0].removesuffix("500")
+    proxy.set_fault(kind, status=500, forward=True, only="/Bonus/Payment")
+    with pytest.raises(errors.LoyaltyError):
+        run_purchase(offline, cheque, Identifier(value=ACTIVE), pay=Decimal("20"))
+    book = sandbox_server.ledger(ACTIVE)
+    assert book is not None and book["held"] == Decimal("20.00")  # processing did apply it
+    proxy.set_fault("pass")
+    assert offline.drain().stopped is None
+    book = sandbox_server.ledger(ACTIVE)
+    assert book is not None and (book["held"], book["redeemed"]) == (Decimal("0.00"),) * 2
