@@ -47,6 +47,8 @@ if sys.platform != "win32":
 class Connection(Transport):
     """Open/close bookkeeping and error translation; subclasses fill in the four hooks."""
 
+    can_read = True  # False for write-only devices: status is UNKNOWN without asking
+
     def __init__(self, name: str) -> None:
         self.name = name
         self._open = False
@@ -223,6 +225,8 @@ class UsbConnection(_EscposConnection):
 
 class FileConnection(_EscposConnection):
     """A device file (/dev/usb/lp0, a parallel port) or a plain file; write-only."""
+
+    can_read = False
 
     def __init__(self, path: str) -> None:
         super().__init__(f"file:{path}")

@@ -278,9 +278,8 @@ def render_text(receipt: Receipt, columns: int) -> list[str]:
     """Plain-text preview: what the customer will read, one string per printed line."""
     out: list[str] = []
     for block in receipt.blocks:
-        if isinstance(block, Text):
-            width = columns // 2 if block.double else columns
-            out.extend(_aligned(line, width, block.align) for line in text_lines(block, columns))
+        if isinstance(block, Text):  # double lines hold half as many characters
+            out.extend(_aligned(line, columns, block.align) for line in text_lines(block, columns))
         elif isinstance(block, Pair | Rule):
             out.extend(text_lines(block, columns))
         elif isinstance(block, Barcode):

@@ -96,6 +96,8 @@ class ReceiptPrinter(Device):
     # status ---------------------------------------------------------------------------------
     def status(self) -> PrinterStatus:
         """DLE EOT 1..4, decoded; never raises and never guesses (no reply means UNKNOWN)."""
+        if not getattr(self.transport, "can_read", True):
+            return UNKNOWN_STATUS  # no back channel: nothing to wait for
         with self._lock:
             replies: dict[int, int | None] = {}
             try:
