@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
-from fastapi.security import APIKeyHeader
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from bridge import __version__
 from bridge.api.models import (
@@ -41,6 +41,7 @@ from bridge.api.models import (
 from bridge.loyalty import errors
 from bridge.loyalty.offline import LocalResponse, RedemptionOffline
 from bridge.loyalty.protocol import Identifier, Operation, dumps, mask_card
+from bridge.metrics import CONTENT_TYPE
 from bridge.service.cheques import ChequeError, Line, RegisterCheque
 
 if TYPE_CHECKING:
@@ -88,9 +89,15 @@ def create_app(register: Register, token: str) -> FastAPI:
         redoc_url=None,
     )
     header = APIKeyHeader(name=TOKEN_HEADER, auto_error=False)
+    bearer = HTTPBearer(auto_error=False)
 
-    def authorized(value: str | None = Depends(header)) -> None:
-        if value is None or not secrets.compare_digest(value.encode(), token.encode()):
+    def authorized(
+        value: str | None = Depends(header),
+        auth: HTTPAuthorizationCredentials | None = Depends(bearer),
+    ) -> None:
+        """The token in X-Posbridge-Token, or as a Bearer token (for Prometheus scrapers)."""
+        given = value if value is not None else (auth.credentials if auth else None)
+        if given is None or not secrets.compare_digest(given.encode(), token.encode()):
             raise _Unauthorized()
 
     @app.exception_handler(_Unauthorized)
@@ -135,6 +142,12 @@ def create_app(register: Register, token: str) -> FastAPI:
     @app.get("/v1/status", response_model=StatusOut, dependencies=deps, responses=_ERRORS)
     def status() -> Json:
         return Json(register.status())
+
+    @app.get("/metrics", dependencies=deps, responses=_ERRORS, response_class=Response,
+             include_in_schema=True)
+    def metrics() -> Response:
+        """Prometheus text: requests by operation and outcome, latency, journal, devices."""
+        return Response(register.metrics.render(), media_type=CONTENT_TYPE)
 
     @app.get("/v1/events", dependencies=deps, responses=_ERRORS,
              response_class=StreamingResponse)

@@ -122,10 +122,12 @@ class LoyaltyClient:
         cashier: str | None = None,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], datetime] = local_now,
+        observer: Callable[[str, str, float], None] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.cashier = cashier
         self.clock = clock  # the register's local wall clock; tests pin it to probe offer hours
+        self.observer = observer  # (operation, outcome, seconds) after every request, for metrics
         verify: ssl.SSLContext | bool = True
         if ca_file is not None:
             verify = ssl.create_default_context(cafile=str(ca_file))
@@ -177,17 +179,21 @@ class LoyaltyClient:
     def _send_now(self, request: PreparedRequest) -> ProcessingResponse:
         what = request.describe()
         started = time.perf_counter()
+        outcome = "error"
         try:
-            http_response = self._http.post(request.path, content=request.payload())
-        except httpx.HTTPError as exc:
-            raise _transport_error(exc, f"{what}: {self.url}") from None
-        response = _parse(http_response, what)
-        log.debug(
-            "processing %s -> %s in %.1f ms",
-            what,
-            response.code,
-            (time.perf_counter() - started) * 1000,
-        )
+            try:
+                http_response = self._http.post(request.path, content=request.payload())
+            except httpx.HTTPError as exc:
+                error = _transport_error(exc, f"{what}: {self.url}")
+                outcome = type(error).__name__
+                raise error from None
+            response = _parse(http_response, what)
+            outcome = response.code
+        finally:
+            elapsed = time.perf_counter() - started
+            if self.observer is not None:
+                self.observer(request.op.value, outcome, elapsed)
+        log.debug("processing %s -> %s in %.1f ms", what, response.code, elapsed * 1000)
         if not response.ok:
             raise errors.business_error(response)
         return response

@@ -14,6 +14,7 @@ from bridge import __version__
 from bridge.config import Config
 from bridge.loyalty.client import LoyaltyClient
 from bridge.loyalty.offline import Connectivity
+from bridge.metrics import Metrics
 from bridge.runtime import offline_client
 from bridge.service.cheques import ChequeBook, ChequeError, RegisterCheque
 from bridge.service.events import EventBus
@@ -29,7 +30,9 @@ class Register:
                  devices: bool = True) -> None:
         self.config = config
         self.events = EventBus()
+        self.metrics = Metrics()
         self.offline = offline_client(config, client)
+        self.offline.client.observer = self.metrics.observe
         self.offline.on_change = self._connectivity
         self.offline.on_warning = self._journal_warning
         self.book = ChequeBook(self.offline)
@@ -39,6 +42,7 @@ class Register:
             from bridge.service.devices import DeviceManager
 
             self.devices = DeviceManager(config, self)
+        self.metrics.watch(self)
 
     # ------------------------------------------------------------------ lifecycle
 

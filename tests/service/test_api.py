@@ -174,3 +174,17 @@ def test_openapi_document(api: httpx.Client) -> None:
     doc = api.get("/openapi.json").json()
     assert "/v1/cheques/{cheque_id}/confirm" in doc["paths"]
     assert doc["info"]["title"] == "posbridge POS API"
+
+
+def test_metrics(api: httpx.Client, service: Service) -> None:
+    sell(api, ACTIVE)
+    api.get(f"/v1/cards/{BLOCKED}/balance")
+    text = api.get("/metrics").text
+    assert 'posbridge_processing_requests_total{operation="confirm",outcome="Ok"} 1.0' in text
+    assert 'posbridge_processing_requests_total{operation="balance",outcome="CardBlocked"} 1.0' in text
+    assert 'posbridge_processing_request_seconds_bucket{le="10.0",operation="calculate"} 1.0' in text
+    assert 'posbridge_journal_entries{status="done"} 2.0' in text
+    assert 'posbridge_connectivity{state="online"} 1.0' in text
+    bearer = httpx.get(f"{service.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert bearer.status_code == 200
+    assert httpx.get(f"{service.url}/metrics").status_code == 401

@@ -1,0 +1,77 @@
+"""Prometheus metrics of one register, for a chain watching thousands of them.
+
+One `CollectorRegistry` per service (no process-global registry): tests can run
+several services side by side.  Request metrics are observed by the loyalty client;
+journal, device and connectivity gauges are read at scrape time, so they are never
+stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
+    from bridge.service.register import Register
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "posbridge_processing_requests", "Requests sent to processing",
+            ["operation", "outcome"], registry=self.registry,
+        )
+        self.latency = Histogram(
+            "posbridge_processing_request_seconds", "Time for processing to answer",
+            ["operation"], buckets=_BUCKETS, registry=self.registry,
+        )
+
+    def observe(self, operation: str, outcome: str, seconds: float) -> None:
+        self.requests.labels(operation, outcome).inc()
+        self.latency.labels(operation).observe(seconds)
+
+    def watch(self, register: Register) -> None:
+        self.registry.register(_RegisterCollector(register))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _RegisterCollector(Collector):
+    def __init__(self, register: Register) -> None:
+        self.register = register
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self.register.offline.journal.counts()
+        journal = GaugeMetricFamily("posbridge_journal_entries", "Offline journal entries",
+                                    labels=["status"])
+        for status, n in (("pending", counts.pending), ("rejected", counts.rejected),
+                          ("done", counts.done)):
+            journal.add_metric([status], n)
+        yield journal
+        age = counts.oldest_pending_age()
+        yield GaugeMetricFamily("posbridge_journal_oldest_pending_seconds",
+                                "Age of the oldest request waiting to be sent",
+                                value=0.0 if age is None else age)
+        state = self.register.offline.state.value
+        conn = GaugeMetricFamily("posbridge_connectivity", "1 for the current state",
+                                 labels=["state"])
+        for s in ("online", "offline", "recovering"):
+            conn.add_metric([s], 1.0 if s == state else 0.0)
+        yield conn
+        devices = GaugeMetricFamily("posbridge_device_online", "1 if the device is online",
+                                    labels=["device", "kind", "power"])
+        for d in self.register.status()["devices"]:
+            devices.add_metric([d["name"], d["kind"], d["power"]],
+                               1.0 if d["power"] == "online" else 0.0)
+        yield devices
