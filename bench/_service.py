@@ -1,0 +1,50 @@
+"""Run `posbridge run` in its own process against a sandbox URL, for benchmarks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from bench._sandbox import ROOT, free_port
+
+TOKEN = "bench-token-0123456789"
+
+
+@contextmanager
+def service_process(sandbox_url: str) -> Iterator[tuple[str, int]]:
+    """Yields (base URL, pid)."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="posbridge-svc-") as tmp:
+        cfg = Path(tmp) / "posbridge.toml"
+        cfg.write_text(
+            f'[processing]\nurl = "{sandbox_url}"\nlogin = "register-1"\npassword = "secret-1"\n'
+            f'lock_file = "{tmp}/lock"\n[journal]\npath = "{tmp}/journal.sqlite"\n'
+            f'[api]\nport = {port}\ntoken = "{TOKEN}"\n'
+        )
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.Popen([sys.executable, "-m", "bridge", "--config", str(cfg),
+                                 "--log-level", "ERROR", "run"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    httpx.get(f"{url}/v1/status", headers={"X-Posbridge-Token": TOKEN}, timeout=1)
+                    break
+                except httpx.HTTPError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("service did not start") from None
+                    time.sleep(0.05)
+            yield url, proc.pid
+        finally:
+            proc.terminate()
+            proc.wait(20)

@@ -1,0 +1,57 @@
+"""Service memory over a long shift: RSS after every N purchases through the POS API.
+
+Target: <= 80 MB after 10,000 purchases and not growing (last checkpoints flat).
+The baseline printed alongside is the RSS of the service right after start, same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx  # noqa: E402
+
+from bench._sandbox import sandbox_process  # noqa: E402
+from bench._service import TOKEN, service_process  # noqa: E402
+
+LINES = [{"goodsId": "1001", "name": "Milk", "price": "89.90", "quantity": "2"},
+         {"goodsId": "5001", "name": "Soap", "price": "150.00", "quantity": "1"}]
+CARDS = ["2775000000012", "2775000000029", None]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("-n", type=int, default=10_000)
+    ap.add_argument("--every", type=int, default=1000)
+    args = ap.parse_args()
+    with sandbox_process() as sandbox_url, service_process(sandbox_url) as (url, pid):
+        api = httpx.Client(base_url=url, headers={"X-Posbridge-Token": TOKEN}, timeout=30)
+        base = rss_mb(pid)
+        print(f"start: {base:.1f} MB")
+        points = []
+        for i in range(1, args.n + 1):
+            cid = api.post("/v1/cheques", json={"card": CARDS[i % 3], "lines": LINES}).json()["id"]
+            api.post(f"/v1/cheques/{cid}/calculate").raise_for_status()
+            api.post(f"/v1/cheques/{cid}/confirm").raise_for_status()
+            if i % args.every == 0:
+                points.append(rss_mb(pid))
+                print(f"{i:>6} purchases: {points[-1]:.1f} MB", flush=True)
+        api.close()
+    tail = points[len(points) // 2:]
+    growth = tail[-1] - tail[0] if len(tail) > 1 else 0.0
+    print(f"final {points[-1]:.1f} MB (target <= 80), growth over the second half {growth:+.1f} MB,"
+          f" ratio final/start {points[-1] / base:.2f}")
+
+
+if __name__ == "__main__":
+    main()
