@@ -20,7 +20,7 @@ import pytest
 from bridge.loyalty import errors
 from bridge.loyalty.client import LoyaltyClient
 from bridge.loyalty.journal import Journal
-from bridge.loyalty.offline import MUST_REACH, Connectivity, OfflineClient
+from bridge.loyalty.offline import MUST_REACH, Connectivity, LocalResponse, OfflineClient
 from bridge.loyalty.protocol import Identifier, match_path
 from bridge.loyalty.purchase import Purchase, run_purchase
 from sandbox.server import SandboxServer
@@ -107,7 +107,12 @@ def test_fault_then_replay_equals_online(
     kind, options = FAULTS[case]
     proxy.set_fault(kind, **options)
     for i, item in enumerate(shift(SEED, PURCHASES)):
-        sell(offline, i, item)
+        p = sell(offline, i, item)
+        last = p.last["cancel" if item[3] else "confirm"]
+        if case == "pass":
+            assert last.ok and not isinstance(last, LocalResponse)
+        else:  # the cashier is told it is queued, never an error
+            assert isinstance(last, LocalResponse) and last.local == "queued", last
     during = offline.drain()  # a replay attempt while the fault is still on
     counts = offline.journal.counts()
     if case == "pass":
