@@ -18,7 +18,11 @@ from drivers.printer.status import PrinterStatus, Query
 try:
     from tests.drivers import umockdev_helpers as mock
 except ImportError:  # tests/drivers is not a package: pytest put its folder on sys.path
-    import umockdev_helpers as mock  # type: ignore[no-redef]
+    try:
+        import umockdev_helpers as mock  # type: ignore[no-redef]
+    except ImportError:
+        pytest.skip("tests/drivers/umockdev_helpers.py (USB stand-in) is not in this checkout",
+                    allow_module_level=True)
 
 pytestmark = pytest.mark.umockdev
 
