@@ -34,7 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     source = pv.add_mutually_exclusive_group()
     source.add_argument(
-        "--scenario", choices=SCENARIOS, default="normal", help="sample cheque (default normal)"
+        "--scenario", choices=SCENARIOS, help="sample cheque (default normal)"
     )
     source.add_argument("--from-json", metavar="FILE", help="a receipt described in JSON")
     pv.add_argument("--out", metavar="DIR", default=".", help="output folder (default: here)")
@@ -98,9 +98,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         target = render_target(columns, device)
         if args.from_json:
-            receipt = from_description(load_description(args.from_json), language)
+            description = load_description(args.from_json)
+            try:
+                receipt = from_description(description, language)
+            except LoyaltyBlockError as exc:
+                raise UsageError(f"receipt file {args.from_json}: loyalty: {exc}") from None
         else:
-            receipt = sample_receipt(args.scenario, language)
+            receipt = sample_receipt(args.scenario or "normal", language)
         lines = text_lines(receipt, columns)
         data = escpos_bytes(receipt, target)
     except (ReceiptRenderError, LoyaltyBlockError) as exc:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bridge.receipts.render import rows
-from drivers.printer.document import Receipt
+from drivers.printer.document import Align, Receipt
 
 if TYPE_CHECKING:
     from PIL.ImageFont import FreeTypeFont, ImageFont
@@ -143,9 +143,14 @@ def write_png(
             draw.rectangle(
                 (margin, y + 1, width - margin - 1, y + line - 2), fill=235, outline=120
             )
-        for i, char in enumerate(row.text):
+        text, start = row.text, 0
+        if row.double:  # the text preview pads in single cells; place doubled cells here
+            text = row.text.strip()
+            room = max(columns - 2 * len(text), 0)
+            start = {Align.LEFT: 0, Align.CENTER: room // 2, Align.RIGHT: room}[row.align]
+        for i, char in enumerate(text):
             if char != " ":
-                x = margin + i * cell * scale
+                x = margin + (start + i * scale) * cell
                 draw.text((x, y), char, font=face, fill=0, stroke_width=stroke, stroke_fill=0)
         y += line * scale
     try:

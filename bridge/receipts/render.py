@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from drivers.printer.document import (
+    Align,
     Barcode,
     Pair,
     QRCode,
@@ -37,6 +38,10 @@ class ReceiptRenderError(ValueError):
     """The printer settings cannot render a receipt; the message names the setting."""
 
 
+# PrinterConfig's field -> the key a technician writes in a [[devices]] printer entry
+_KEYS = {"code_page": "codepage", "code_page_slot": "codepage_slot", "paper_width_mm": "paper_mm"}
+
+
 def printer_config(columns: int, device: DeviceSettings | None = None) -> PrinterConfig:
     from pydantic import ValidationError
 
@@ -54,7 +59,8 @@ def printer_config(columns: int, device: DeviceSettings | None = None) -> Printe
     except ValidationError as exc:
         name = device.name if device is not None else "default printer"
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            f"{_KEYS.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else 'printer'}: "
+            f"{e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors()
         )
         raise ReceiptRenderError(f"printer {name}: {problems}") from None
@@ -65,7 +71,8 @@ def render_target(columns: int, device: DeviceSettings | None = None) -> RenderT
         return RenderTarget.from_config(printer_config(columns, device))
     except ProfileError as exc:
         name = device.name if device is not None else "default printer"
-        raise ReceiptRenderError(f"printer {name}: {exc}") from None
+        message = str(exc).replace("code_page_slot in the printer config", "its codepage_slot")
+        raise ReceiptRenderError(f"printer {name}: {message}") from None
 
 
 def receipt_printer(config: Config) -> DeviceSettings | None:
@@ -83,6 +90,7 @@ class Row:
     bold: bool = False
     double: bool = False
     code: bool = False  # a barcode or QR placeholder
+    align: Align = Align.LEFT
 
 
 def _code_label(block: Barcode | QRCode, columns: int) -> list[str]:
@@ -102,7 +110,10 @@ def rows(receipt: Receipt, columns: int) -> list[Row]:
             continue
         bold = isinstance(block, Text | Pair) and block.bold
         double = isinstance(block, Text) and block.double
-        out.extend(Row(line, bold, double) for line in render_text(Receipt([block]), columns))
+        align = block.align if isinstance(block, Text) else Align.LEFT
+        out.extend(
+            Row(line, bold, double, align=align) for line in render_text(Receipt([block]), columns)
+        )
     return out
 
 
