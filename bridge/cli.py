@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "purchase": ("bridge.commands.purchase", "run a loyalty purchase for a cheque file"),
     "journal": ("bridge.commands.journal", "inspect and replay the offline journal"),
     "catalog": ("bridge.commands.catalog", "push the product nomenclature to processing"),
+    "doctor": ("bridge.commands.doctor", "check config, devices, processing, clock and journal"),
     "decode": ("bridge.commands.decode", "classify a barcode or a card swipe (JSON)"),
     "sandbox": ("bridge.commands.sandbox", "run the processing sandbox server"),
     "demo": ("bridge.commands.demo", "run the demo against the bundled sandbox"),

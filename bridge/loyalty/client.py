@@ -274,10 +274,13 @@ class LoyaltyClient:
 
         return self._sequencer.call(post)
 
-    def probe(self) -> None:
-        """Raise unless processing answers HTTP at all (any status but 502/503/504 counts)."""
+    def probe(self) -> str | None:
+        """Raise unless processing answers HTTP at all (any status but 502/503/504 counts).
 
-        def get() -> None:
+        Returns the answer's HTTP Date header, which the doctor compares with our clock.
+        """
+
+        def get() -> str | None:
             try:
                 response = self._http.get("/", timeout=self._http.timeout.connect)
             except httpx.HTTPError as exc:
@@ -287,8 +290,9 @@ class LoyaltyClient:
                     f"probe: processing unavailable (HTTP {response.status_code})",
                     response.status_code,
                 )
+            return response.headers.get("date")
 
-        self._sequencer.call(get)
+        return self._sequencer.call(get)
 
     # ------------------------------------------------------------------ lifecycle
 

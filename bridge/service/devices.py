@@ -153,7 +153,7 @@ def build_device(s: DeviceSettings) -> Device:
     """The driver object for one `[[devices]]` entry (nothing is opened here)."""
     if s.kind == "printer":
         return _printer(s)
-    factory = _transport_factory(s)
+    factory = transport_factory(s)
     if s.kind == "scanner":
         from drivers.scanner.device import ScannerConfig, ScannerDevice
         from drivers.scanner.framing import suffix_from_name
@@ -170,7 +170,7 @@ def build_device(s: DeviceSettings) -> Device:
     return MsrDevice(s.name, factory, MsrConfig(suffix=suffix_from_name(s.suffix)))
 
 
-def _transport_factory(s: DeviceSettings) -> Any:
+def transport_factory(s: DeviceSettings) -> Any:
     def make() -> Transport:
         if s.connection == "serial":
             from drivers.transport.serial import SerialSettings, SerialTransport
