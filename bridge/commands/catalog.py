@@ -185,12 +185,9 @@ def _push(args: argparse.Namespace) -> int:
     lock = None if args.dry_run else _lock(state_path)
     try:
         with _open_state(state_path, readonly=args.dry_run) as state:
-            ignore_pushed = False
-            if cfg is not None:
-                if args.dry_run:
-                    ignore_pushed = not state.target_matches(_target(cfg))
-                elif state.adopt_target(_target(cfg)):
-                    ignore_pushed = True
+            # the record is about another processing: it says nothing about this one (it is
+            # dropped only when this push starts sending, not by a run that stops earlier)
+            ignore_pushed = cfg is not None and not state.target_matches(_target(cfg))
             if ignore_pushed:
                 print(
                     f"note: {state_path} recorded pushes to another processing;"
@@ -216,11 +213,12 @@ def _push(args: argparse.Namespace) -> int:
                     " are removed from processing's catalogue if they were there",
                     file=sys.stderr,
                 )
-            deleted = catalogue.deleted_ids(IDS_SHOWN)
+            deleted = [] if ignore_pushed else catalogue.deleted_ids(IDS_SHOWN)
             if args.dry_run:
                 _show_dry_run(args, catalogue, plan, deleted)
                 return EXIT_REFUSED if catalogue.invalid else EXIT_OK
             assert cfg is not None
+            state.adopt_target(_target(cfg))
             report = _upload(args, cfg, catalogue, plan)
             _show_push(args, plan, deleted, report)
             return _push_exit(report, catalogue.invalid)

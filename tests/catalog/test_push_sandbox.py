@@ -244,10 +244,17 @@ def test_another_processing_in_the_config_means_everything_is_new(
         other_cfg = write_config(tmp_path / "other.toml", other.url, tmp_path)
         status = catalog("--config", other_cfg, "catalog", "status")
         assert "(NOT the configured one)" in status.out
-        result = catalog("--config", other_cfg, "catalog", "push", path)
+        bad = write_csv(tmp_path / "bad.csv", [["1", "", "", "", ""]])
+        assert catalog("--config", other_cfg, "catalog", "push", bad).rc == 2
+        kept = json.loads(catalog("--config", cfg, "catalog", "status", "--json").out)
+        assert kept["itemsKnown"] == 3  # a run that sent nothing did not drop the record
+        fewer = write_catalogue(tmp_path / "fewer.csv", [1, 2])
+        result = catalog("--config", other_cfg, "catalog", "push", fewer)
         assert result.rc == 0
         assert "every item is treated as new" in result.err
-        assert {"G0", "G1", "G2"} <= set(processing_goods(other))
+        assert "2 new, 0 changed" in result.out
+        assert "no longer in the file" not in result.out  # G0 was pushed elsewhere, not here
+        assert {"G1", "G2"} <= set(processing_goods(other))
 
 
 def test_missing_file_and_bad_format_are_usage_errors(catalog: Run, cfg: Path, tmp_path: Path) -> None:
