@@ -25,7 +25,6 @@ REQUIRED_COLUMNS = ("goodsId", "name")
 
 _READ_SIZE = 64 * 1024
 _MAX_JSON_ITEM = 1024 * 1024  # one catalogue item as JSON; anything larger is a broken file
-_CSV_FIELD_LIMIT = 64 * 1024  # an unterminated quote would otherwise swallow the file
 
 
 class SourceError(Exception):
@@ -113,7 +112,8 @@ def _head(handle: IO[str]) -> str:
 
 
 def _csv_rows(handle: IO[str], path: Path) -> Iterator[RawRow]:
-    csv.field_size_limit(_CSV_FIELD_LIMIT)
+    # an unterminated quote ends at the csv module's field size limit (128 KiB) with an
+    # error naming the line, not by swallowing the rest of the file
     header_line = handle.readline()
     if not header_line.strip():
         raise SourceError(f"{path}: empty file; expected a header line: {','.join(COLUMNS)}")

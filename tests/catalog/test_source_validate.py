@@ -15,7 +15,7 @@ from bridge.catalog.push import Catalogue
 from bridge.catalog.source import RawRow, SourceError, read_rows
 from bridge.catalog.state import CatalogState
 from bridge.catalog.validate import Item, RowError, validate
-from bridge.loyalty.protocol import GoodsItem
+from bridge.loyalty.protocol import GoodsItem, encode, loads
 from tests.catalog.helpers import barcode, write_csv
 
 
@@ -157,7 +157,7 @@ def test_quoted_line_breaks_keep_line_numbers_right(tmp_path: Path) -> None:
         (b"goodsId,price\n", "header lacks name"),
         (b"goodsId,name,goods_id\n", "column 'goodsId' appears twice"),
         ("goodsId,name\n1,Молоко\n".encode("cp1251"), "not UTF-8 text (byte 0xcc)"),
-        (b'goodsId,name\n1,"unterminated\n' + b"x" * 70000 + b"\n", "CSV syntax error"),
+        (b'goodsId,name\n1,"unterminated\n' + b"x" * 140_000 + b"\n", "CSV syntax error"),
     ],
 )
 def test_file_level_faults_are_source_errors(tmp_path: Path, content: bytes, message: str) -> None:
@@ -284,3 +284,42 @@ def test_the_same_items_read_alike_from_csv_json_and_jsonl(
         assert [e for _, e in got if e] == []
         wire = [i.wire().model_dump(by_alias=True, mode="json") for i, _ in got if i is not None]
         assert wire == items, name
+
+
+anything = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.text(max_size=300),
+    st.decimals(allow_nan=True, allow_infinity=True),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@given(st.dictionaries(st.sampled_from(["goodsId", "barcode", "name", "group", "price"]), anything))
+def test_validation_never_crashes_and_what_passes_is_a_valid_wire_item(
+    fields: dict[str, object],
+) -> None:
+    item, errors = validate(RawRow(1, 2, fields))
+    assert (item is None) == bool(errors)
+    if item is not None:
+        wire = item.wire()
+        assert GoodsItem.model_validate(loads(encode(wire))) == wire
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.sampled_from(["g.csv", "g.json", "g.jsonl"]),
+    st.one_of(
+        st.binary(max_size=400),
+        st.text(alphabet='{}[]",:; \n\r\tabc019goodsIdname\\', max_size=400).map(str.encode),
+    ),
+)
+def test_any_bytes_give_rows_or_a_source_error(tmp_path: Path, name: str, content: bytes) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    try:
+        for raw in read_rows(path):
+            validate(raw)
+    except SourceError as exc:
+        assert str(exc).startswith(str(path))
