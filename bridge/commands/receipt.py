@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         unprintable,
     )
     from bridge.receipts.sample import from_description, sample_receipt
+    from drivers.printer.document import DocumentError
 
     cfg = _config(getattr(args, "config", None))
     language = args.language or (cfg.receipt.language if cfg else "ru")
@@ -103,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
                 receipt = from_description(description, language)
             except LoyaltyBlockError as exc:
                 raise UsageError(f"receipt file {args.from_json}: loyalty: {exc}") from None
+            except DocumentError as exc:
+                raise UsageError(f"receipt file {args.from_json}: {exc}") from None
         else:
             receipt = sample_receipt(args.scenario or "normal", language)
         lines = text_lines(receipt, columns)

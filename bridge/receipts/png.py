@@ -4,8 +4,9 @@ Drawn from the same lines as the text preview, one character per grid cell, in a
 monospace TrueType font that has Cyrillic (DejaVu Sans Mono from `fonts-dejavu-core`
 first).  Without such a font it falls back to Pillow's built-in font and says so: that
 font has no Cyrillic, so Russian text would come out as boxes.  Bold blocks are drawn
-bold, double-size blocks twice as large; barcodes and QR codes are a framed placeholder
-line with their data.
+bold, double-size blocks twice as large.  Barcodes and QR codes are drawn for real with
+qrcode and python-barcode (python-escpos depends on both) so the preview scans; a code they
+cannot draw, or one wider than the paper, is a framed placeholder line with its data.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bridge.receipts.render import rows
-from drivers.printer.document import Align, Receipt
+from bridge.receipts.render import Row, rows
+from drivers.printer.document import Align, Barcode, QRCode, Receipt
 
 if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
     from PIL.ImageFont import FreeTypeFont, ImageFont
 
 FONT_SIZE = 20
@@ -118,9 +120,73 @@ def load_fonts(explicit: str | Path | None = None, size: int = FONT_SIZE) -> Fon
     return Fonts(ImageFont.load_default(size), None, "Pillow default", NO_FONT_WARNING)
 
 
+_LIBRARY_BARCODES = {
+    "EAN13": "ean13", "EAN8": "ean8", "UPCA": "upca", "CODE128": "code128",
+    "CODE39": "code39", "ITF": "itf", "CODABAR": "codabar", "NW7": "codabar",
+}
+_DOTS_PER_CELL = 12  # font A is 12 printer dots wide: converts dot sizes to preview pixels
+
+
+def _qr_image(block: QRCode, cell: int, room: int) -> PILImage | None:
+    import qrcode  # type: ignore[import-untyped]
+    from qrcode import constants  # type: ignore[import-untyped]
+
+    levels = {
+        "L": constants.ERROR_CORRECT_L, "M": constants.ERROR_CORRECT_M,
+        "Q": constants.ERROR_CORRECT_Q, "H": constants.ERROR_CORRECT_H,
+    }
+    qr = qrcode.QRCode(border=2, error_correction=levels[block.error_correction.upper()])
+    qr.add_data(block.data.encode("utf-8"))
+    qr.make(fit=True)
+    modules = qr.modules_count + 2 * qr.border
+    qr.box_size = min(max(1, round(block.module_size * cell / _DOTS_PER_CELL)), room // modules)
+    if qr.box_size < 1:
+        return None
+    return qr.make_image().get_image().convert("L")  # type: ignore[no-any-return]
+
+
+def _barcode_image(block: Barcode, cell: int, room: int) -> PILImage | None:
+    import barcode  # type: ignore[import-untyped]
+    from barcode.writer import ImageWriter  # type: ignore[import-untyped]
+
+    key = block.symbology.upper().replace("-", "").replace(" ", "").replace("_", "")
+    if key not in _LIBRARY_BARCODES:
+        return None
+    dpi = 254  # 0.1 mm per pixel
+    module = max(1, round(block.module_width * cell / _DOTS_PER_CELL))
+    for pixels in dict.fromkeys((module, 1)):
+        image = barcode.get(_LIBRARY_BARCODES[key], block.data, writer=ImageWriter()).render(
+            {
+                "module_width": pixels * 0.1,
+                "module_height": block.height * cell / _DOTS_PER_CELL * 0.1,
+                "dpi": dpi,
+                "quiet_zone": 2.0,
+                "write_text": block.human_readable,
+                "font_size": 9,
+                "text_distance": 3.0,
+            }
+        )
+        if image.width <= room:
+            return image.convert("L")  # type: ignore[no-any-return]
+    return None
+
+
+def code_image(block: Barcode | QRCode, cell: int, room: int) -> PILImage | None:
+    """A scannable picture of the code no wider than `room`, or None (a placeholder is drawn)."""
+    try:
+        if isinstance(block, QRCode):
+            return _qr_image(block, cell, room)
+        return _barcode_image(block, cell, room)
+    except ImportError:
+        return None
+    except Exception:  # a library refusing odd data must not cost the whole preview
+        return None
+
+
 def write_png(
     receipt: Receipt, columns: int, path: Path, *, font: str | Path | None = None
 ) -> PngInfo:
+    """Draw the receipt; barcodes and QR codes are real (qrcode, python-barcode) when possible."""
     from PIL import Image, ImageDraw
 
     fonts = load_fonts(font)
@@ -128,13 +194,31 @@ def write_png(
     cell = math.ceil(fonts.regular.getlength("M"))
     line = math.ceil(FONT_SIZE * 1.3)
     margin = cell
-    layout = rows(receipt, columns)
-    width = columns * cell + 2 * margin
-    height = sum(line * (2 if r.double else 1) for r in layout) + 2 * margin
+    room = columns * cell
+    layout: list[Row | tuple[PILImage, Align]] = []
+    for block in receipt.blocks:
+        picture = code_image(block, cell, room) if isinstance(block, Barcode | QRCode) else None
+        if picture is not None and isinstance(block, Barcode | QRCode):
+            layout.append((picture, block.align))
+        else:
+            layout.extend(rows(Receipt([block]), columns))
+    width = room + 2 * margin
+    height = 2 * margin + sum(
+        line * (2 if item.double else 1) if isinstance(item, Row) else item[0].height + line // 2
+        for item in layout
+    )
     image = Image.new("L", (width, height), 255)
     draw = ImageDraw.Draw(image)
     y = margin
-    for row in layout:
+    for item in layout:
+        if not isinstance(item, Row):
+            picture, align = item
+            spare = room - picture.width
+            x = margin + {Align.LEFT: 0, Align.CENTER: spare // 2, Align.RIGHT: spare}[align]
+            image.paste(picture, (x, y + line // 4))
+            y += picture.height + line // 2
+            continue
+        row = item
         scale = 2 if row.double else 1
         source = big if (row.double and big is not None) else fonts
         face = source.bold if (row.bold and source.bold is not None) else source.regular
@@ -146,8 +230,8 @@ def write_png(
         text, start = row.text, 0
         if row.double:  # the text preview pads in single cells; place doubled cells here
             text = row.text.strip()
-            room = max(columns - 2 * len(text), 0)
-            start = {Align.LEFT: 0, Align.CENTER: room // 2, Align.RIGHT: room}[row.align]
+            free = max(columns - 2 * len(text), 0)
+            start = {Align.LEFT: 0, Align.CENTER: free // 2, Align.RIGHT: free}[row.align]
         for i, char in enumerate(text):
             if char != " ":
                 x = margin + (start + i * scale) * cell

@@ -9,6 +9,7 @@ can be reused by adding a `loyalty` object.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal
@@ -80,6 +81,11 @@ class LoyaltyDescription(_Model):
         )
 
 
+class BarcodeDescription(_Model):
+    data: str = Field(min_length=1, max_length=253)
+    symbology: str = "EAN13"
+
+
 class ReceiptDescription(_Model):
     """What `--from-json FILE` holds."""
 
@@ -88,6 +94,7 @@ class ReceiptDescription(_Model):
     discount: Money = Field(default=Decimal(0), ge=0)
     loyalty: LoyaltyDescription | None = None
     qr: str | None = Field(default=None, min_length=1, max_length=1000)
+    barcodes: list[BarcodeDescription] = Field(default_factory=list, max_length=10)
 
     @field_validator("header")
     @classmethod
@@ -106,6 +113,7 @@ def cheque_receipt(
     discount: Decimal,
     block: LoyaltyBlock | None,
     qr: str | None,
+    barcodes: Sequence[tuple[str, str]] = (),
 ) -> Receipt:
     texts = texts_for(language)
     receipt = Receipt()
@@ -128,6 +136,8 @@ def cheque_receipt(
         receipt.pair(texts.to_pay, money(total - discount - redeemed, texts), bold=True)
     if block is not None:
         block.add_to(receipt, language)
+    for data, symbology in barcodes:
+        receipt.barcode(data, symbology)
     if qr:
         receipt.qr(qr)
     if cheque is not None:
@@ -154,6 +164,7 @@ def from_description(description: ReceiptDescription, language: str) -> Receipt:
         discount=description.discount,
         block=loyalty.block() if loyalty is not None else None,
         qr=scrub(description.qr) if description.qr else None,
+        barcodes=[(scrub(code.data), code.symbology) for code in description.barcodes],
     )
 
 

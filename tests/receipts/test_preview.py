@@ -17,7 +17,9 @@ from PIL import Image, ImageChops, ImageFont
 from bridge import cli, config
 from bridge.receipts import png
 from bridge.receipts.render import text_lines
-from bridge.receipts.sample import SAMPLE_CARD, SCENARIOS, sample_receipt
+from bridge.receipts.sample import SAMPLE_CARD, SAMPLE_QR, SCENARIOS, sample_receipt
+from drivers.printer.document import Barcode, QRCode, Receipt
+from tests.drivers.emupos_helpers import zbar_decode
 
 CARD = "4600123456789012"
 MASKED = "460012******9012"
@@ -89,8 +91,6 @@ def test_preview_writes_text_png_and_escpos(
 
 def _glyphs_differ_from_missing_ones(tmp_path: Path) -> bool:
     """Cyrillic drawn in the PNG versus characters no font has (drawn as the missing box)."""
-    from drivers.printer.document import Receipt
-
     cyrillic = png.write_png(Receipt().text("ЖЩЯ"), 32, tmp_path / "cyr.png")
     missing = png.write_png(Receipt().text("\U0010fffd" * 3), 32, tmp_path / "none.png")
     with Image.open(cyrillic.path) as a, Image.open(missing.path) as b:
@@ -275,3 +275,50 @@ def test_bad_options_are_usage_errors(
         cli.main(["receipt", "preview", *argv])
     assert exited.value.code == 2
     assert named in capsys.readouterr().err
+
+
+# --- codes in the PNG are real: zbarimg (not ours) reads them ----------------------------------
+
+
+@pytest.mark.parametrize("columns", [32, 48])
+def test_sample_qr_in_the_png_scans(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, columns: int
+) -> None:
+    code, _, stderr = preview(capsys, "--columns", str(columns), "--out", str(tmp_path))
+    assert code == 0, stderr
+    assert zbar_decode(tmp_path / "receipt.png") == [f"QR-Code:{SAMPLE_QR}"]
+
+
+def test_json_barcodes_scan_and_bad_ones_are_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    source = tmp_path / "r.json"
+    source.write_text(json.dumps({
+        "barcodes": [{"data": "4600000000008"}, {"data": "CHQ-77", "symbology": "CODE128"}],
+        "qr": "Привет, мир",
+    }), encoding="utf-8")
+    code, _, stderr = preview(capsys, "--from-json", str(source), "--out", str(tmp_path))
+    assert code == 0, stderr
+    found = zbar_decode(tmp_path / "receipt.png")
+    assert sorted(found) == ["CODE-128:CHQ-77", "EAN-13:4600000000008", "QR-Code:Привет, мир"]
+    text = (tmp_path / "receipt.txt").read_text(encoding="utf-8")
+    assert "[EAN13 4600000000008]" in text and "[CODE128 CHQ-77]" in text
+
+    source.write_text(json.dumps({"barcodes": [{"data": "4600000000009"}]}))
+    code, _, stderr = preview(capsys, "--from-json", str(source), "--out", str(tmp_path))
+    assert code == 2
+    assert f"receipt file {source}: EAN13 barcode '4600000000009' is not a valid code" in stderr
+
+
+def test_a_code_wider_than_the_paper_is_a_placeholder(tmp_path: Path) -> None:
+    big = QRCode("x" * 2000, module_size=16)
+    shrunk = png.code_image(big, 13, 32 * 13)  # smaller modules until it fits
+    assert shrunk is not None and shrunk.width <= 32 * 13
+    assert png.code_image(big, 13, 100) is None  # not even at one pixel a module
+    long_code = Barcode("A" * 60, "CODE128")
+    assert png.code_image(long_code, 13, 32 * 13) is None
+    info = png.write_png(Receipt().add(long_code), 32, tmp_path / "p.png")
+    with Image.open(info.path) as image:
+        assert image.width == 34 * info.cell_width
+        assert image.height < 6 * info.line_height  # a text placeholder, not a picture
+    assert zbar_decode(info.path) == []
