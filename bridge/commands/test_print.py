@@ -1,0 +1,75 @@
+"""Print a test page: code page, Cyrillic, column widths, styles, barcode, QR and cut.
+
+PRINTER is a [[devices]] printer name (default: receipt.printer, else the first printer).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bridge.config import Config, DeviceSettings
+    from drivers.printer.document import Receipt
+
+PANGRAM_RU = "Съешь же ещё этих мягких французских булок, да выпей чаю. Ёё Ъъ №"
+PANGRAM_EN = "The quick brown fox jumps over the lazy dog 0123456789"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("printer", nargs="?", metavar="PRINTER", help="printer name")
+
+
+def pick_printer(cfg: Config, name: str | None) -> DeviceSettings:
+    from bridge.commands import UsageError
+
+    printers = [d for d in cfg.devices if d.kind == "printer"]
+    wanted = name or cfg.receipt.printer or (printers[0].name if printers else None)
+    for d in printers:
+        if d.name == wanted:
+            return d
+    known = ", ".join(d.name for d in printers) or "none configured"
+    raise UsageError(f"no printer named {wanted!r} (printers: {known})")
+
+
+def test_page(device: DeviceSettings, columns: int, code_page: str, slot: int) -> Receipt:
+    from drivers.printer.document import Receipt
+
+    page = Receipt().reset()
+    page.double("posbridge", align="center").text("test page", align="center").rule()
+    page.pair("printer", device.name).pair("profile", device.profile or "default")
+    page.pair("code page", f"{code_page} (ESC t {slot})").pair("columns", str(columns)).rule()
+    page.text(PANGRAM_RU).text(PANGRAM_EN).rule()
+    for width in (32, 42, 48):
+        ruler = (f"{width}:" + "1234567890" * 5)[: width - 1] + "|"
+        page.text(ruler if width <= columns else f"{width} columns do not fit this paper")
+    page.rule()
+    page.text("bold / жирный", bold=True).text("double / двойной", double=True)
+    page.text("centre / центр", align="center").text("right / справа", align="right").rule()
+    page.barcode("4600000000015", "EAN13").qr("https://example.org/posbridge-test")
+    return page.cut()
+
+
+def run(args: argparse.Namespace) -> int:
+    from bridge import config
+    from bridge.service.devices import build_device
+    from drivers.printer.escpos_printer import ReceiptPrinter
+
+    cfg = config.load(args.config)
+    device = pick_printer(cfg, args.printer)
+    printer = build_device(device)
+    assert isinstance(printer, ReceiptPrinter)
+    target = printer.target
+    page = test_page(device, target.columns, target.code_page, target.code_page_slot)
+    printer.open()
+    try:
+        printer.claim()
+        printer.enable()
+        status = printer.status()
+        printer.print_receipt(page)
+    finally:
+        printer.close()
+    reason = status.blocking_reason() if status.answered else "no status answer"
+    print(f"test page sent to {device.name}: {target.columns} columns, {target.code_page}"
+          f" in slot {target.code_page_slot}; printer status: {reason or 'ok'}")
+    return 0
