@@ -99,7 +99,7 @@ def test_scan_test_shows_classified_scans(tmp_path: Path) -> None:
         scanner.send(b"]E04600000000015\r")
         scanner.send(b"2775000000012\r")
         msr.send(b";2775000000050=2912?\r")
-        out, err = proc.communicate(timeout=30)
+        out, _ = proc.communicate(timeout=30)
         lines = [json.loads(x) for x in out.splitlines()]
     scans = [x for x in lines if x["event"] in ("scan", "swipe")]
     assert [x.get("kind") for x in scans if x["event"] == "scan"] == ["gtin", "loyalty_card"]
