@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
+
+from tests.stand_ins import missing
 
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 30.0
@@ -48,16 +49,14 @@ def require_emupos() -> Path:
     """The emupos executable, or skip the test saying how to get it."""
     exe = emupos_venv() / "bin" / "emupos"
     if not exe.exists():
-        pytest.skip(
-            f"emupos not installed at {exe} (needs Python >= 3.13): run tools/emupos-venv.sh"
-        )
+        missing(f"emupos not installed at {exe} (needs Python >= 3.13): run tools/emupos-venv.sh")
     return exe
 
 
 def require_zbarimg() -> str:
     found = shutil.which("zbarimg")
     if found is None:
-        pytest.skip("zbarimg not installed (apt-get install zbar-tools)")
+        missing("zbarimg not installed (apt-get install zbar-tools)")
     return found
 
 
