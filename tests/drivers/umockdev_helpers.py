@@ -217,9 +217,6 @@ def _printer_class() -> Any:
 
         def do_handle_ioctl(self, client: Any) -> bool:
             req = client.get_request()
-            if os.environ.get("FAKEUSB_LOG"):
-                with open(os.environ["FAKEUSB_LOG"], "a") as log:
-                    log.write(f"{time.monotonic():.3f} {id(client)} req {req:#x}\n")
             with self._lock:
                 self.requests.append(req)
                 state = self._clients.setdefault(client, _Client())
@@ -241,7 +238,9 @@ def _printer_class() -> Any:
                 else:
                     client.complete(-1, errno.EAGAIN)
             elif req == DISCARDURB:
-                addr = int.from_bytes(bytes(client.get_arg().data), "little")
+                # The argument is the URB's address.  Not from `.data`: the GI binding cuts
+                # that byte array at its first zero byte.  resolve() reads all 8 in C.
+                addr = client.get_arg().resolve(0, 56).client_addr
                 for urb in state.pending_in:
                     if urb.client_addr == addr:
                         state.pending_in.remove(urb)
