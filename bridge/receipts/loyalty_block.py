@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from bridge.loyalty.errors import LoyaltyError
     from bridge.loyalty.protocol import ProcessingResponse
     from bridge.loyalty.purchase import PurchaseResult
+    from drivers.printer.profile import RenderTarget
 
 
 class LoyaltyState(enum.StrEnum):
@@ -228,3 +229,14 @@ class LoyaltyBlock:
 
     def to_receipt(self, language: str) -> Receipt:
         return self.add_to(Receipt(), language)
+
+    def text_lines(self, language: str, columns: int) -> list[str]:
+        from bridge.receipts.render import text_lines
+
+        return text_lines(self.to_receipt(language), columns)
+
+    def escpos(self, language: str, target: RenderTarget) -> bytes:
+        """ESC @, ESC t with the target's code page slot, then the block in that code page."""
+        from bridge.receipts.render import escpos_bytes
+
+        return escpos_bytes(self.to_receipt(language), target)

@@ -32,6 +32,7 @@ from drivers.printer.profile import (
 
 if TYPE_CHECKING:
     from bridge.config import Config, DeviceSettings
+    from bridge.receipts.loyalty_block import LoyaltyBlock
 
 
 class ReceiptRenderError(ValueError):
@@ -136,3 +137,11 @@ def unprintable(lines: list[str], codec: str) -> list[str]:
             except UnicodeEncodeError:
                 missing[char] = None
     return list(missing)
+
+
+def loyalty_outputs(block: LoyaltyBlock, config: Config) -> tuple[list[str], bytes]:
+    """The block as the register's config wants it: text lines and ESC/POS bytes."""
+    columns, language = config.receipt.columns, config.receipt.language
+    receipt = block.to_receipt(language)
+    target = render_target(columns, receipt_printer(config))
+    return text_lines(receipt, columns), escpos_bytes(receipt, target)

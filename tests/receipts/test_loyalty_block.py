@@ -23,6 +23,7 @@ from bridge.receipts.loyalty_block import LoyaltyBlock, LoyaltyBlockError, Loyal
 from bridge.receipts.render import (
     ReceiptRenderError,
     escpos_bytes,
+    loyalty_outputs,
     render_target,
     rows,
     text_lines,
@@ -296,10 +297,11 @@ def test_code_page_slot_from_profile_or_config_override() -> None:
     assert render_target(48).code_page_slot == 17
     assert render_target(48, printer(profile="TM-T88V")).code_page_slot == 17
     assert render_target(48, printer(codepage_slot=59)).code_page_slot == 59
-    receipt = sample_block("normal", "ru").to_receipt("ru")
-    data = escpos_bytes(receipt, render_target(48, printer(codepage_slot=59)))
+    block = sample_block("normal", "ru")
+    data = block.escpos("ru", render_target(48, printer(codepage_slot=59)))
     assert data.startswith(b"\x1b@\x1bt;")  # slot 59
     assert "Карта".encode("cp866") in data
+    assert block.text_lines("ru", 48) == text_lines(block.to_receipt("ru"), 48)
 
 
 def test_columns_pick_the_font() -> None:
@@ -317,3 +319,19 @@ def test_bad_printer_settings_are_named() -> None:
         render_target(42, printer(profile="X"))
     with pytest.raises(ReceiptRenderError, match=r"printer front: codepage: .*CP9999"):
         render_target(42, printer(codepage="CP9999"))
+
+
+def test_outputs_follow_the_register_config() -> None:
+    from bridge.config import parse
+
+    cfg = parse({
+        "processing": {"url": "https://processing.example/api", "login": "r", "password": "p"},
+        "receipt": {"language": "en", "columns": 32, "printer": "front"},
+        "devices": [{"name": "front", "kind": "printer", "connection": "tcp",
+                     "host": "127.0.0.1", "paper_mm": 58, "codepage_slot": 59}],
+    })
+    block = sample_block("offline", "en")
+    lines, data = loyalty_outputs(block, cfg)
+    assert lines == block.text_lines("en", 32) and max(map(len, lines)) == 32
+    assert data.startswith(b"\x1b@\x1bt;\x1bM\x00")  # slot 59, font A for 32 columns
+    assert "bonuses will be accrued" in data.decode("cp866")
