@@ -72,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
             if args.json:
                 print_json(line)
             else:
-                rest = " ".join(f"{k}={v!r}" for k, v in line.items() if k not in ("device", "event"))
+                rest = " ".join(
+                    f"{k}={v!r}" for k, v in line.items() if k not in ("device", "event")
+                )
                 print(f"{line['device']:<10} {line['event']:<6} {rest}")
             sys.stdout.flush()
     finally:

@@ -12,6 +12,7 @@ going through a binary float, and read with `parse_float=Decimal` for the same r
 from __future__ import annotations
 
 import json
+import json.encoder
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -33,6 +34,8 @@ API_VERSION = "v1.2"
 PROCESSING_PREFIX = f"/{API_VERSION}/Processing/"
 GOODS_IMPORT_PATH = f"/{API_VERSION}/Goods/Import"
 GOODS_IMPORT_CHUNK = 1000
+
+_quote = json.encoder.encode_basestring  # the C escaper where CPython has it
 
 MONEY_PLACES = Decimal("0.01")
 QUANTITY_PLACES = Decimal("0.001")
@@ -413,14 +416,19 @@ class GoodsImportResponse(ResponseModel):
 
 
 def _encode(value: Any, out: list[str], floats: bool) -> None:
-    if isinstance(value, Decimal):
+    # one C-level string escaper per string: json.dumps per value costs an encoder each time
+    if isinstance(value, str):
+        out.append(_quote(value))
+    elif isinstance(value, Decimal):
         out.append(format(value, "f"))
     elif isinstance(value, dict):
         out.append("{")
-        for i, (k, v) in enumerate(value.items()):
-            if i:
+        first = True
+        for k, v in value.items():
+            if not first:
                 out.append(",")
-            out.append(json.dumps(str(k), ensure_ascii=False))
+            first = False
+            out.append(_quote(str(k)))
             out.append(":")
             _encode(v, out, floats)
         out.append("}")
@@ -431,6 +439,14 @@ def _encode(value: Any, out: list[str], floats: bool) -> None:
                 out.append(",")
             _encode(v, out, floats)
         out.append("]")
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        out.append(int.__repr__(value))
     elif isinstance(value, float) and not floats:
         raise TypeError("binary floats are not sent to processing; use Decimal")
     else:
