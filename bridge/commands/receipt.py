@@ -6,6 +6,11 @@ DIR/receipt.png and DIR/receipt.bin (send that file to a printer to compare).  L
 and width come from the options, else the [receipt] section of the config, else ru and 42;
 the code page and its ESC t slot come from the configured receipt printer, else CP866 with
 the default profile's slot.  Card numbers are masked in every output.
+
+A JSON file holds an object with any of: "header" (lines), "cheque" (the contract's cheque,
+as for `posbridge purchase`), "discount", "loyalty" {"state": normal|offline|blocked|anonymous,
+"card", "balanceBefore", "balanceAfter", "accrued", "redeemed", "chequeMessage"},
+"barcodes" [{"data", "symbology"}], "qr".  Amounts are strings such as "15.00".
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ SCENARIOS = ("normal", "offline", "blocked", "anonymous")
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     pv = sub.add_parser(
-        "preview", help="write receipt.txt, receipt.png and receipt.bin for a sample or a file"
+        "preview",
+        help="write receipt.txt, receipt.png and receipt.bin for a sample or a file",
+        description=__doc__,
     )
     pv.add_argument("--language", choices=["ru", "en"], help="default: [receipt] language or ru")
     pv.add_argument(
@@ -36,7 +43,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     source.add_argument(
         "--scenario", choices=SCENARIOS, help="sample cheque (default normal)"
     )
-    source.add_argument("--from-json", metavar="FILE", help="a receipt described in JSON")
+    source.add_argument("--from-json", metavar="FILE", help="a receipt in JSON (keys above)")
     pv.add_argument("--out", metavar="DIR", default=".", help="output folder (default: here)")
     pv.add_argument("--font", metavar="FILE", help="monospace TTF for the PNG (needs Cyrillic)")
 

@@ -7,14 +7,23 @@ serves 48; a line longer than the head would be wrapped by emupos and break the 
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from bridge.receipts.render import printer_config, text_lines
-from bridge.receipts.sample import SAMPLE_CARD, SCENARIOS, sample_block
+from bridge import cli, config
+from bridge.receipts.render import printer_config, rows, text_lines
+from bridge.receipts.sample import SAMPLE_CARD, SAMPLE_QR, SCENARIOS, sample_block, sample_receipt
 from drivers.printer import NetworkConnection, ReceiptPrinter
-from tests.drivers.emupos_helpers import Emupos, running_emupos, write_profile
+from tests.drivers.emupos_helpers import (
+    Emupos,
+    require_zbarimg,
+    running_emupos,
+    write_profile,
+    zbar_decode,
+)
 
 HEADS = {32: 384, 42: 384, 48: 576}
 
@@ -71,3 +80,35 @@ def test_emupos_reads_what_we_preview(
     if scenario != "anonymous":
         assert any(line.endswith("277500******6789") for line in printed)
 
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_the_preview_bin_file_prints_as_previewed(
+    heads: dict[int, Emupos], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], language: str,
+) -> None:
+    """receipt.bin sent as is (as `cat receipt.bin > printer` would): emupos prints receipt.txt."""
+    monkeypatch.setitem(cli.COMMANDS, "receipt", ("bridge.commands.receipt", "receipt preview"))
+    monkeypatch.delenv(config.ENV_VAR, raising=False)
+    monkeypatch.setattr(config, "DEFAULT_PATH", tmp_path / "no-config.toml")
+    assert cli.main(["receipt", "preview", "--columns", "48", "--language", language,
+                     "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    emu = heads[48]
+    done, unknown = len(emu.receipts_completed()), len(emu.unknown_commands())
+    with socket.create_connection(("127.0.0.1", emu.tcp_port), timeout=10) as sock:
+        sock.sendall((tmp_path / "receipt.bin").read_bytes())
+    emu.wait_event("printer.job.completed", done + 1)
+    assert emu.unknown_commands()[unknown:] == []
+    receipt_id = emu.receipts_completed()[done]
+    printed = [line.strip() for line in emu.receipt_text(receipt_id).splitlines()]
+    printed = [line for line in printed if line and not line.startswith("[qr ")]
+    text = (tmp_path / "receipt.txt").read_text(encoding="utf-8").splitlines()
+    previewed = rows(sample_receipt("normal", language), 48)
+    assert text == [r.text for r in previewed]
+    expected = [r.text.strip() for r in previewed if r.text.strip() and not r.code][:-1]  # cut
+    assert printed == expected
+    require_zbarimg()
+    assert zbar_decode(emu.receipt_png(receipt_id, tmp_path / "emupos.png")) == [
+        f"QR-Code:{SAMPLE_QR}"
+    ]
