@@ -3,8 +3,10 @@
 Replay: N journal entries (discount + confirm of N/2 purchases) drained by `OfflineClient`
 against the sandbox, vs a bare sequential httpx loop posting equivalent bodies (same
 cheques, their own purchase and operation ids, so processing does the same work) and
-parsing each answer.  The two sides alternate in chunks so machine noise hits both
-alike; printed: the median over chunks of (replay time / bare time).  Target <= 1.25.
+parsing each answer.  A third side sends equivalent steps with `LoyaltyClient.send` and
+no journal, to tell the journal's share from the client's.  The sides take turns chunk
+by chunk so machine noise hits all alike; printed: the median over chunks of (replay
+time / bare time).  Target <= 1.25.
 
 Appends: the same N entries written with `Journal.append` (one fsync'd transaction each)
 vs raw sqlite3 inserts of the same rows with `synchronous=FULL` in WAL mode, one commit
@@ -27,6 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -92,18 +95,35 @@ def bench_appends(tmp: Path, requests: list[PreparedRequest], size: int) -> tupl
     return statistics.median(ours), statistics.median(theirs)
 
 
-def bench_replay(url: str, tmp: Path, mine: list[PreparedRequest], bare_reqs: list[PreparedRequest],
-                 size: int) -> tuple[list[float], list[float], list[float]]:
-    """Per-chunk (replay/bare ratio, replay ms/entry, bare ms/request)."""
+@dataclass
+class Sides:
+    """Per-chunk milliseconds per request of each side."""
+
+    replay: list[float] = field(default_factory=list)
+    client: list[float] = field(default_factory=list)
+    bare: list[float] = field(default_factory=list)
+
+    def ratio(self, a: list[float], b: list[float]) -> float:
+        return statistics.median(x / y for x, y in zip(a, b, strict=True))
+
+
+def bench_replay(url: str, tmp: Path, n: int, size: int) -> Sides:
+    """Three sides, each with its own equivalent entries, alternating chunk by chunk:
+    the journal replayed by OfflineClient, the same steps sent by LoyaltyClient alone (no
+    journal: the client's own share), and a bare httpx loop (bodies encoded beforehand)."""
     journal = Journal(tmp / "replay.sqlite")
-    seqs = [journal.append(r).seq for r in mine]
+    seqs = [journal.append(r).seq for r in entries(n, seed=1)]
     oc = OfflineClient(LoyaltyClient(url, LOGIN, PASSWORD, lock_file=tmp / "lock"), journal)
+    direct = LoyaltyClient(url, LOGIN, PASSWORD, lock_file=tmp / "lock")
+    direct_reqs = entries(n, seed=1)
     bare = httpx.Client(base_url=url, auth=(LOGIN, PASSWORD),
                         headers={"Content-Type": "application/json"}, timeout=10)
-    bodies = [(r.path, r.payload()) for r in bare_reqs]
-    warm = oc.client.prepare(Operation.BALANCE)  # open both connections before timing
+    bodies = [(r.path, r.payload()) for r in entries(n, seed=1)]
+    warm = oc.client.prepare(Operation.BALANCE)  # open every connection before timing
     bare.post(warm.path, content=warm.payload())
     oc.client.probe()
+    direct.probe()
+
     def replay(part: range) -> float:
         start = time.perf_counter()
         report = oc.drain(until=seqs[part[-1]])
@@ -111,6 +131,12 @@ def bench_replay(url: str, tmp: Path, mine: list[PreparedRequest], bare_reqs: li
         if report.stopped is not None or report.rejected or report.done != len(part):
             raise SystemExit(f"replay went wrong: {report}")
         return took
+
+    def client(part: range) -> float:
+        start = time.perf_counter()
+        for i in part:
+            direct.send(direct_reqs[i])  # raises on anything but Ok
+        return time.perf_counter() - start
 
     def loop(part: range) -> float:
         start = time.perf_counter()
@@ -121,42 +147,45 @@ def bench_replay(url: str, tmp: Path, mine: list[PreparedRequest], bare_reqs: li
                 raise SystemExit(f"bare request refused: {answer.code} {answer.error_message}")
         return time.perf_counter() - start
 
-    ratios, t_ours, t_bare = [], [], []
-    for k, part in enumerate(chunks(len(mine), size)):
-        if k % 2:  # alternate which side goes first
-            b, a = loop(part), replay(part)
-        else:
-            a, b = replay(part), loop(part)
-        ratios.append(a / b)
-        t_ours.append(a / len(part) * 1e3)
-        t_bare.append(b / len(part) * 1e3)
+    sides = Sides()
+    runners = [(replay, sides.replay), (client, sides.client), (loop, sides.bare)]
+    for k, part in enumerate(chunks(n, size)):
+        for run, times in runners[k % 3:] + runners[: k % 3]:  # rotate who goes first
+            times.append(run(part) / len(part) * 1e3)
     counts = journal.counts()
-    assert counts.pending == 0 and counts.done == len(mine), counts
+    assert counts.pending == 0 and counts.done == n, counts
     bare.close()
+    direct.close()
     oc.client.close()
     journal.close()
-    return ratios, t_ours, t_bare
+    return sides
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=5000, help="journal entries (default %(default)s)")
-    ap.add_argument("--chunk", type=int, default=250, help="entries per alternation")
+    ap.add_argument("--chunk", type=int, default=50,
+                    help="entries per alternation (default %(default)s)")
     args = ap.parse_args()
     logging.getLogger("posbridge").setLevel(logging.ERROR)  # "recovering -> online" is expected
     if args.n < 2:
         ap.error("-n must be at least 2")
     with tempfile.TemporaryDirectory(prefix="posbridge-replay-", dir=os.environ.get("TMPDIR")) as d:
         tmp = Path(d)
-        mine, theirs = entries(args.n, seed=1), entries(args.n, seed=1)
         ours_rate, raw_rate = bench_appends(tmp, entries(args.n, seed=2), args.chunk)
         with sandbox_process() as url:
-            ratios, t_ours, t_bare = bench_replay(url, tmp, mine, theirs, args.chunk)
+            sides = bench_replay(url, tmp, args.n, args.chunk)
+    med = statistics.median
     print(f"offline journal, {args.n} entries, chunks of {args.chunk}")
-    print(f"  replay     : median {statistics.median(t_ours):.3f} ms/entry")
-    print(f"  bare httpx : median {statistics.median(t_bare):.3f} ms/request (parse included)")
-    print(f"  median ratio replay/bare = {statistics.median(ratios):.3f}  (target <= 1.25)")
+    print(f"  replay (OfflineClient.drain) : median {med(sides.replay):.3f} ms/entry")
+    print(f"  LoyaltyClient.send, no journal: median {med(sides.client):.3f} ms/request")
+    print(f"  bare httpx loop              : median {med(sides.bare):.3f} ms/request "
+          "(encode excluded, parse included)")
+    print(f"  median ratio replay/bare   = {sides.ratio(sides.replay, sides.bare):.3f}"
+          "  (target <= 1.25)")
+    print(f"    of which client/bare     = {sides.ratio(sides.client, sides.bare):.3f}")
+    print(f"    and journal replay/client = {sides.ratio(sides.replay, sides.client):.3f}")
     print(f"  durable appends : {ours_rate:.0f}/s (fsync each; target >= 200/s)")
     print(f"  raw sqlite      : {raw_rate:.0f}/s (WAL, synchronous=FULL, commit each)")
     print(f"  appends / raw   = {ours_rate / raw_rate:.2f}")
