@@ -47,9 +47,9 @@ class DeviceKind(enum.StrEnum):
 class DeviceSpec:
     """One configured device, as far as finding it goes.
 
-    Exactly one of `port` (serial), `usb` (VID:PID[:serial]) or `input_path` names it, by
-    `kind`.  `usb` may also be given for serial and input devices to match them by VID:PID
-    wherever they are plugged.
+    `port` (serial), `usb` (VID:PID[:serial]) or `input_path` names it, by `kind`.  Serial
+    and input devices may be named by `usb` instead, to match them by VID:PID wherever they
+    are plugged.
     """
 
     name: str
@@ -61,13 +61,14 @@ class DeviceSpec:
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name.strip() != self.name:
             raise ValueError(f"device name {self.name!r}: use a non-empty name without '/'")
+        object.__setattr__(self, "kind", DeviceKind(self.kind))  # "usb" from a config file
         if self.usb is not None:
             UsbId.parse(self.usb)  # raises ValueError naming the bad text
-        needed = {DeviceKind.SERIAL: self.port, DeviceKind.USB: self.usb,
-                  DeviceKind.INPUT: self.input_path or self.usb}[DeviceKind(self.kind)]
-        if needed is None:
-            what = {DeviceKind.SERIAL: "port", DeviceKind.USB: "usb",
-                    DeviceKind.INPUT: "input_path or usb"}[DeviceKind(self.kind)]
+        given = {DeviceKind.SERIAL: self.port or self.usb, DeviceKind.USB: self.usb,
+                 DeviceKind.INPUT: self.input_path or self.usb}[self.kind]
+        if given is None:
+            what = {DeviceKind.SERIAL: "port or usb", DeviceKind.USB: "usb",
+                    DeviceKind.INPUT: "input_path or usb"}[self.kind]
             raise ValueError(f"device {self.name!r} of kind {self.kind}: {what} is required")
 
     @property

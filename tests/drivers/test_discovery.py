@@ -52,7 +52,7 @@ def test_empty_machine(tmp_path: Path) -> None:
         ({"name": "", "kind": DeviceKind.USB, "usb": "04b8:0e15"}, "non-empty name"),
         ({"name": "a/b", "kind": DeviceKind.USB, "usb": "04b8:0e15"}, "without '/'"),
         ({"name": "p", "kind": DeviceKind.USB}, "kind usb: usb is required"),
-        ({"name": "p", "kind": DeviceKind.SERIAL}, "kind serial: port is required"),
+        ({"name": "p", "kind": DeviceKind.SERIAL}, "kind serial: port or usb is required"),
         ({"name": "p", "kind": DeviceKind.INPUT}, "input_path or usb is required"),
         ({"name": "p", "kind": DeviceKind.USB, "usb": "4b8:e15"}, "'4b8:e15': expected VID:PID"),
         ({"name": "p", "kind": "printer", "usb": "04b8:0e15"}, "'printer' is not a valid"),
