@@ -161,9 +161,7 @@ def _barcode_image(block: Barcode, cell: int, room: int) -> PILImage | None:
                 "module_height": block.height * cell / _DOTS_PER_CELL * 0.1,
                 "dpi": dpi,
                 "quiet_zone": 2.0,
-                "write_text": block.human_readable,
-                "font_size": 9,
-                "text_distance": 3.0,
+                "write_text": False,  # drawn below in the receipt's font instead
             }
         )
         if image.width <= room:
@@ -200,6 +198,8 @@ def write_png(
         picture = code_image(block, cell, room) if isinstance(block, Barcode | QRCode) else None
         if picture is not None and isinstance(block, Barcode | QRCode):
             layout.append((picture, block.align))
+            if isinstance(block, Barcode) and block.human_readable:
+                layout.append(Row(block.data.center(columns).rstrip()))
         else:
             layout.extend(rows(Receipt([block]), columns))
     width = room + 2 * margin
