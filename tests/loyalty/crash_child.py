@@ -231,6 +231,7 @@ class Zygote:
         )
         self._buf = b""
         self._early: deque[Line] = deque()
+        self._live: set[int] = set()  # workers started and not reaped
         self.expect("zygote")
 
     def _send(self, text: str) -> None:
@@ -274,6 +275,7 @@ class Zygote:
         while (got := self._next()).word != "pid":
             early.append(got)
         self._early.extend(early)
+        self._live.add(int(got.arg))
         return int(got.arg)
 
     def reap(self, pid: int, seen: list[Line]) -> int:
@@ -284,11 +286,19 @@ class Zygote:
             if got.word == "exit":
                 who, _, code = got.arg.partition(" ")
                 assert int(who) == pid
+                self._live.discard(pid)
                 return int(code)
             seen.append(got)
 
     def close(self) -> None:
+        """Kill a worker a failed test left running, then stop the zygote."""
         if self.proc.poll() is None:
+            for pid in list(self._live):
+                os.kill(pid, signal.SIGKILL)  # unreaped, so the pid is still ours
+                try:
+                    self.reap(pid, [])
+                except ChildError:
+                    break
             self._send("quit")
             try:
                 self.proc.wait(10)
