@@ -43,6 +43,7 @@ from bridge.loyalty.offline import LocalResponse, RedemptionOffline
 from bridge.loyalty.protocol import Identifier, Operation, dumps, mask_card
 from bridge.metrics import CONTENT_TYPE
 from bridge.service.cheques import ChequeError, Line, RegisterCheque
+from bridge.service.events import CLOSED
 
 if TYPE_CHECKING:
     from bridge.service.register import Register
@@ -164,6 +165,8 @@ def create_app(register: Register, token: str) -> FastAPI:
                     except TimeoutError:
                         yield b": keep-alive\n\n"
                         continue
+                    if event is CLOSED:
+                        return
                     yield (f"id: {event['id']}\nevent: {event['type']}\ndata: ".encode()
                            + dumps(event, floats=True) + b"\n\n")
             finally:

@@ -290,7 +290,8 @@ class LoyaltyClient:
                     f"probe: processing unavailable (HTTP {response.status_code})",
                     response.status_code,
                 )
-            return response.headers.get("date")
+            date: str | None = response.headers.get("date")
+            return date
 
         return self._sequencer.call(get)
 

@@ -254,8 +254,7 @@ class OfflineClient:
             code=ErrorCode.OK,
             local="queued",
             journal_seq=entry.seq,
-            cashier_message=OFFLINE_NOTICE,
-            cheque_message=OFFLINE_NOTICE,
+            cashier_message=OFFLINE_NOTICE,  # the receipt's own notice is in the receipt language
             warning=warning,
         )
 

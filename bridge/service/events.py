@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 MAX_QUEUED = 1000
+CLOSED: dict[str, Any] = {"type": "_closed"}  # the service is stopping: streams end
 
 
 class Subscription:
@@ -28,6 +29,11 @@ class Subscription:
             self.queue.get_nowait()
             self.lost += 1
         self.queue.put_nowait(event)
+
+    def _end(self) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()
+        self.queue.put_nowait(CLOSED)
 
     async def get(self) -> dict[str, Any]:
         event = await self.queue.get()
@@ -70,6 +76,16 @@ class EventBus:
             except RuntimeError:  # its loop is closed: the stream is gone
                 self.unsubscribe(sub)
         return event
+
+    def close(self) -> None:
+        """End every stream (service shutdown), so no connection holds the exit up."""
+        with self._lock:
+            subs, self._subs = list(self._subs), []
+        for sub in subs:
+            try:
+                sub.loop.call_soon_threadsafe(sub._end)
+            except RuntimeError:
+                pass
 
     @property
     def subscribers(self) -> int:

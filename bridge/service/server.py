@@ -54,6 +54,7 @@ class Service:
         try:
             self._server.run()
         finally:
+            self.register.events.close()
             self.register.stop()
 
     def start(self, timeout: float = 30.0) -> Service:
@@ -69,6 +70,7 @@ class Service:
         asyncio.run(self._server.serve())
 
     def stop(self) -> None:
+        self.register.events.close()
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(15)

@@ -69,7 +69,7 @@ def test_offline_answers(offline: OfflineClient, sandbox_server: SandboxServer, 
     assert bal.balance is None and "unknown" in (bal.cashier_message or "")
     queued = p.discount()
     assert isinstance(queued, LocalResponse) and queued.local == "queued"
-    assert "once the connection is restored" in (queued.cheque_message or "")
+    assert "once the connection is restored" in (queued.cashier_message or "")
     p.confirm()
     assert journal.counts().pending == 2
 
