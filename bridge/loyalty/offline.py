@@ -224,13 +224,18 @@ class OfflineClient:
             return self._offline_answer(request)
         try:
             return self.client.send(request)
+        except errors.BusinessError:
+            raise  # processing answered and refused: the caller acts on it
         except errors.LoyaltyError as exc:
-            if not exc.offline:
-                raise
-            self._went_offline(exc)
+            if not exc.retryable:
+                raise  # e.g. wrong credentials: a technician must fix the config
+            # unreachable, or an answer we cannot read (5xx, HTML, broken JSON): the step
+            # may or may not have been applied, so answer as offline does
+            if exc.offline:
+                self._went_offline(exc)
             if request.op is Operation.PAYMENT:
                 self._undo_lost_payment(request)
-                raise RedemptionOffline(f"{request.describe()}: processing unreachable") from exc
+                raise RedemptionOffline(f"{request.describe()}: {exc}") from exc
             return self._offline_answer(request)
 
     def _send_journaled(self, request: PreparedRequest) -> ProcessingResponse:

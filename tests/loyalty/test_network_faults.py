@@ -135,11 +135,6 @@ def test_fault_then_replay_equals_online(
     assert final_state(sandbox_server, SEED, PURCHASES) == reference
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "run_purchase aborts when calculate gets a non-offline error (HTTP 500, non-JSON answer): "
-    "discount and confirm are never journaled, so the purchase's accrual is lost; "
-    "OfflineClient.send should answer calculate/available locally on a retryable "
-    "ProcessingHTTPError/BadResponse as it does offline"))
 def test_run_purchase_keeps_the_accrual_when_calculate_gets_a_500(
     proxy: FaultProxy, offline: OfflineClient, sandbox_server: SandboxServer
 ) -> None:
@@ -152,13 +147,6 @@ def test_run_purchase_keeps_the_accrual_when_calculate_gets_a_500(
     assert sandbox_server.purchase(result.purchase_id)["status"] == "confirmed"  # type: ignore[index]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a redemption that processing applied but whose answer was a 500 or not JSON is neither "
-    "undone nor journaled (OfflineClient.send re-raises non-offline errors): abandoned, the "
-    "card's bonuses stay held; confirmed anyway (the cashier took other payment), they are "
-    "redeemed all the same. OfflineClient.send should journal the cancel-operation "
-    "(_undo_lost_payment) and raise RedemptionOffline for a payment on any error that is not "
-    "a processing refusal"))
 @pytest.mark.parametrize("flow", ["abandoned", "confirmed-anyway"])
 @pytest.mark.parametrize("case", ["status500-after-processing", "garbage-after-processing"])
 def test_redemption_with_a_garbled_answer_is_undone(
