@@ -1,0 +1,46 @@
+"""Run the sandbox in its own process for benchmarks, so it does not share our GIL."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def sandbox_process(latency_ms: float = 0.0) -> Iterator[str]:
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="posbridge-bench-") as tmp:
+        cmd = [sys.executable, "-m", "sandbox.cli", "--port", str(port), "--db", f"{tmp}/p.db"]
+        if latency_ms:
+            cmd += ["--latency", str(latency_ms)]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("sandbox did not start") from None
+                    time.sleep(0.05)  # polling a port that is not open yet: no event to wait on
+            yield f"http://127.0.0.1:{port}/publicapi"
+        finally:
+            proc.terminate()
+            proc.wait(10)
