@@ -21,7 +21,7 @@ from drivers.discovery import (
 try:
     from tests.drivers import umockdev_helpers as mock
 except ImportError:  # tests/drivers is not a package: pytest put its folder on sys.path
-    import umockdev_helpers as mock  # type: ignore[no-redef]
+    import umockdev_helpers as mock  # type: ignore[no-redef,import-not-found]
 
 pytestmark = pytest.mark.umockdev
 

@@ -15,7 +15,7 @@ from drivers.transport.usb import UsbId, UsbStrings, UsbTransport
 try:
     from tests.drivers import umockdev_helpers as mock
 except ImportError:  # tests/drivers is not a package: pytest put its folder on sys.path
-    import umockdev_helpers as mock  # type: ignore[no-redef]
+    import umockdev_helpers as mock  # type: ignore[no-redef,import-not-found]
 
 pytestmark = pytest.mark.umockdev
 

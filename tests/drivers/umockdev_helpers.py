@@ -504,9 +504,14 @@ def plug_keyboard(tb: Any, **kwargs: Any) -> Plugged:
 def unplug_keyboard(tb: Any, keyboard: Plugged) -> None:
     """Gone as the kernel shows it: ioctls fail, and the node's reader hits end of file."""
     keyboard.handler.unplugged = True
+    root = Path(tb.get_root_dir())
+    pty = os.readlink(root / keyboard.devnode.lstrip("/"))  # e.g. /dev/pts/3
     remove(tb, "/".join(keyboard.syspath.split("/")[:-5]))  # the whole USB device
     detach(tb, keyboard.devnode)
     os.close(keyboard.fd)  # the pty master behind the node: the testbed keeps no other copy
+    # The kernel will hand out this pty number again; umockdev's map entry for it would
+    # then collide (it asserts), so drop the entry with the pty.
+    (root / "dev" / ".ptymap" / pty.replace("/", "_")).unlink(missing_ok=True)
 
 
 def plug_acm(tb: Any) -> Plugged:
