@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "catalog": ("bridge.commands.catalog", "push the product nomenclature to processing"),
     "receipt": ("bridge.commands.receipt", "preview receipts as text and PNG"),
     "doctor": ("bridge.commands.doctor", "check config, devices, processing, clock and journal"),
+    "devices": ("bridge.commands.devices", "list serial, USB and input devices and config matches"),
+    "udev-rules": ("bridge.commands.udev_rules", "write udev rules for the configured devices"),
     "test-print": ("bridge.commands.test_print", "print a test page on a receipt printer"),
     "scan-test": ("bridge.commands.scan_test", "show live scans and swipes, classified"),
     "decode": ("bridge.commands.decode", "classify a barcode or a card swipe (JSON)"),
