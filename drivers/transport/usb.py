@@ -145,12 +145,12 @@ class UsbTransport(Transport):
             try:
                 self._claim(dev)
             except usb.core.USBError as exc:
-                usb.util.dispose_resources(dev)
+                self._give_back(dev)
                 if is_unplugged(exc):
                     raise TransportClosed(f"{self.name}: device vanished while opening") from exc
                 raise TransportError(f"{self.name}: cannot claim interface: {exc}") from exc
-            except TransportError:
-                usb.util.dispose_resources(dev)
+            except BaseException:
+                self._give_back(dev)
                 raise
             self._dev = dev
             self._pending.clear()
@@ -200,17 +200,23 @@ class UsbTransport(Transport):
     def close(self) -> None:
         with self._lock:
             dev, self._dev = self._dev, None
-            if dev is None:
-                return
-            try:
-                usb.util.release_interface(dev, self.interface)
-                if self._detached:
-                    dev.attach_kernel_driver(self.interface)
-            except (usb.core.USBError, NotImplementedError):
-                pass  # unplugged or no kernel driver support: nothing left to give back
-            finally:
-                self._detached = False
-                usb.util.dispose_resources(dev)
+            if dev is not None:
+                self._give_back(dev)
+
+    def _give_back(self, dev: Any) -> None:
+        """Release the interface, re-attach a detached kernel driver, free libusb's handle."""
+        try:
+            usb.util.release_interface(dev, self.interface)
+        except usb.core.USBError:
+            pass  # unplugged, or never claimed: nothing to release
+        try:
+            if self._detached:
+                dev.attach_kernel_driver(self.interface)
+        except (usb.core.USBError, NotImplementedError):
+            pass  # unplugged: the kernel binds its driver again on the next plug
+        finally:
+            self._detached = False
+            usb.util.dispose_resources(dev)
 
     # extras -----------------------------------------------------------------------
     def strings(self) -> UsbStrings:

@@ -124,3 +124,17 @@ def test_replug_cycles_leak_no_fds_or_threads(tb: Any) -> None:
         cycle(i)
     assert mock.open_fds() - fds == set()
     assert threading.active_count() == threads
+
+
+def test_bound_kernel_driver_is_detached_and_given_back(tb: Any) -> None:
+    printer = mock.plug_printer(tb, kernel_driver="usblp")
+    with UsbTransport("04b8:0e15") as usb:
+        assert printer.driver_log == ["detach usblp"]
+        usb.write(b"raw")
+    assert printer.driver_log == ["detach usblp", "attach usblp"]
+    assert bytes(printer.received) == b"raw"
+    with pytest.raises(TransportError, match="no bulk endpoint 0x03"):
+        UsbTransport("04b8:0e15", out_endpoint=0x03).open()
+    assert printer.driver_log[2:] == ["detach usblp", "attach usblp"]  # a failed open too
+    with pytest.raises(TransportError, match="cannot claim interface: .*busy"):
+        UsbTransport("04b8:0e15", detach_kernel_driver=False).open()

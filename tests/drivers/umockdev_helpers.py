@@ -142,6 +142,8 @@ REAPURB = _ioc(_W, "U", 12, 8)
 REAPURBNDELAY = _ioc(_W, "U", 13, 8)
 SETCONFIG = _ioc(_R, "U", 5, 4)
 GETDRIVER = _ioc(_W, "U", 8, 260)
+USBIOCTL = _ioc(_R | _W, "U", 18, 16)  # struct usbdevfs_ioctl {int ifno, code; void *data}
+DISCONNECT, CONNECT = _ioc(0, "U", 22, 0), _ioc(0, "U", 23, 0)
 CLAIM = _ioc(_R, "U", 15, 4)
 RELEASE = _ioc(_R, "U", 16, 4)
 RESET = _ioc(0, "U", 20, 0)
@@ -182,11 +184,14 @@ def _printer_class() -> Any:
             strings: dict[int, str] | None = None,
             device_id: bytes = b"MFG:EPSON;CMD:ESCPOS;MDL:TM-T20;CLS:PRINTER;",
             answers: dict[bytes, bytes] | None = None,
+            kernel_driver: str | None = None,
         ) -> None:
             super().__init__()
             self.strings = strings or {1: "EPSON", 2: "TM-T20", 3: "ABC123"}
             self.device_id = device_id
             self.answers = answers or {}
+            self.kernel_driver = kernel_driver  # e.g. "usblp" bound to interface 0
+            self.driver_log: list[str] = []
             self.received = bytearray()
             self.to_host = bytearray()
             self.unplugged = False
@@ -253,7 +258,26 @@ def _printer_class() -> Any:
                 client.get_arg().resolve(0, 4).update(0, struct.pack("I", _CAPS))
                 client.complete(0, 0)
             elif req == GETDRIVER:
-                client.complete(-1, errno.ENODATA)  # no kernel driver bound
+                if self.kernel_driver is None:
+                    client.complete(-1, errno.ENODATA)  # no kernel driver bound
+                else:
+                    arg = client.get_arg().resolve(0, 260)
+                    arg.update(4, self.kernel_driver.encode() + b"\0")
+                    client.complete(0, 0)
+            elif req == USBIOCTL:
+                code = struct.unpack_from("ii", bytes(client.get_arg().resolve(0, 16).retrieve()))[1]
+                if code == DISCONNECT and self.kernel_driver is not None:
+                    self.driver_log.append(f"detach {self.kernel_driver}")
+                    self._detached_driver, self.kernel_driver = self.kernel_driver, None
+                    client.complete(0, 0)
+                elif code == CONNECT and getattr(self, "_detached_driver", None):
+                    self.kernel_driver = self._detached_driver
+                    self.driver_log.append(f"attach {self.kernel_driver}")
+                    client.complete(0, 0)
+                else:
+                    client.complete(-1, errno.ENODATA)
+            elif req == CLAIM and self.kernel_driver is not None:
+                client.complete(-1, errno.EBUSY)  # the kernel driver holds the interface
             elif req in (CLAIM, RELEASE, SETCONFIG, CLEAR_HALT, RESET, DISC_CLAIM):
                 client.complete(0, 0)
             elif req == GET_SPEED:
