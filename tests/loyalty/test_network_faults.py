@@ -20,7 +20,13 @@ import pytest
 from bridge.loyalty import errors
 from bridge.loyalty.client import LoyaltyClient
 from bridge.loyalty.journal import Journal
-from bridge.loyalty.offline import MUST_REACH, Connectivity, LocalResponse, OfflineClient
+from bridge.loyalty.offline import (
+    MUST_REACH,
+    Connectivity,
+    LocalResponse,
+    OfflineClient,
+    RedemptionOffline,
+)
 from bridge.loyalty.protocol import Identifier, match_path
 from bridge.loyalty.purchase import Purchase, run_purchase
 from sandbox.server import SandboxServer
@@ -171,3 +177,30 @@ def test_redemption_with_a_garbled_answer_is_undone(
         assert offline.drain().stopped is None
     book = sandbox_server.ledger(ACTIVE)
     assert book is not None and (book["held"], book["redeemed"]) == (Decimal("0.00"),) * 2
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "after a 500 (not an offline error) the register stays ONLINE, so the journaled "
+    "cancel-operation of the lost redemption waits, bonuses held, until the next sale's "
+    "must-reach step drains the journal; the background replayer only runs when not ONLINE. "
+    "Fix: OfflineClient._undo_lost_payment should switch ONLINE to RECOVERING after appending"))
+def test_lost_redemption_is_undone_without_waiting_for_the_next_sale(
+    proxy: FaultProxy, offline: OfflineClient, sandbox_server: SandboxServer
+) -> None:
+    (cheque, _, _, _), = shift(4, 1)
+    p = Purchase(offline, cheque, Identifier(value=ACTIVE))
+    p.calculate()
+    proxy.set_fault("status", status=500, forward=True, only="/Bonus/Payment")
+    with pytest.raises(RedemptionOffline):
+        p.pay(Decimal("20"))
+    proxy.set_fault("pass")
+    assert offline.journal.counts().pending == 1  # the cancel-operation
+    assert offline.state is Connectivity.RECOVERING  # a backlog: the replayer must run
+    offline.start()
+
+    def held() -> Decimal:
+        book = sandbox_server.ledger(ACTIVE)
+        assert book is not None
+        return Decimal(book["held"])
+
+    wait_until(lambda: held() == 0, 10, "the lost redemption to be cancelled")
