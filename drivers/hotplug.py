@@ -19,14 +19,17 @@ import os
 import select
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pyudev
 
+from drivers.reconnect import Backoff
 from drivers.transport.usb import UsbId
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Backoff", "DeviceMatch", "HotplugEvent", "HotplugMonitor", "Presence", "find_present"]
 
 SUBSYSTEMS = ("usb", "usbmisc", "tty", "input", "hidraw")
 
@@ -113,32 +116,6 @@ class HotplugEvent:
 
 
 Listener = Callable[[HotplugEvent], None]
-
-
-@dataclass
-class Backoff:
-    """Delays for presence polling: `initial`, doubling up to `maximum`; reset on change."""
-
-    initial: float = 0.25
-    maximum: float = 5.0
-    factor: float = 2.0
-    _next: float = field(init=False, default=0.0)
-
-    def __post_init__(self) -> None:
-        if not 0 < self.initial <= self.maximum or self.factor < 1:
-            raise ValueError(
-                f"backoff needs 0 < initial <= maximum and factor >= 1, got {self.initial}, "
-                f"{self.maximum}, {self.factor}"
-            )
-        self._next = self.initial
-
-    def next_delay(self) -> float:
-        delay = self._next
-        self._next = min(self.maximum, self._next * self.factor)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.initial
 
 
 @dataclass(frozen=True)
@@ -268,7 +245,7 @@ class HotplugMonitor:
             backoff = Backoff(backoff.maximum, backoff.maximum)  # udev is primary: poll slowly
         fds = [self._wake_r] + ([self._monitor.fileno()] if self._monitor is not None else [])
         while True:
-            ready, _, _ = select.select(fds, [], [], backoff.next_delay())
+            ready, _, _ = select.select(fds, [], [], backoff.next())
             if self._wake_r in ready:
                 if b"q" in os.read(self._wake_r, 64):
                     return

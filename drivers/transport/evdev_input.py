@@ -6,8 +6,9 @@ posbridge holds it, no other reader of the input device, the desktop included, s
 
 The device speaks key events, not bytes, so besides the transport contract this class has
 `read_key_events(timeout) -> list[KeyEvent]`; `drivers/scanner/keymap.py` turns those into
-text.  `read()` refuses with a message pointing there, and `write()` refuses too: a wedge
-has no data channel back.
+text, and `pump_keys` feeds them to a `drivers.scanner.wedge.WedgeScanner`.  `read()`
+refuses with a message pointing there, and `write()` refuses too: a wedge has no data
+channel back.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import errno
 import select
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,3 +166,26 @@ class EvdevInputTransport(Transport):
                 pass  # unplugged: the kernel dropped the grab with the device
             finally:
                 dev.close()
+
+
+def pump_keys(
+    transport: EvdevInputTransport,
+    feed: Callable[[int, int, float], None],
+    tick: Callable[[float], None],
+    stop: threading.Event,
+    *,
+    poll: float = 0.05,
+) -> None:
+    """Feed every key event to `feed(code, value, timestamp)` until `stop` is set.
+
+    `tick(now)` runs whenever `poll` seconds pass without a key, so a scan whose Enter
+    never came is still ended; `now` is on the events' clock (CLOCK_REALTIME, as
+    `time.time()`).  Raises TransportClosed when the device goes: the caller reopens.
+    This is the loop behind `WedgeScanner.feed_key` and `WedgeScanner.poll`.
+    """
+    while not stop.is_set():
+        events = transport.read_key_events(timeout=poll)
+        for event in events:
+            feed(event.code, event.value, event.timestamp)
+        if not events:
+            tick(time.time())

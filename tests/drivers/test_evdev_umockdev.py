@@ -54,6 +54,13 @@ def test_grabbed_key_events_are_read(keyboard: mock.Plugged) -> None:
     assert handler.grabbed_by is None
 
 
+def test_a_scan_reaches_the_wedge_scanner_device(keyboard: mock.Plugged) -> None:
+    digits = [ecodes.KEY_4, ecodes.KEY_6, ecodes.KEY_0, ecodes.KEY_0, ecodes.KEY_0]
+    with mock.EvdevReaderProcess(keyboard.devnode) as reader:
+        os.write(keyboard.fd, mock.key_strokes([*digits, ecodes.KEY_ENTER]))
+        assert reader.command("scan") == {"scans": ["46000"]}
+
+
 def test_second_reader_is_refused_while_grabbed(keyboard: mock.Plugged) -> None:
     handler, node = keyboard.handler, keyboard.devnode
     with mock.EvdevReaderProcess(node) as first:

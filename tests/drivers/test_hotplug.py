@@ -14,9 +14,9 @@ from drivers.transport.usb import UsbId
 
 def test_backoff_doubles_to_its_bound_and_resets() -> None:
     backoff = Backoff(initial=0.1, maximum=0.5)
-    assert [backoff.next_delay() for _ in range(5)] == [0.1, 0.2, 0.4, 0.5, 0.5]
+    assert [backoff.next() for _ in range(5)] == [0.1, 0.2, 0.4, 0.5, 0.5]
     backoff.reset()
-    assert backoff.next_delay() == 0.1
+    assert backoff.next() == 0.1
     with pytest.raises(ValueError, match="0 < initial <= maximum"):
         Backoff(initial=2.0, maximum=1.0)
 

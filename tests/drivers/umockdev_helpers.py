@@ -648,6 +648,9 @@ def _evdev_reader_main(path: str) -> None:
             wedge.close()
             say(closed=True)
             return
+        if command == "scan":
+            say(**_scan_once(wedge))
+            continue
         if command.startswith("keys"):
             timeout = float(command.split()[1]) if " " in command else 5.0
             events: list[list[float]] = []
@@ -663,6 +666,37 @@ def _evdev_reader_main(path: str) -> None:
                     is_open=wedge.is_open)
                 continue
             say(events=events, is_open=wedge.is_open)
+
+
+def _scan_once(wedge: Any) -> dict[str, Any]:
+    """One barcode through pump_keys into the keyboard-wedge scanner device."""
+    from drivers.device import DataEvent, Event
+    from drivers.scanner.wedge import WedgeScanner
+    from drivers.transport import TransportError
+    from drivers.transport.evdev_input import pump_keys
+
+    scanner = WedgeScanner("wedge")
+    scanner.open()
+    scanner.claim()
+    scanner.enable()
+    scans: list[str] = []
+    stop = threading.Event()
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, DataEvent):
+            scans.append(event.data.text)
+            stop.set()
+
+    scanner.add_listener(on_event)
+    timer = threading.Timer(5.0, stop.set)
+    timer.start()
+    try:
+        pump_keys(wedge, scanner.feed_key, scanner.poll, stop)
+    except TransportError as exc:
+        return {"scans": scans, "error": type(exc).__name__}
+    finally:
+        timer.cancel()
+    return {"scans": scans}
 
 
 if __name__ == "__main__":
