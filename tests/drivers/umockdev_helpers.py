@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -42,10 +42,19 @@ ACM_SYSPATH = "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-3/1-3:1.0/tty/ttyACM0
 ACM_DEVNODE = "/dev/ttyACM0"
 
 
+def _missing(reason: str) -> NoReturn:
+    """Skip here, fail where CI requires every stand-in (POSBRIDGE_REQUIRE_STAND_INS)."""
+    try:
+        from tests.stand_ins import missing
+    except ImportError:
+        pytest.skip(reason)
+    missing(reason)
+
+
 def require_umockdev() -> Any:
     """The UMockdev GI module, or skip: these tests need the preload library and bindings."""
     if "umockdev" not in os.environ.get("LD_PRELOAD", ""):
-        pytest.skip(
+        _missing(
             "needs umockdev's preload library: run "
             "`umockdev-wrapper .venv/bin/python -m pytest -m umockdev tests/drivers`"
         )
@@ -55,9 +64,17 @@ def require_umockdev() -> Any:
         gi.require_version("UMockdev", "1.0")
         from gi.repository import UMockdev
     except (ImportError, ValueError) as exc:
-        pytest.skip(f"umockdev GI bindings unavailable ({exc}): apt-get install "
-                    "gir1.2-umockdev-1.0 and pip install 'PyGObject<3.51'")
+        _missing(f"umockdev GI bindings unavailable ({exc}): apt-get install "
+                 "gir1.2-umockdev-1.0 and pip install 'PyGObject<3.51'")
     return UMockdev
+
+
+def require_libusb() -> None:
+    """pyusb needs the libusb-1.0 shared library (apt: libusb-1.0-0)."""
+    import usb.backend.libusb1
+
+    if usb.backend.libusb1.get_backend() is None:
+        _missing("pyusb finds no libusb-1.0 backend: apt-get install libusb-1.0-0")
 
 
 _testbed: Any = None
@@ -350,6 +367,7 @@ def _printer_class() -> Any:
 
 def plug_printer(tb: Any, **kwargs: Any) -> Any:
     """Add the printer to the testbed and answer its usbdevfs ioctls; returns the handler."""
+    require_libusb()  # after the testbed exists: libusb must start inside it
     add_description(tb, "printer.umockdev")
     handler = FakeUsbPrinter(**kwargs)
     attach(tb, PRINTER_DEVNODE, handler)
