@@ -17,12 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
+import httpx
 
-from bench._sandbox import sandbox_process  # noqa: E402
-from bench._service import TOKEN, service_process  # noqa: E402
-from bridge.loyalty.client import LoyaltyClient  # noqa: E402
-from bridge.loyalty.protocol import Cheque, ChequeLine  # noqa: E402
+from bench._sandbox import sandbox_process
+from bench._service import TOKEN, service_process
+from bridge.loyalty.client import LoyaltyClient
+from bridge.loyalty.protocol import Cheque, ChequeLine
 
 CARD = "2775000000012"
 LINES = [

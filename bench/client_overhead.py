@@ -18,11 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
+import httpx
 
-from bench._sandbox import sandbox_process  # noqa: E402
-from bridge.loyalty.client import LoyaltyClient, PreparedRequest, new_id  # noqa: E402
-from bridge.loyalty.protocol import (  # noqa: E402
+from bench._sandbox import sandbox_process
+from bridge.loyalty.client import LoyaltyClient, PreparedRequest, new_id
+from bridge.loyalty.protocol import (
     CalculateRequest,
     Cheque,
     ChequeLine,

@@ -12,10 +12,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
+import httpx
 
-from bench._sandbox import sandbox_process  # noqa: E402
-from bench._service import TOKEN, service_process  # noqa: E402
+from bench._sandbox import sandbox_process
+from bench._service import TOKEN, service_process
 
 LINES = [{"goodsId": "1001", "name": "Milk", "price": "89.90", "quantity": "2"},
          {"goodsId": "5001", "name": "Soap", "price": "150.00", "quantity": "1"}]

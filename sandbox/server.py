@@ -151,7 +151,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send(413, error_body(f"body of {length} bytes, at most {MAX_BODY}"))
             return None
-        return self.rfile.read(length) if length else b""
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:  # the client hung up mid-request: nothing to process
+            self.close_connection = True
+            return None
+        return body
 
     def _send(self, status: int, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> None:
         self.send_response(status)

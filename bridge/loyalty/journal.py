@@ -139,27 +139,34 @@ class Journal:
 
     def append(self, request: PreparedRequest, now: float | None = None) -> Entry:
         """Durably store a request (fsync) and return its entry; a repeat returns the first."""
-        record = request.to_record()
+        payload = request.payload()  # encoded once: the bytes replay will send
+        text = (
+            '{"op":' + dumps(request.op.value).decode()
+            + ',"purchaseId":' + dumps(request.purchase_id).decode()
+            + ',"targetOperationId":' + dumps(request.target_operation_id).decode()
+            + ',"body":' + payload.decode("utf-8") + "}"
+        )
+        created = time.time() if now is None else now
+        date = request.body.operation_date.isoformat(timespec="seconds")
         with self._lock:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute(
+                cur = self._db.execute(
                     "INSERT OR IGNORE INTO entries (op, purchase_id, operation_id, operation_date,"
                     " request, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        request.op.value,
-                        request.purchase_id,
-                        request.operation_id,
-                        record["body"]["operationDate"],
-                        dumps(record).decode("utf-8"),
-                        time.time() if now is None else now,
-                    ),
+                    (request.op.value, request.purchase_id, request.operation_id, date, text,
+                     created),
                 )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+        if cur.rowcount == 1 and cur.lastrowid is not None:
+            return Entry(seq=cur.lastrowid, op=request.op.value, purchase_id=request.purchase_id,
+                         operation_id=request.operation_id, operation_date=date,
+                         request=loads(text), created_at=created, attempts=0, last_error=None,
+                         status=PENDING, result=None)
         entry = self.by_operation_id(request.operation_id)
         assert entry is not None
         return entry

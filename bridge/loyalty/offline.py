@@ -272,6 +272,8 @@ class OfflineClient:
             identifier=payment.body.identifier,
         )
         self.journal.append(undo)
+        if self._state is Connectivity.ONLINE:  # the replayer sends it now, not at the next sale
+            self._set_state(Connectivity.RECOVERING, "(a lost redemption is to be cancelled)")
 
     def _offline_answer(self, request: PreparedRequest) -> ProcessingResponse:
         if request.op is Operation.PAYMENT:

@@ -138,8 +138,14 @@ def tls_server(tls_cert: tuple[Path, Path]) -> Iterator[str]:
                 return
             try:
                 with ctx.wrap_socket(conn, server_side=True) as tls:
-                    tls.recv(65536)
-                    tls.sendall(body)
+                    request = b""
+                    while b"\r\n\r\n" not in request:  # the whole head, then answer
+                        chunk = tls.recv(65536)
+                        if not chunk:
+                            break
+                        request += chunk
+                    if request:
+                        tls.sendall(body)
             except (ssl.SSLError, OSError):
                 conn.close()
 

@@ -179,11 +179,6 @@ def test_redemption_with_a_garbled_answer_is_undone(
     assert book is not None and (book["held"], book["redeemed"]) == (Decimal("0.00"),) * 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "after a 500 (not an offline error) the register stays ONLINE, so the journaled "
-    "cancel-operation of the lost redemption waits, bonuses held, until the next sale's "
-    "must-reach step drains the journal; the background replayer only runs when not ONLINE. "
-    "Fix: OfflineClient._undo_lost_payment should switch ONLINE to RECOVERING after appending"))
 def test_lost_redemption_is_undone_without_waiting_for_the_next_sale(
     proxy: FaultProxy, offline: OfflineClient, sandbox_server: SandboxServer
 ) -> None:
