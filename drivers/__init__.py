@@ -1,1 +1,4 @@
-"""Hardware drivers: transports, scanners, card readers, printers, discovery. No loyalty knowledge."""
+"""Hardware drivers: transports, scanners, card readers, printers, discovery.
+
+No loyalty knowledge: usable on its own.
+"""

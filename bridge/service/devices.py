@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from bridge.service.register import Register
     from drivers.printer.document import Receipt
     from drivers.printer.queue import PrintQueue
+    from drivers.wedge_reader import EvdevWedge
 
 log = logging.getLogger("posbridge.devices")
 
@@ -34,11 +35,17 @@ class DeviceManager:
         self.devices: dict[str, Device] = {}
         self.kinds: dict[str, str] = {}
         self.queues: dict[str, PrintQueue] = {}
+        self.wedges: dict[str, EvdevWedge] = {}
         self.last_error: dict[str, str] = {}
         self._lock = threading.Lock()
         for settings in config.devices:
             device = build_device(settings)
             device.add_listener(self._on_event)
+            if settings.connection == "hid":
+                from drivers.wedge_reader import EvdevWedge
+
+                assert settings.port is not None
+                self.wedges[settings.name] = EvdevWedge(device, settings.port)  # type: ignore[arg-type]
             self.devices[settings.name] = device
             self.kinds[settings.name] = settings.kind
             if settings.kind == "printer":
@@ -61,8 +68,12 @@ class DeviceManager:
                 log.warning("device %s not ready at start: %s", name, exc)
         for queue in self.queues.values():
             queue.start()
+        for wedge in self.wedges.values():
+            wedge.start()
 
     def stop(self) -> None:
+        for wedge in self.wedges.values():
+            wedge.stop()
         for queue in self.queues.values():
             queue.stop()
         for name, device in self.devices.items():
@@ -153,6 +164,8 @@ def build_device(s: DeviceSettings) -> Device:
     """The driver object for one `[[devices]]` entry (nothing is opened here)."""
     if s.kind == "printer":
         return _printer(s)
+    if s.connection == "hid":
+        return _wedge(s)
     factory = transport_factory(s)
     if s.kind == "scanner":
         from drivers.scanner.device import ScannerConfig, ScannerDevice
@@ -161,13 +174,27 @@ def build_device(s: DeviceSettings) -> Device:
 
         return ScannerDevice(s.name, factory, ScannerConfig(
             suffix=suffix_from_name(s.suffix),
-            scan=ScanOptions(prefix=s.prefix.encode("latin-1"),
-                             repair_layout=s.connection == "hid"),
+            scan=ScanOptions(prefix=s.prefix.encode("latin-1")),
         ))
     from drivers.msr.device import MsrConfig, MsrDevice
     from drivers.scanner.framing import suffix_from_name
 
     return MsrDevice(s.name, factory, MsrConfig(suffix=suffix_from_name(s.suffix)))
+
+
+def _wedge(s: DeviceSettings) -> Device:
+    """A keyboard-wedge decoder; DeviceManager feeds it from the evdev node."""
+    from drivers.scanner.scan import ScanOptions
+
+    if s.kind == "scanner":
+        from drivers.scanner.wedge import WedgeScanner
+
+        return WedgeScanner(s.name, options=ScanOptions(prefix=s.prefix.encode("latin-1"),
+                                                        repair_layout=True))
+    from drivers.msr.device import MsrConfig
+    from drivers.msr.wedge import WedgeCardReader
+
+    return WedgeCardReader(s.name, MsrConfig())
 
 
 def transport_factory(s: DeviceSettings) -> Any:

@@ -717,8 +717,41 @@ def _scan_once(wedge: Any) -> dict[str, Any]:
     return {"scans": scans}
 
 
+def _evdev_wedge_main(path: str) -> None:
+    """The child: EvdevWedge feeding a WedgeScanner; prints each scan and power change."""
+    import json
+    import sys
+
+    from drivers.device import DataEvent, Event, StatusEvent
+    from drivers.reconnect import Backoff
+    from drivers.scanner.wedge import WedgeScanner
+    from drivers.wedge_reader import EvdevWedge
+
+    def say(**answer: Any) -> None:
+        print(json.dumps(answer), flush=True)
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, DataEvent):
+            say(scan=event.data.text)
+        elif isinstance(event, StatusEvent):
+            say(power=event.power.value)
+
+    scanner = WedgeScanner("wedge")
+    scanner.add_listener(on_event)
+    scanner.open()
+    scanner.claim()
+    scanner.enable()
+    feeder = EvdevWedge(scanner, path, backoff=Backoff(0.05, 0.2))
+    feeder.start()
+    sys.stdin.readline()  # any line: stop
+    feeder.stop()
+    say(stopped=True)
+
+
 if __name__ == "__main__":
     import sys
 
     if sys.argv[1:2] == ["evdev-reader"]:
         _evdev_reader_main(sys.argv[2])
+    elif sys.argv[1:2] == ["evdev-wedge"]:
+        _evdev_wedge_main(sys.argv[2])
