@@ -8,6 +8,7 @@ register works meanwhile.  Card numbers are masked in every event and log line.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from dataclasses import fields
@@ -21,6 +22,7 @@ from drivers.transport.base import Transport
 
 if TYPE_CHECKING:
     from bridge.service.register import Register
+    from drivers.hotplug import HotplugEvent, HotplugMonitor
     from drivers.printer.document import Receipt
     from drivers.printer.queue import PrintQueue
     from drivers.wedge_reader import EvdevWedge
@@ -36,6 +38,7 @@ class DeviceManager:
         self.kinds: dict[str, str] = {}
         self.queues: dict[str, PrintQueue] = {}
         self.wedges: dict[str, EvdevWedge] = {}
+        self.hotplug: HotplugMonitor | None = None
         self.last_error: dict[str, str] = {}
         self._lock = threading.Lock()
         for settings in config.devices:
@@ -70,8 +73,53 @@ class DeviceManager:
             queue.start()
         for wedge in self.wedges.values():
             wedge.start()
+        self._start_hotplug()
+
+    def _start_hotplug(self) -> None:
+        """Where udev runs, reopen a device the moment it is plugged back (else: backoff)."""
+        from drivers.hotplug import DeviceMatch, HotplugMonitor
+        from drivers.transport.usb import UsbId
+
+        matches: dict[str, DeviceMatch] = {}
+        for d in self.config.devices:
+            if d.connection == "serial" and d.port and d.port.startswith("/dev/"):
+                matches[d.name] = DeviceMatch("tty", devnode=d.port)
+            elif d.connection == "hid" and d.port and d.port.startswith("/dev/"):
+                matches[d.name] = DeviceMatch("input", devnode=d.port)
+            elif d.connection == "usb" and d.usb:
+                matches[d.name] = DeviceMatch("usb", usb=UsbId.parse(d.usb))
+        if not matches:
+            return
+        try:
+            monitor = HotplugMonitor(udev=True)
+            monitor.start()
+        except Exception as exc:  # no udev here: the readers' backoff still reconnects
+            log.info("hotplug monitor unavailable (%s); devices reconnect by polling", exc)
+            return
+        if not monitor.using_udev:
+            monitor.stop()
+            return
+        for name, match in matches.items():
+            monitor.watch(match, functools.partial(self._plugged, name))
+        self.hotplug = monitor
+
+    def _plugged(self, name: str, event: HotplugEvent) -> None:
+        self.register.events.publish("device_hotplug", device=name, action=event.action)
+        if event.action != "add":
+            return
+        device = self.devices[name]
+        if name in self.wedges:
+            self.wedges[name].reconnect_now()
+        elif name in self.queues:
+            self.queues[name].retry_now()
+        else:
+            reconnect = getattr(device, "reconnect_now", None)
+            if reconnect is not None:
+                reconnect()
 
     def stop(self) -> None:
+        if self.hotplug is not None:
+            self.hotplug.stop()
         for wedge in self.wedges.values():
             wedge.stop()
         for queue in self.queues.values():
