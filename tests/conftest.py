@@ -61,3 +61,17 @@ def admin(server: SandboxServer, path: str) -> Any:
     from bridge.loyalty.protocol import loads
 
     return loads(response.content)
+
+
+@pytest.fixture
+def tb() -> Iterator[Any]:
+    """The process's umockdev testbed, emptied before and after the test."""
+    try:
+        from tests.drivers import umockdev_helpers as mock
+    except ImportError:  # tests/drivers on sys.path instead of the tests package
+        import umockdev_helpers as mock  # type: ignore[no-redef,import-not-found]
+
+    bed = mock.shared_testbed()
+    mock.remove_all(bed)
+    yield bed
+    mock.remove_all(bed)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,14 +23,6 @@ except ImportError:  # tests/drivers is not a package: pytest put its folder on 
     import umockdev_helpers as mock  # type: ignore[no-redef,import-not-found]
 
 pytestmark = pytest.mark.umockdev
-
-
-@pytest.fixture
-def tb() -> Iterator[Any]:
-    bed = mock.shared_testbed()
-    mock.remove_all(bed)
-    yield bed
-    mock.remove_all(bed)
 
 
 def test_finds_and_matches_printer_tty_and_wedge(tb: Any) -> None:

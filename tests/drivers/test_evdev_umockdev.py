@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,14 +17,6 @@ except ImportError:  # tests/drivers is not a package: pytest put its folder on 
 pytestmark = pytest.mark.umockdev
 
 BARCODE = [ecodes.KEY_4, ecodes.KEY_0, ecodes.KEY_0, ecodes.KEY_6, ecodes.KEY_ENTER]
-
-
-@pytest.fixture
-def tb() -> Iterator[Any]:
-    bed = mock.shared_testbed()
-    mock.remove_all(bed)
-    yield bed
-    mock.remove_all(bed)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,14 +19,6 @@ except ImportError:  # tests/drivers is not a package: pytest put its folder on 
 pytestmark = pytest.mark.umockdev
 
 PRINTER = DeviceMatch("usb", usb=UsbId.parse("04b8:0e15:ABC123"))
-
-
-@pytest.fixture
-def tb() -> Iterator[Any]:
-    bed = mock.shared_testbed()
-    mock.remove_all(bed)
-    yield bed
-    mock.remove_all(bed)
 
 
 def test_enumeration_finds_devices_by_usb_id_and_node(tb: Any) -> None:

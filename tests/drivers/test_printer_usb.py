@@ -6,7 +6,6 @@ DLE EOT answers it sends back are the USB bulk transfers a real TM printer would
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,14 +31,6 @@ HEALTHY_NEAR_END = {
     Query.ERROR_CAUSE.command: b"\x12",
     Query.ROLL_PAPER.command: b"\x1e",
 }
-
-
-@pytest.fixture
-def tb() -> Iterator[Any]:
-    bed = mock.shared_testbed()
-    mock.remove_all(bed)
-    yield bed
-    mock.remove_all(bed)
 
 
 def usb_printer() -> ReceiptPrinter:

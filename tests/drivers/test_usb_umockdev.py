@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,14 +19,6 @@ except ImportError:  # tests/drivers is not a package: pytest put its folder on 
 pytestmark = pytest.mark.umockdev
 
 DLE_EOT_PRINTER = b"\x10\x04\x01"
-
-
-@pytest.fixture
-def tb() -> Iterator[Any]:
-    bed = mock.shared_testbed()
-    mock.remove_all(bed)
-    yield bed
-    mock.remove_all(bed)
 
 
 @pytest.fixture

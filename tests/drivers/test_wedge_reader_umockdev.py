@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,6 @@ except ImportError:  # tests/drivers is not a package: pytest put its folder on 
 
 pytestmark = pytest.mark.umockdev
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def tb() -> Iterator[Any]:
-    bed = mock.shared_testbed()
-    mock.remove_all(bed)
-    yield bed
-    mock.remove_all(bed)
 
 
 def test_scan_then_unplug_goes_offline(tb: Any) -> None:

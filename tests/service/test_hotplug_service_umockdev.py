@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,6 @@ except ImportError:  # pragma: no cover - tests/drivers on sys.path instead
     import umockdev_helpers as mock  # type: ignore[no-redef,import-not-found]
 
 pytestmark = pytest.mark.umockdev
-
-
-@pytest.fixture
-def tb() -> Iterator[Any]:
-    bed = mock.shared_testbed()
-    mock.remove_all(bed)
-    yield bed
-    mock.remove_all(bed)
 
 
 def test_printer_plugged_back_is_announced_and_retried(tb: Any, tmp_path: Path) -> None:
