@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import httpx
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from bridge.loyalty import errors
 from bridge.loyalty.protocol import GOODS_IMPORT_PATH as _GOODS_IMPORT_PATH
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from bridge.loyalty.purchase import Purchase
 
 log = logging.getLogger("posbridge.loyalty")
+M = TypeVar("M", bound=BaseModel)
 
 _JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"}
 
@@ -187,7 +188,7 @@ class LoyaltyClient:
                 error = _transport_error(exc, f"{what}: {self.url}")
                 outcome = type(error).__name__
                 raise error from None
-            response = _parse(http_response, what)
+            response = _parse(http_response, what, ProcessingResponse)
             outcome = response.code
         finally:
             elapsed = time.perf_counter() - started
@@ -263,14 +264,7 @@ class LoyaltyClient:
                 http_response = self._http.post(_GOODS_IMPORT_PATH, content=payload)
             except httpx.HTTPError as exc:
                 raise _transport_error(exc, f"{what}: {self.url}") from None
-            body = _json_body(http_response, what)
-            try:
-                return GoodsImportResponse.model_validate(body)
-            except ValidationError as exc:
-                raise errors.BadResponse(
-                    f"{what}: answer does not match the contract: {_first_error(exc)}",
-                    http_response.status_code,
-                ) from None
+            return _parse(http_response, what, GoodsImportResponse)
 
         return self._sequencer.call(post)
 
@@ -366,10 +360,10 @@ def _json_body(http_response: httpx.Response, what: str) -> Any:
         ) from None
 
 
-def _parse(http_response: httpx.Response, what: str) -> ProcessingResponse:
+def _parse(http_response: httpx.Response, what: str, model: type[M]) -> M:
     body = _json_body(http_response, what)
     try:
-        return ProcessingResponse.model_validate(body)
+        return model.model_validate(body)
     except ValidationError as exc:
         raise errors.BadResponse(
             f"{what}: answer does not match the contract: {_first_error(exc)}",
