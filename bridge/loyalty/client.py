@@ -13,7 +13,7 @@ import ssl
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -65,6 +65,8 @@ class PreparedRequest:
     body: RequestBase
     purchase_id: str | None = None
     target_operation_id: str | None = None  # the redemption a cancel-operation cancels
+    # the exact bytes stored in the journal: a replay sends them, not a re-encoding
+    raw: bytes | None = field(default=None, compare=False, repr=False)
 
     @property
     def path(self) -> str:
@@ -75,7 +77,7 @@ class PreparedRequest:
         return self.body.operation_id
 
     def payload(self) -> bytes:
-        return encode(self.body)
+        return self.raw if self.raw is not None else encode(self.body)
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-able record for the offline journal."""
@@ -87,13 +89,14 @@ class PreparedRequest:
         }
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Self:
+    def from_record(cls, record: dict[str, Any], raw: bytes | None = None) -> Self:
         op = Operation(record["op"])
         return cls(
             op=op,
             body=REQUEST_MODELS[op].model_validate(record["body"]),
             purchase_id=record.get("purchaseId"),
             target_operation_id=record.get("targetOperationId"),
+            raw=raw,
         )
 
     def describe(self) -> str:

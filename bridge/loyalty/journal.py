@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -63,9 +63,10 @@ class Entry:
     last_error: str | None
     status: str
     result: dict[str, Any] | None
+    raw_body: bytes | None = field(default=None, compare=False, repr=False)
 
     def prepared(self) -> PreparedRequest:
-        return PreparedRequest.from_record(self.request)
+        return PreparedRequest.from_record(self.request, self.raw_body)
 
     def card(self) -> str | None:
         ident = self.request.get("body", {}).get("identifier")
@@ -272,6 +273,15 @@ class Journal:
         return f"Journal({str(self.path)!r})"
 
 
+_BODY_KEY = ',"body":'
+
+
+def _raw_body(text: str) -> bytes | None:
+    """The stored body exactly as it was first sent (the record's last field)."""
+    at = text.find(_BODY_KEY)
+    return text[at + len(_BODY_KEY) : -1].encode("utf-8") if at >= 0 and text[-1] == "}" else None
+
+
 def _entry(row: sqlite3.Row) -> Entry:
     return Entry(
         seq=row["seq"],
@@ -285,4 +295,5 @@ def _entry(row: sqlite3.Row) -> Entry:
         last_error=row["last_error"],
         status=row["status"],
         result=None if row["result"] is None else loads(row["result"]),
+        raw_body=_raw_body(row["request"]),
     )
