@@ -13,13 +13,13 @@ import asyncio
 import base64
 import logging
 import secrets
+from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from bridge import __version__
 from bridge.api.models import (
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from bridge.service.register import Register
 
 log = logging.getLogger("posbridge.api")
+T = TypeVar("T")
 TOKEN_HEADER = "X-Posbridge-Token"  # noqa: S105 - a header name, not a secret
 CENT = Decimal("0.01")
 
@@ -89,21 +90,8 @@ def create_app(register: Register, token: str) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    header = APIKeyHeader(name=TOKEN_HEADER, auto_error=False)
-    bearer = HTTPBearer(auto_error=False)
-
-    def authorized(
-        value: str | None = Depends(header),
-        auth: HTTPAuthorizationCredentials | None = Depends(bearer),
-    ) -> None:
-        """The token in X-Posbridge-Token, or as a Bearer token (for Prometheus scrapers)."""
-        given = value if value is not None else (auth.credentials if auth else None)
-        if given is None or not secrets.compare_digest(given.encode(), token.encode()):
-            raise _Unauthorized()
-
-    @app.exception_handler(_Unauthorized)
-    async def _unauth(_: Request, exc: _Unauthorized) -> Response:
-        return problem(401, "unauthorized", f"missing or wrong {TOKEN_HEADER} header")
+    app.add_middleware(TokenGuard, token=token)
+    _document_security(app)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> Response:
@@ -134,23 +122,31 @@ def create_app(register: Register, token: str) -> FastAPI:
         return problem(500, "internal_error", f"internal error: {type(exc).__name__}",
                        "Loyalty service error; the cheque can be completed without loyalty")
 
-    deps = [Depends(authorized)]
     book = register.book
+    sequencer = register.offline.client.exclusive()
+
+    async def in_turn(step: Callable[[], T]) -> T:
+        """Run a loyalty step on the register's sender thread: one hop, in arrival order.
+
+        The step's requests to processing then run inline there (the thread already
+        holds the register's turn), and no API thread blocks waiting for its turn.
+        """
+        return await sequencer.acall(step)
 
     def cheque_json(cheque: RegisterCheque, status: int = 200) -> Json:
         return Json(cheque.view(), status_code=status)
 
-    @app.get("/v1/status", response_model=StatusOut, dependencies=deps, responses=_ERRORS)
+    @app.get("/v1/status", response_model=StatusOut, responses=_ERRORS)
     def status() -> Json:
         return Json(register.status())
 
-    @app.get("/metrics", dependencies=deps, responses=_ERRORS, response_class=Response,
+    @app.get("/metrics", responses=_ERRORS, response_class=Response,
              include_in_schema=True)
     def metrics() -> Response:
         """Prometheus text: requests by operation and outcome, latency, journal, devices."""
         return Response(register.metrics.render(), media_type=CONTENT_TYPE)
 
-    @app.get("/v1/events", dependencies=deps, responses=_ERRORS,
+    @app.get("/v1/events", responses=_ERRORS,
              response_class=StreamingResponse)
     async def events(request: Request) -> StreamingResponse:
         """Server-Sent Events: scans (classified), swipes (masked), device status, connectivity."""
@@ -175,74 +171,80 @@ def create_app(register: Register, token: str) -> FastAPI:
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store"})
 
-    @app.post("/v1/cheques", status_code=201, response_model=ChequeOut, dependencies=deps,
+    @app.post("/v1/cheques", status_code=201, response_model=ChequeOut,
               responses=_ERRORS)
     def open_cheque(body: ChequeIn) -> Json:
         cheque = book.open(body.number, body.card, [_line(x) for x in body.lines])
         register.publish_cheque("cheque_opened", cheque)
         return cheque_json(cheque, 201)
 
-    @app.get("/v1/cheques/{cheque_id}", response_model=ChequeOut, dependencies=deps,
+    @app.get("/v1/cheques/{cheque_id}", response_model=ChequeOut,
              responses=_ERRORS)
     def get_cheque(cheque_id: str) -> Json:
         return cheque_json(book.get(cheque_id))
 
-    @app.post("/v1/cheques/{cheque_id}/lines", response_model=ChequeOut, dependencies=deps,
+    @app.post("/v1/cheques/{cheque_id}/lines", response_model=ChequeOut,
               responses=_ERRORS)
     def add_lines(cheque_id: str, body: LinesIn) -> Json:
         cheque = book.get(cheque_id)
         book.set_lines(cheque, [_line(x) for x in body.lines], replace=body.replace)
         return cheque_json(cheque)
 
-    @app.put("/v1/cheques/{cheque_id}/card", response_model=ChequeOut, dependencies=deps,
+    @app.put("/v1/cheques/{cheque_id}/card", response_model=ChequeOut,
              responses=_ERRORS)
     def attach_card(cheque_id: str, body: CardIn) -> Json:
         cheque = book.attach_card(body.card, cheque_id)
         assert cheque is not None
         return cheque_json(cheque)
 
-    @app.post("/v1/cheques/{cheque_id}/calculate", response_model=ChequeOut, dependencies=deps,
+    @app.post("/v1/cheques/{cheque_id}/calculate", response_model=ChequeOut,
               responses=_ERRORS)
-    def calculate(cheque_id: str) -> Json:
-        return cheque_json(book.calculate(book.get(cheque_id)))
+    async def calculate(cheque_id: str) -> Json:
+        cheque = book.get(cheque_id)
+        return cheque_json(await in_turn(lambda: book.calculate(cheque)))
 
-    @app.post("/v1/cheques/{cheque_id}/payment", response_model=ChequeOut, dependencies=deps,
+    @app.post("/v1/cheques/{cheque_id}/payment", response_model=ChequeOut,
               responses=_ERRORS)
-    def payment(cheque_id: str, body: PaymentIn) -> Json:
-        return cheque_json(book.pay(book.get(cheque_id), body.amount))
+    async def payment(cheque_id: str, body: PaymentIn) -> Json:
+        cheque = book.get(cheque_id)
+        return cheque_json(await in_turn(lambda: book.pay(cheque, body.amount)))
 
-    @app.post("/v1/cheques/{cheque_id}/confirm", response_model=ChequeOut, dependencies=deps,
+    @app.post("/v1/cheques/{cheque_id}/confirm", response_model=ChequeOut,
               responses=_ERRORS)
-    def confirm(cheque_id: str) -> Json:
-        cheque = book.confirm(book.get(cheque_id))
+    async def confirm(cheque_id: str) -> Json:
+        found = book.get(cheque_id)
+        cheque = await in_turn(lambda: book.confirm(found))
         register.publish_cheque("cheque_confirmed", cheque)
         return cheque_json(cheque)
 
-    @app.post("/v1/cheques/{cheque_id}/cancel", response_model=ChequeOut, dependencies=deps,
+    @app.post("/v1/cheques/{cheque_id}/cancel", response_model=ChequeOut,
               responses=_ERRORS)
-    def cancel(cheque_id: str) -> Json:
-        return cheque_json(book.cancel(book.get(cheque_id)))
+    async def cancel(cheque_id: str) -> Json:
+        cheque = book.get(cheque_id)
+        return cheque_json(await in_turn(lambda: book.cancel(cheque)))
 
-    @app.post("/v1/cheques/{cheque_id}/refund", response_model=RefundOut, dependencies=deps,
+    @app.post("/v1/cheques/{cheque_id}/refund", response_model=RefundOut,
               responses=_ERRORS)
-    def refund(cheque_id: str, body: RefundIn | None = None) -> Json:
+    async def refund(cheque_id: str, body: RefundIn | None = None) -> Json:
         positions = None
         if body is not None and body.lines is not None:
             positions = {ln.position: ln.quantity for ln in body.lines}
-        return Json(book.refund(book.get(cheque_id), positions))
+        cheque = book.get(cheque_id)
+        return Json(await in_turn(lambda: book.refund(cheque, positions)))
 
-    @app.get("/v1/cards/{number}/balance", response_model=BalanceOut, dependencies=deps,
+    @app.get("/v1/cards/{number}/balance", response_model=BalanceOut,
              responses=_ERRORS)
-    def balance(number: str) -> Json:
+    async def balance(number: str) -> Json:
         if not (4 <= len(number) <= 64 and number.isascii() and number.isalnum()):
             raise ChequeError("bad_card", "a card number is 4-64 letters or digits", 422)
         oc = register.offline
-        response = oc.send(oc.prepare(Operation.BALANCE, identifier=Identifier(value=number)))
+        request = oc.prepare(Operation.BALANCE, identifier=Identifier(value=number))
+        response = await in_turn(lambda: oc.send(request))
         return Json({"card": mask_card(number), "balance": response.balance,
                      "offline": isinstance(response, LocalResponse),
                      "cashierMessage": response.cashier_message})
 
-    @app.post("/v1/receipts/loyalty", response_model=ReceiptOut, dependencies=deps,
+    @app.post("/v1/receipts/loyalty", response_model=ReceiptOut,
               responses=_ERRORS)
     def receipt(body: ReceiptIn) -> Json:
         cheque = book.get(body.cheque_id)
@@ -251,7 +253,7 @@ def create_app(register: Register, token: str) -> FastAPI:
                      "lines": lines, "escposBase64": base64.b64encode(escpos).decode()})
 
     @app.post("/v1/receipts/print", response_model=PrintOut, status_code=202,
-              dependencies=deps, responses=_ERRORS)
+              responses=_ERRORS)
     def print_receipt(body: ReceiptIn) -> Json:
         job_id, state = register.print_loyalty_receipt(book.get(body.cheque_id))
         return Json({"jobId": job_id, "state": state}, status_code=202)
@@ -259,8 +261,51 @@ def create_app(register: Register, token: str) -> FastAPI:
     return app
 
 
-class _Unauthorized(Exception):
-    pass
+class TokenGuard:
+    """Every request but the OpenAPI document needs the token; checked before routing.
+
+    A plain ASGI layer rather than a FastAPI dependency: it runs on every call of the
+    till, and a dependency costs a good part of a millisecond here.  The token comes in
+    X-Posbridge-Token, or as a Bearer token (what Prometheus scrapers send).
+    """
+
+    OPEN = frozenset({"/openapi.json"})
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app = app
+        self._token = token.encode()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] not in self.OPEN:
+            given = None
+            for name, value in scope["headers"]:
+                if name == b"x-posbridge-token":
+                    given = value
+                elif name == b"authorization" and value[:7].lower() == b"bearer " and given is None:
+                    given = value[7:]
+            if given is None or not secrets.compare_digest(given, self._token):
+                deny = problem(401, "unauthorized", f"missing or wrong {TOKEN_HEADER} header")
+                await deny(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _document_security(app: FastAPI) -> None:
+    """Say in the OpenAPI document that every operation needs the token."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "token": {"type": "apiKey", "in": "header", "name": TOKEN_HEADER},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            }
+            schema["security"] = [{"token": []}, {"bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _line(body: LineIn) -> Line:

@@ -41,6 +41,7 @@ class Service:
         self._server = _Server(uvicorn.Config(
             self.app, host=config.api.host, port=config.api.port, log_config=None,
             access_log=False, lifespan="off", timeout_graceful_shutdown=5,
+            proxy_headers=False, server_header=False,  # loopback only: no proxy to trust
         ))
         self._thread: threading.Thread | None = None
 
