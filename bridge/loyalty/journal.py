@@ -227,6 +227,15 @@ class Journal:
             "SELECT * FROM entries WHERE status='pending' AND seq>? ORDER BY seq LIMIT 1", (after,)
         )
 
+    def pending_page(self, after: int = 0, limit: int = 50) -> list[Entry]:
+        """The next pending entries in order, a page at a time (one query, not one each)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM entries WHERE status='pending' AND seq>? ORDER BY seq LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        return [_entry(row) for row in rows]
+
     def first_pending_seq(self) -> int | None:
         entry = self.next_pending()
         return None if entry is None else entry.seq
