@@ -25,4 +25,5 @@ def offline_client(cfg: Config, client: LoyaltyClient | None = None) -> OfflineC
         max_age_seconds=j.max_age_hours * 3600,
         probe_min=j.probe_min_seconds,
         probe_max=j.probe_max_seconds,
+        retention_seconds=j.retention_days * 86400,
     )

@@ -24,6 +24,7 @@ import logging
 import os
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -164,6 +165,7 @@ class OfflineClient:
         probe_max: float = 60.0,
         on_change: Callable[[Connectivity], None] | None = None,
         on_warning: Callable[[str], None] | None = None,
+        retention_seconds: float = 7 * 86400,
     ) -> None:
         self.client = client
         self.journal = journal
@@ -172,6 +174,8 @@ class OfflineClient:
         self.backoff = Backoff(probe_min, probe_max)
         self.on_change = on_change
         self.on_warning = on_warning
+        self.retention_seconds = retention_seconds
+        self._pruned_at = float("-inf")
         self._replay_lock = ReplayLock(journal.path.with_name(journal.path.name + ".replay.lock"))
         self._state = (
             Connectivity.RECOVERING if journal.first_pending_seq() else Connectivity.ONLINE
@@ -342,7 +346,21 @@ class OfflineClient:
             self._replay_lock.release(fd)
         if report.stopped is None and self.journal.first_pending_seq() is None:
             self._set_state(Connectivity.ONLINE)
+            if report.done:
+                self.prune()
         return report
+
+    def prune(self, force: bool = False) -> int:
+        """Forget sent entries older than the retention period (at most hourly)."""
+        now = time.monotonic()
+        if not force and now - self._pruned_at < 3600:
+            return 0
+        self._pruned_at = now
+        removed = self.journal.prune(self.retention_seconds)
+        if removed:
+            log.info("journal: pruned %d sent entries older than %.0f days",
+                     removed, self.retention_seconds / 86400)
+        return removed
 
     def _drain_locked(
         self,
@@ -432,6 +450,7 @@ class OfflineClient:
 
     def start(self) -> None:
         """Probe and replay in a background thread while offline or backlogged."""
+        self.prune(force=True)
         if self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(target=self._loop, name="posbridge-replay", daemon=True)

@@ -286,3 +286,15 @@ def test_two_replayers_never_send_an_entry_twice(
     assert sum(r.done for r in reports) == 60
     status = admin(sandbox_server, "status")
     assert status["duplicates"] == 0 and status["overlaps"] == 0
+
+
+def test_sent_entries_are_pruned_after_the_retention(
+    make_client: Callable[..., LoyaltyClient], journal: Journal, sandbox_server: SandboxServer
+) -> None:
+    oc = OfflineClient(make_client(), journal, retention_seconds=3600)
+    for cheque, ident, _, _ in shift(13, 2):
+        sell(oc, cheque, ident)
+    assert journal.counts().done == 4
+    assert oc.prune(force=True) == 0  # all sent just now: kept for the audit period
+    oc.retention_seconds = -1
+    assert oc.prune(force=True) == 4 and journal.counts().done == 0
