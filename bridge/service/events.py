@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import threading
 import time
 from typing import Any
+
+log = logging.getLogger("posbridge.events")
 
 MAX_QUEUED = 1000
 CLOSED: dict[str, Any] = {"type": "_closed"}  # the service is stopping: streams end
@@ -68,6 +71,9 @@ class EventBus:
         """Thread-safe; `data` must already be safe to show (card numbers masked)."""
         event = {"id": next(self._ids), "type": event_type, "time": time.time(), **data}
         self.published += 1
+        if log.isEnabledFor(logging.INFO):  # one structured line per event, already masked
+            fields = " ".join(f"{k}={v}" for k, v in data.items() if k != "text")
+            log.info("event=%s %s", event_type, fields)
         with self._lock:
             subs = list(self._subs)
         for sub in subs:

@@ -8,8 +8,11 @@ demo and the tests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import socket
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -30,6 +33,26 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         self.ready.set()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """SIGTERM/SIGINT stop the service and the process exits 0 (uvicorn's own handler
+        re-raises the signal after shutdown, which systemd would log as a kill)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        wanted = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in wanted}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if self.should_exit:  # a second signal: stop waiting for open connections
+            self.force_exit = True
+        self.should_exit = True
 
 
 class Service:
