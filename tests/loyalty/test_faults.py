@@ -121,39 +121,34 @@ def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture
 def tls_server(tls_cert: tuple[Path, Path]) -> Iterator[str]:
+    """A real HTTPS server (the standard library's, TLS-wrapped) answering Ok to anything."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Ok(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = b'{"code":"Ok","balance":7.00}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
     cert, key = tls_cert
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(4)
-    port = sock.getsockname()[1]
-    body = http_response(200, b'{"code":"Ok","balance":7.00}')
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = sock.accept()
-            except OSError:
-                return
-            try:
-                with ctx.wrap_socket(conn, server_side=True) as tls:
-                    request = b""
-                    while b"\r\n\r\n" not in request:  # the whole head, then answer
-                        chunk = tls.recv(65536)
-                        if not chunk:
-                            break
-                        request += chunk
-                    if request:
-                        tls.sendall(body)
-            except (ssl.SSLError, OSError):
-                conn.close()
-
-    t = threading.Thread(target=serve, daemon=True)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    t = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     t.start()
-    yield f"https://127.0.0.1:{port}/publicapi"
-    sock.shutdown(socket.SHUT_RDWR)
-    sock.close()
+    yield f"https://127.0.0.1:{httpd.server_address[1]}/publicapi"
+    httpd.shutdown()
+    httpd.server_close()
     t.join(5)
 
 
