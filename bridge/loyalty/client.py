@@ -180,13 +180,20 @@ class LoyaltyClient:
         """The sequencer itself, for callers (the journal replayer) that must share the turn."""
         return self._sequencer
 
+    def send_stored(self, op: Operation, path: str, payload: bytes,
+                    what: str) -> ProcessingResponse:
+        """Send bytes exactly as stored (the journal's replay), in the register's turn."""
+        return self._sequencer.call(lambda: self._post(op, path, payload, what))
+
     def _send_now(self, request: PreparedRequest) -> ProcessingResponse:
-        what = request.describe()
+        return self._post(request.op, request.path, request.payload(), request.describe())
+
+    def _post(self, op: Operation, path: str, payload: bytes, what: str) -> ProcessingResponse:
         started = time.perf_counter()
         outcome = "error"
         try:
             try:
-                http_response = self._http.post(request.path, content=request.payload())
+                http_response = self._http.post(path, content=payload)
             except httpx.HTTPError as exc:
                 error = _transport_error(exc, f"{what}: {self.url}")
                 outcome = type(error).__name__
@@ -196,7 +203,7 @@ class LoyaltyClient:
         finally:
             elapsed = time.perf_counter() - started
             if self.observer is not None:
-                self.observer(request.op.value, outcome, elapsed)
+                self.observer(op.value, outcome, elapsed)
         log.debug("processing %s -> %s in %.1f ms", what, response.code, elapsed * 1000)
         if not response.ok:
             raise errors.business_error(response)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.loyalty.client import PreparedRequest
-from bridge.loyalty.protocol import dumps, loads, mask_card
+from bridge.loyalty.protocol import Operation, dumps, loads, mask_card, path_for
 
 PENDING, DONE, REJECTED = "pending", "done", "rejected"
 STATUSES = (PENDING, DONE, REJECTED)
@@ -67,6 +67,21 @@ class Entry:
 
     def prepared(self) -> PreparedRequest:
         return PreparedRequest.from_record(self.request, self.raw_body)
+
+    @property
+    def path(self) -> str:
+        return path_for(Operation(self.op), self.purchase_id,
+                        self.request.get("targetOperationId"))
+
+    def payload(self) -> bytes:
+        """The body exactly as first sent."""
+        return self.raw_body if self.raw_body is not None else self.prepared().payload()
+
+    def describe(self) -> str:
+        card = self.card()
+        who = f" card {mask_card(card)}" if card else ""
+        pid = f" purchase {self.purchase_id}" if self.purchase_id else ""
+        return f"{self.op}{pid} op {self.operation_id}{who} (journal {self.seq})"
 
     def card(self) -> str | None:
         ident = self.request.get("body", {}).get("identifier")

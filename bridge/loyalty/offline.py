@@ -394,7 +394,9 @@ class OfflineClient:
     def _replay_one(self, entry: Entry, report: DrainReport) -> str:
         report.sent += 1
         try:
-            response = self.client.send(entry.prepared())
+            response = self.client.send_stored(
+                Operation(entry.op), entry.path, entry.payload(), entry.describe()
+            )
         except errors.BusinessError as exc:
             result = exc.response.model_dump(mode="json", by_alias=True, exclude_none=True)
             if exc.code == ErrorCode.NOT_UNIQUE_OPERATION_ID or exc.code in _SETTLED.get(
