@@ -56,6 +56,7 @@ class Purchase:
     last: dict[str, ProcessingResponse] = field(default_factory=dict)
     last_request_id: str = ""
     _pending: dict[str, PreparedRequest] = field(default_factory=dict, repr=False)
+    _digested: tuple[Cheque, str] | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ steps
 
@@ -161,7 +162,10 @@ class Purchase:
         return response
 
     def _digest(self) -> str:
-        return hashlib.sha256(encode(self.cheque)).hexdigest()[:16]
+        """Which version of the cheque a step was for (cached: the cheque is immutable)."""
+        if self._digested is None or self._digested[0] is not self.cheque:
+            self._digested = (self.cheque, hashlib.sha256(encode(self.cheque)).hexdigest()[:16])
+        return self._digested[1]
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,7 @@ class RegisterCheque:
     cheque_message: str | None = None
     refunds: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _wire: tuple[list[Line], Cheque] | None = field(default=None, repr=False)
 
     @property
     def total(self) -> Decimal:
@@ -89,10 +90,14 @@ class RegisterCheque:
         return mask_card(self.card) if self.card else None
 
     def wire(self) -> Cheque:
+        """The contract's cheque, built once per version of the lines."""
         if not self.lines:
             raise ChequeError("empty_cheque", "the cheque has no lines yet", 422)
-        return Cheque(number=self.number, date=self.opened_at,
-                      lines=[line.wire(i + 1) for i, line in enumerate(self.lines)])
+        if self._wire is None or self._wire[0] is not self.lines:
+            self._wire = (self.lines, Cheque(
+                number=self.number, date=self.opened_at,
+                lines=[line.wire(i + 1) for i, line in enumerate(self.lines)]))
+        return self._wire[1]
 
     def view(self) -> dict[str, Any]:
         return {
