@@ -92,6 +92,11 @@ class InFlight:
         with self._changed:
             return self._count[register] > 0
 
+    def wait_idle(self, register: str, timeout: float) -> bool:
+        """Block until no request of `register` is in flight (its held requests are done)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._count[register] == 0, timeout)
+
     def wait_busy(self, register: str, timeout: float) -> bool:
         """Block until a request of `register` is in flight (tests order steps with this)."""
         with self._changed:

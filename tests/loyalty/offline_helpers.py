@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from bridge.loyalty.offline import Connectivity, OfflineClient
 from bridge.loyalty.protocol import Cheque, ChequeLine, Identifier
 
 GOODS = [
@@ -50,8 +52,23 @@ def shift(seed: int, n: int) -> list[tuple[Cheque, Identifier | None, datetime, 
     return out
 
 
+def when_online(oc: OfflineClient) -> threading.Event:
+    """An event set when the offline client reaches ONLINE (tests wait on it, no polling)."""
+    reached = threading.Event()
+    previous = oc.on_change
+
+    def changed(state: Connectivity) -> None:
+        if previous is not None:
+            previous(state)
+        if state is Connectivity.ONLINE:
+            reached.set()
+
+    oc.on_change = changed
+    return reached
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll a condition another thread or process will make true (with a deadline)."""
+    """Poll a condition that offers no event to wait on (kernel state), with a deadline."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

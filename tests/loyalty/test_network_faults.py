@@ -33,7 +33,7 @@ from sandbox.server import SandboxServer
 from tests.conftest import LOGIN, PASSWORD
 from tests.fault_proxy import FaultProxy, fault_proxy
 from tests.loyalty.crash_child import FixedIds, final_state, online_reference, purchase_id
-from tests.loyalty.offline_helpers import shift, wait_until
+from tests.loyalty.offline_helpers import shift, when_online
 
 SEED, PURCHASES = 23, 12
 ACTIVE = "2775000000012"
@@ -130,9 +130,11 @@ def test_fault_then_replay_equals_online(
         assert lost_must_reach(proxy) >= 1  # the interesting path was taken
 
     proxy.set_fault("pass")
+    online = when_online(offline)
     offline.start()
     offline.kick()
-    wait_until(lambda: offline.state is Connectivity.ONLINE, 30, "the journal to drain")
+    if offline.state is not Connectivity.ONLINE:
+        assert online.wait(30), "the journal did not drain"
     counts = offline.journal.counts()
     assert (counts.pending, counts.rejected, counts.done) == (0, 0, 2 * PURCHASES)
     status = sandbox_server.status()
@@ -191,6 +193,7 @@ def test_lost_redemption_is_undone_without_waiting_for_the_next_sale(
     proxy.set_fault("pass")
     assert offline.journal.counts().pending == 1  # the cancel-operation
     assert offline.state is Connectivity.RECOVERING  # a backlog: the replayer must run
+    online = when_online(offline)
     offline.start()
 
     def held() -> Decimal:
@@ -198,4 +201,5 @@ def test_lost_redemption_is_undone_without_waiting_for_the_next_sale(
         assert book is not None
         return Decimal(book["held"])
 
-    wait_until(lambda: held() == 0, 10, "the lost redemption to be cancelled")
+    assert online.wait(10), "the lost redemption was not cancelled"
+    assert held() == 0

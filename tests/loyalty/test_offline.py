@@ -20,7 +20,7 @@ from bridge.loyalty.protocol import Identifier, Operation
 from bridge.loyalty.purchase import Purchase
 from sandbox.server import SandboxServer
 from tests.conftest import LOGIN, PASSWORD, admin
-from tests.loyalty.offline_helpers import shift, wait_until
+from tests.loyalty.offline_helpers import shift, when_online
 
 ACTIVE = "2775000000012"
 D = Decimal
@@ -119,9 +119,10 @@ def test_hundred_purchases_offline_then_replay_equals_online(
     assert offline_run.state is Connectivity.OFFLINE
     pending = offline_run.journal.counts().pending
     assert pending == 200  # discount + confirm/cancel for each purchase
+    online = when_online(offline_run)
     sandbox_server.start()
     offline_run.start()
-    wait_until(lambda: offline_run.state is Connectivity.ONLINE, 60, "the journal to drain")
+    assert online.wait(60), "the journal did not drain"
     offline_run.stop()
     counts = offline_run.journal.counts()
     assert (counts.pending, counts.rejected, counts.done) == (0, 0, 200)
@@ -164,8 +165,8 @@ def test_lost_redemption_answer_is_cancelled_by_replay(
         p.pay(D("20"))
     assert oc.state is Connectivity.OFFLINE
     sandbox_server.set_latency(0)  # the held payment is processed now
-    wait_until(lambda: admin(sandbox_server, f"ledger/{ACTIVE}")["held"] == D("20.00"),
-               what="the lost payment to be processed")
+    assert sandbox_server.in_flight.wait_idle("register-1", 10)
+    assert admin(sandbox_server, f"ledger/{ACTIVE}")["held"] == D("20.00")
     p.discount()
     p.confirm()
     report = oc.drain()

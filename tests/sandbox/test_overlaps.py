@@ -35,7 +35,7 @@ def _balance(client: httpx.Client, op_id: str) -> dict[str, Any]:
 def _client(
     server: SandboxServer, login: str = "register-1", password: str = "secret-1"
 ) -> httpx.Client:
-    return httpx.Client(base_url=server.url, auth=(login, password), timeout=30, verify=False)
+    return httpx.Client(base_url=server.url, auth=(login, password), timeout=30)
 
 
 def test_sequential_requests_never_overlap(sandbox: SandboxServer, api: Api) -> None:

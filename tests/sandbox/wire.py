@@ -54,10 +54,10 @@ class Api:
     ) -> None:
         self.server = server
         self.http = httpx.Client(
-            base_url=server.url, auth=(login, password), timeout=10, verify=False
+            base_url=server.url, auth=(login, password), timeout=10
         )
         self.admin = httpx.Client(
-            base_url=server.url.removesuffix("/publicapi"), timeout=10, verify=False
+            base_url=server.url.removesuffix("/publicapi"), timeout=10
         )
 
     def close(self) -> None:

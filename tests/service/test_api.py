@@ -14,8 +14,8 @@ from bridge.loyalty.protocol import loads
 from bridge.service.server import Service
 from sandbox.server import SandboxServer
 from tests.conftest import admin
-from tests.loyalty.offline_helpers import wait_until
 from tests.service.conftest import TOKEN
+from tests.service.sse import SseReader
 
 ACTIVE, INACTIVE, BLOCKED = "2775000000012", "2775000000029", "2775000000036"
 MILK = {"goodsId": "1001", "barcode": "4600000000015", "name": "Milk 3.2% 1 l", "price": "89.90",
@@ -80,9 +80,13 @@ def test_offline_purchase_then_replay(api: httpx.Client, service: Service,
     assert done["queued"] and done["accrued"] is None
     status = body(api.get("/v1/status"))
     assert status["connectivity"] == "offline" and status["journal"]["pending"] == 2
+    events = SseReader(f"{service.url}/v1/events", TOKEN)
     sandbox_server.start()
-    wait_until(lambda: body(api.get("/v1/status"))["connectivity"] == "online", 30,
-               "the journal to drain")
+    try:
+        while events.next("connectivity", timeout=30)["state"] != "online":
+            pass
+    finally:
+        events.close()
     assert body(api.get("/v1/status"))["journal"]["pending"] == 0
     assert admin(sandbox_server, f"ledger/{ACTIVE}")["accrued"] > 0
 
