@@ -260,6 +260,18 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     return parse(data, str(source))
 
 
+def load_optional(path: str | os.PathLike[str] | None = None) -> Config | None:
+    """The config given with --config, else the resolved file if it exists, else None.
+
+    For tools that also work on a bare machine (decode, devices); a file given with
+    --config that is missing or wrong is still an error.
+    """
+    resolved = resolve_path(path)
+    if path is None and not resolved.exists():
+        return None
+    return load(resolved)
+
+
 def parse(data: dict[str, Any], source: str = "<config>") -> Config:
     try:
         return Config.model_validate(data)

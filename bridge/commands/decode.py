@@ -62,11 +62,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _settings(config_path: str | None) -> BarcodeSettings:
-    """The [barcodes] rules of the config if one is readable, else the defaults."""
+    """The [barcodes] rules of the config if there is one, else the defaults."""
     from bridge import config
     from bridge.barcodes import BarcodeSettings
 
-    path = config.resolve_path(config_path)
-    if config_path or path.exists():
-        return config.load(path).barcodes
-    return BarcodeSettings()
+    cfg = config.load_optional(config_path)
+    return cfg.barcodes if cfg is not None else BarcodeSettings()

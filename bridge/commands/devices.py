@@ -35,10 +35,8 @@ def specs_from_config(cfg: Config) -> list[DeviceSpec]:
 def load_specs(config_path: str | None) -> list[DeviceSpec]:
     from bridge import config
 
-    path = config.resolve_path(config_path)
-    if config_path or path.exists():
-        return specs_from_config(config.load(path))
-    return []
+    cfg = config.load_optional(config_path)
+    return specs_from_config(cfg) if cfg is not None else []
 
 
 def run(args: argparse.Namespace) -> int:
