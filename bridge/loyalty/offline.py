@@ -42,6 +42,7 @@ from bridge.loyalty.protocol import (
     ResponseCheque,
     ResponseLine,
 )
+from drivers.reconnect import Backoff
 
 log = logging.getLogger("posbridge.offline")
 
@@ -95,22 +96,11 @@ class RedemptionOffline(errors.LoyaltyError):
         return NO_REDEMPTION_OFFLINE
 
 
-@dataclass
-class Backoff:
-    """Exponential backoff with jitter, bounded both ways."""
+JITTER = 0.2  # +-20 %: registers of a chain that lost processing together do not retry in step
 
-    minimum: float
-    maximum: float
-    jitter: float = 0.2
-    _next: float = field(default=0.0, init=False)
 
-    def next(self) -> float:
-        base = self._next or self.minimum
-        self._next = min(self.maximum, base * 2)
-        return min(self.maximum, base * (1 + random.uniform(-self.jitter, self.jitter)))  # noqa: S311
-
-    def reset(self) -> None:
-        self._next = 0.0
+def jittered(delay: float, maximum: float) -> float:
+    return min(maximum, delay * (1 + random.uniform(-JITTER, JITTER)))  # noqa: S311
 
 
 @dataclass
@@ -171,7 +161,7 @@ class OfflineClient:
         self.journal = journal
         self.max_pending = max_pending
         self.max_age_seconds = max_age_seconds
-        self.backoff = Backoff(probe_min, probe_max)
+        self.backoff = Backoff(probe_min, probe_max)  # the drivers' bounded exponential one
         self.on_change = on_change
         self.on_warning = on_warning
         self.retention_seconds = retention_seconds
@@ -467,7 +457,7 @@ class OfflineClient:
                 progressed = True  # a fresh failure is retried at once, then backs off
                 continue
             if not progressed:
-                self._wake.wait(self.backoff.next())
+                self._wake.wait(jittered(self.backoff.next(), self.backoff.maximum))
                 self._wake.clear()
                 if self._stop.is_set():
                     return
