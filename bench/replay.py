@@ -38,13 +38,12 @@ import httpx
 
 from bench._sandbox import sandbox_process
 from bridge.loyalty.client import LoyaltyClient, PreparedRequest, new_id
-from bridge.loyalty.journal import Journal
+from bridge.loyalty.journal import Journal, record_text
 from bridge.loyalty.offline import OfflineClient
 from bridge.loyalty.protocol import (
     REQUEST_MODELS,
     Operation,
     ProcessingResponse,
-    dumps,
     loads,
 )
 from tests.loyalty.offline_helpers import shift
@@ -76,7 +75,7 @@ def bench_appends(tmp: Path, requests: list[PreparedRequest], size: int) -> tupl
     raw.execute("PRAGMA synchronous=FULL")
     raw.execute("CREATE TABLE entries (seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT, "
                 "operation_id TEXT UNIQUE, request TEXT, created_at REAL)")
-    rows = [(r.op.value, r.operation_id, dumps(r.to_record()).decode()) for r in requests]
+    rows = [(r.op.value, r.operation_id, record_text(r)) for r in requests]
     ours, theirs = [], []
     for part in chunks(len(requests), size):
         start = time.perf_counter()

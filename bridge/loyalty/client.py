@@ -79,15 +79,6 @@ class PreparedRequest:
     def payload(self) -> bytes:
         return self.raw if self.raw is not None else encode(self.body)
 
-    def to_record(self) -> dict[str, Any]:
-        """A JSON-able record for the offline journal."""
-        return {
-            "op": self.op.value,
-            "purchaseId": self.purchase_id,
-            "targetOperationId": self.target_operation_id,
-            "body": loads(self.payload()),
-        }
-
     @classmethod
     def from_record(cls, record: dict[str, Any], raw: bytes | None = None) -> Self:
         op = Operation(record["op"])

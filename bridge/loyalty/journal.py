@@ -155,13 +155,7 @@ class Journal:
 
     def append(self, request: PreparedRequest, now: float | None = None) -> Entry:
         """Durably store a request (fsync) and return its entry; a repeat returns the first."""
-        payload = request.payload()  # encoded once: the bytes replay will send
-        text = (
-            '{"op":' + dumps(request.op.value).decode()
-            + ',"purchaseId":' + dumps(request.purchase_id).decode()
-            + ',"targetOperationId":' + dumps(request.target_operation_id).decode()
-            + ',"body":' + payload.decode("utf-8") + "}"
-        )
+        text = record_text(request)
         created = time.time() if now is None else now
         date = request.body.operation_date.isoformat(timespec="seconds")
         with self._lock:
@@ -298,6 +292,16 @@ class Journal:
 
 
 _BODY_KEY = ',"body":'
+
+
+def record_text(request: PreparedRequest) -> str:
+    """How an entry stores its request: JSON with the body last, encoded once, as sent."""
+    return (
+        '{"op":' + dumps(request.op.value).decode()
+        + ',"purchaseId":' + dumps(request.purchase_id).decode()
+        + ',"targetOperationId":' + dumps(request.target_operation_id).decode()
+        + _BODY_KEY + request.payload().decode("utf-8") + "}"
+    )
 
 
 def _raw_body(text: str) -> bytes | None:
