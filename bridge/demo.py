@@ -326,7 +326,9 @@ def _print_and_save(shift: Shift, pos: Pos, service: Service, printer: VirtualPr
     shift.check(b"\x1bt" in printed, f"printer job {job['jobId']}: {len(printed)} bytes,"
                 " code page pinned")
     loyalty = pos.call("POST", "/v1/receipts/loyalty", json={"chequeId": cheque_id})
-    base64.b64decode(loyalty["escposBase64"])
+    for_pos = base64.b64decode(loyalty["escposBase64"])
+    shift.check(b"\x1bt" in for_pos and len(loyalty["lines"]) > 3,
+                "loyalty block for a POS that prints itself: text and ESC/POS")
     register_cheque = service.register.book.get(cheque_id)
     view = register_cheque.view()
     cheque = Cheque(number=view["number"], date=local_now(), lines=[
