@@ -2,9 +2,10 @@
 
 FastAPI is the one heavy dependency of the service: it gives request validation from
 the same pydantic models, and the OpenAPI document integrators and our schemathesis
-run read.  Every error is a problem+json body with a machine `code` and the text for
-the cashier.  Money goes out as JSON numbers with exact digits (our encoder), never
-through a binary float.
+run read.  In front of it sits our own door (bridge.api.front): the token check, and a
+lane for the till's body-less cheque calls.  Every error is a problem+json body with a
+machine `code` and the text for the cashier (bridge.api.problems).  Money goes out as
+JSON numbers with exact digits (our encoder), never through a binary float.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import secrets
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
 
 from bridge import __version__
+from bridge.api.front import TOKEN_HEADER, FrontDoor
 from bridge.api.models import (
     BalanceOut,
     CardIn,
@@ -38,8 +39,9 @@ from bridge.api.models import (
     RefundOut,
     StatusOut,
 )
+from bridge.api.problems import Json, problem, problem_for
 from bridge.loyalty import errors
-from bridge.loyalty.offline import LocalResponse, RedemptionOffline
+from bridge.loyalty.offline import LocalResponse
 from bridge.loyalty.protocol import Identifier, Operation, dumps, mask_card
 from bridge.metrics import CONTENT_TYPE
 from bridge.service.cheques import ChequeError, Line, RegisterCheque
@@ -50,30 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("posbridge.api")
 T = TypeVar("T")
-TOKEN_HEADER = "X-Posbridge-Token"  # noqa: S105 - a header name, not a secret
 CENT = Decimal("0.01")
-
-
-class Json(Response):
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return dumps(content, floats=True)
-
-
-class ProblemJson(Json):
-    media_type = "application/problem+json"
-
-
-def problem(status: int, code: str, detail: str, cashier: str | None = None,
-            **extra: Any) -> ProblemJson:
-    titles = {400: "Bad request", 401: "Unauthorized", 404: "Not found", 409: "Conflict",
-              422: "Unprocessable request", 502: "Processing error",
-              503: "Processing unreachable"}
-    body = {"type": "about:blank", "title": titles.get(status, "Error"), "status": status,
-            "code": code, "detail": detail, "cashierMessage": cashier, **extra}
-    return ProblemJson(body, status_code=status)
-
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem},
@@ -81,7 +60,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(register: Register, token: str) -> FastAPI:
+def create_app(register: Register, token: str) -> FrontDoor:
     app = FastAPI(
         title="posbridge POS API",
         version=__version__,
@@ -90,7 +69,6 @@ def create_app(register: Register, token: str) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.add_middleware(TokenGuard, token=token)
     _document_security(app)
 
     @app.exception_handler(RequestValidationError)
@@ -100,27 +78,11 @@ def create_app(register: Register, token: str) -> FastAPI:
         where = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errs[:5])
         return problem(422, "invalid_request", where or "invalid request", errors=errs)
 
-    @app.exception_handler(ChequeError)
-    async def _cheque(_: Request, exc: ChequeError) -> Response:
-        return problem(exc.status, exc.code, str(exc), str(exc))
+    async def _problem(_: Request, exc: Exception) -> Response:
+        return problem_for(exc)
 
-    @app.exception_handler(errors.LoyaltyError)
-    async def _loyalty(_: Request, exc: errors.LoyaltyError) -> Response:
-        if isinstance(exc, RedemptionOffline):
-            return problem(409, "redemption_offline", str(exc), exc.cashier_text)
-        if isinstance(exc, errors.BusinessError):
-            return problem(422, exc.code, exc.error_message or exc.code, exc.cashier_text)
-        if isinstance(exc, errors.AuthenticationFailed):
-            return problem(502, "processing_credentials", str(exc), exc.cashier_text)
-        if exc.offline:
-            return problem(503, "processing_unreachable", str(exc), exc.cashier_text)
-        return problem(502, "processing_error", str(exc), exc.cashier_text)
-
-    @app.exception_handler(Exception)
-    async def _bug(_: Request, exc: Exception) -> Response:
-        log.exception("POS API request failed")
-        return problem(500, "internal_error", f"internal error: {type(exc).__name__}",
-                       "Loyalty service error; the cheque can be completed without loyalty")
+    for failure in (ChequeError, errors.LoyaltyError, Exception):
+        app.add_exception_handler(failure, _problem)
 
     book = register.book
     sequencer = register.offline.client.exclusive()
@@ -197,31 +159,35 @@ def create_app(register: Register, token: str) -> FastAPI:
         assert cheque is not None
         return cheque_json(cheque)
 
-    @app.post("/v1/cheques/{cheque_id}/calculate", response_model=ChequeOut,
-              responses=_ERRORS)
     async def calculate(cheque_id: str) -> Json:
+        """Discount and bonuses available for the cheque as it stands (nothing is booked)."""
         cheque = book.get(cheque_id)
         return cheque_json(await in_turn(lambda: book.calculate(cheque)))
+
+    async def confirm(cheque_id: str) -> Json:
+        """Book the purchase: accrual and redemption become final (journaled when offline)."""
+        found = book.get(cheque_id)
+        cheque = await in_turn(lambda: book.confirm(found))
+        register.publish_cheque("cheque_confirmed", cheque)
+        return cheque_json(cheque)
+
+    async def cancel(cheque_id: str) -> Json:
+        """Drop the cheque; a redemption already held at processing is given back."""
+        cheque = book.get(cheque_id)
+        return cheque_json(await in_turn(lambda: book.cancel(cheque)))
+
+    # The till's body-less calls: routes in FastAPI (validation-free, documented) and
+    # served by the front door's lane without FastAPI's stack (see bridge.api.front).
+    lane = {"calculate": calculate, "confirm": confirm, "cancel": cancel}
+    for action, handler in lane.items():
+        app.post(f"/v1/cheques/{{cheque_id}}/{action}", response_model=ChequeOut,
+                 responses=_ERRORS, name=action)(handler)
 
     @app.post("/v1/cheques/{cheque_id}/payment", response_model=ChequeOut,
               responses=_ERRORS)
     async def payment(cheque_id: str, body: PaymentIn) -> Json:
         cheque = book.get(cheque_id)
         return cheque_json(await in_turn(lambda: book.pay(cheque, body.amount)))
-
-    @app.post("/v1/cheques/{cheque_id}/confirm", response_model=ChequeOut,
-              responses=_ERRORS)
-    async def confirm(cheque_id: str) -> Json:
-        found = book.get(cheque_id)
-        cheque = await in_turn(lambda: book.confirm(found))
-        register.publish_cheque("cheque_confirmed", cheque)
-        return cheque_json(cheque)
-
-    @app.post("/v1/cheques/{cheque_id}/cancel", response_model=ChequeOut,
-              responses=_ERRORS)
-    async def cancel(cheque_id: str) -> Json:
-        cheque = book.get(cheque_id)
-        return cheque_json(await in_turn(lambda: book.cancel(cheque)))
 
     @app.post("/v1/cheques/{cheque_id}/refund", response_model=RefundOut,
               responses=_ERRORS)
@@ -258,36 +224,7 @@ def create_app(register: Register, token: str) -> FastAPI:
         job_id, state = register.print_loyalty_receipt(book.get(body.cheque_id))
         return Json({"jobId": job_id, "state": state}, status_code=202)
 
-    return app
-
-
-class TokenGuard:
-    """Every request but the OpenAPI document needs the token; checked before routing.
-
-    A plain ASGI layer rather than a FastAPI dependency: it runs on every call of the
-    till, and a dependency costs a good part of a millisecond here.  The token comes in
-    X-Posbridge-Token, or as a Bearer token (what Prometheus scrapers send).
-    """
-
-    OPEN = frozenset({"/openapi.json"})
-
-    def __init__(self, app: Any, token: str) -> None:
-        self.app = app
-        self._token = token.encode()
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] not in self.OPEN:
-            given = None
-            for name, value in scope["headers"]:
-                if name == b"x-posbridge-token":
-                    given = value
-                elif name == b"authorization" and value[:7].lower() == b"bearer " and given is None:
-                    given = value[7:]
-            if given is None or not secrets.compare_digest(given, self._token):
-                deny = problem(401, "unauthorized", f"missing or wrong {TOKEN_HEADER} header")
-                await deny(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+    return FrontDoor(app, token, lane)
 
 
 def _document_security(app: FastAPI) -> None:
