@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,15 +21,33 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def split_cpus() -> tuple[set[int], set[int]] | None:
+    """(processing's CPUs, the register's CPUs): the last CPU we may use for the sandbox,
+    the rest for the register side, as when processing is another machine; None on one CPU."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    return {cpus[-1]}, set(cpus[:-1])
+
+
+def pin(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A child's pre-exec hook keeping it (and every thread it starts) on `cpus`.
+    Benchmarks start their processes before any thread of their own."""
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 @contextmanager
-def sandbox_process(latency_ms: float = 0.0) -> Iterator[str]:
+def sandbox_process(latency_ms: float = 0.0, cpus: set[int] | None = None) -> Iterator[str]:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="posbridge-bench-") as tmp:
         cmd = [sys.executable, "-m", "sandbox.cli", "--port", str(port), "--db", f"{tmp}/p.db"]
         if latency_ms:
             cmd += ["--latency", str(latency_ms)]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, preexec_fn=pin(cpus))
         try:
             deadline = time.monotonic() + 30
             while True:

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import httpx
 
-from bench._sandbox import ROOT, free_port
+from bench._sandbox import ROOT, free_port, pin
 
 TOKEN = "bench-token-0123456789"
 
 
 @contextmanager
-def service_process(sandbox_url: str) -> Iterator[tuple[str, int]]:
+def service_process(sandbox_url: str, cpus: set[int] | None = None) -> Iterator[tuple[str, int]]:
     """Yields (base URL, pid)."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="posbridge-svc-") as tmp:
@@ -32,7 +32,8 @@ def service_process(sandbox_url: str) -> Iterator[tuple[str, int]]:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         proc = subprocess.Popen([sys.executable, "-m", "bridge", "--config", str(cfg),
                                  "--log-level", "ERROR", "run"],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                preexec_fn=pin(cpus))
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 30

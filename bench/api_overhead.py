@@ -5,6 +5,12 @@ Sandbox and service each run in their own process.  Rounds are short (20 calls e
 way) and alternate, so both sides see the same state of a noisy machine; the median
 over many of them is stable to a few hundredths where 7 long rounds moved by 0.2.
 
+Placement: processing is another machine, so by default the sandbox gets a CPU of its
+own and the register side (this process as the POS, and the service) the others; on a
+shared core the sandbox's work evicts the service's from the cache in a way no
+register sees.  `--placement shared` leaves all three to the scheduler (noisier: runs
+of the same code gave 1.19-1.37).
+
 The POS side is a minimal keep-alive HTTP/1.1 exchange on a socket that still reads
 the status, the headers and the JSON body: we measure the service's overhead, not that
 of a particular HTTP client library.  `--pos-client http.client` uses the standard
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import socket
 import statistics
 import sys
@@ -29,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from bench._sandbox import sandbox_process
+from bench._sandbox import sandbox_process, split_cpus
 from bench._service import TOKEN, service_process
 from bridge.loyalty.client import LoyaltyClient
 from bridge.loyalty.protocol import Cheque, ChequeLine, loads
@@ -73,13 +80,20 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=20, help="calls per round and side")
     ap.add_argument("--rounds", type=int, default=60)
     ap.add_argument("--pos-client", choices=["socket", "http.client"], default="socket")
+    ap.add_argument("--placement", choices=["split", "shared"], default="split",
+                    help="split: the sandbox on a CPU of its own (default); shared: no pinning")
     args = ap.parse_args()
+    split = split_cpus() if args.placement == "split" else None
+    processing_cpus, register_cpus = split or (None, None)
+    if register_cpus:
+        os.sched_setaffinity(0, register_cpus)
     cheque = Cheque(number="B", date=datetime(2026, 11, 29, 15), lines=[
         ChequeLine(position=i + 1, goods_id=ln["goodsId"], name=ln["name"],
                    price=Decimal(ln["price"]), quantity=Decimal(ln["quantity"]),
                    amount=Decimal(ln["price"]) * Decimal(ln["quantity"]))
         for i, ln in enumerate(LINES)])
-    with sandbox_process() as sandbox_url, service_process(sandbox_url) as (url, _), \
+    with sandbox_process(cpus=processing_cpus) as sandbox_url, \
+            service_process(sandbox_url, register_cpus) as (url, _), \
             tempfile.TemporaryDirectory() as tmp:
         direct = LoyaltyClient(sandbox_url, "register-1", "secret-1", lock_file=Path(tmp) / "l")
         api = httpx.Client(base_url=url, headers={"X-Posbridge-Token": TOKEN}, timeout=30)
@@ -131,7 +145,9 @@ def main() -> None:
         api.close()
         raw.close()
         pos.close()
-    print(f"calculate x{args.n} x{args.rounds} rounds, POS side: {args.pos_client}")
+    where = (f"sandbox on CPU {sorted(processing_cpus)}, register side on {sorted(register_cpus)}"
+             if processing_cpus and register_cpus else "no pinning")
+    print(f"calculate x{args.n} x{args.rounds} rounds, POS side: {args.pos_client}, {where}")
     print(f"  through the POS API : median {statistics.median(t_api):.3f} ms/call")
     print(f"  client directly     : median {statistics.median(t_direct):.3f} ms/call")
     print(f"  median ratio api/direct = {statistics.median(ratios):.3f}  (target <= 1.30)")
