@@ -120,3 +120,16 @@ def test_a_bug_in_a_lane_step_is_a_logged_500_problem(service: Service, api: htt
     assert problem["cashierMessage"]
     assert any("RuntimeError: bug on purpose" in (rec.exc_text or "") or
                rec.exc_info for rec in caplog.records)
+
+
+def test_a_body_sent_to_the_lane_is_skipped_and_the_connection_goes_on(
+        api: httpx.Client) -> None:
+    """POS clients often send `{}` with every POST: the lane ignores it, as FastAPI does,
+    and the kept-alive connection carries the next requests cleanly."""
+    cid = open_cheque(api)
+    first = api.post(f"/v1/cheques/{cid}/calculate", json={"ignored": "x" * 5000})
+    second = api.post(f"/v1/cheques/{cid}/calculate", content=b"{}")
+    status = api.get("/v1/status")
+    assert [first.status_code, second.status_code, status.status_code] == [200, 200, 200]
+    assert loads(second.content)["state"] == "calculated"
+    assert first.extensions["network_stream"] is status.extensions["network_stream"]
