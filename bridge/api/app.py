@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import logging
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -50,7 +49,6 @@ from bridge.service.events import CLOSED
 if TYPE_CHECKING:
     from bridge.service.register import Register
 
-log = logging.getLogger("posbridge.api")
 T = TypeVar("T")
 CENT = Decimal("0.01")
 
@@ -176,8 +174,8 @@ def create_app(register: Register, token: str) -> FrontDoor:
         cheque = book.get(cheque_id)
         return cheque_json(await in_turn(lambda: book.cancel(cheque)))
 
-    # The till's body-less calls: routes in FastAPI (validation-free, documented) and
-    # served by the front door's lane without FastAPI's stack (see bridge.api.front).
+    # The till's body-less calls: FastAPI routes (so the OpenAPI document has them), served
+    # by the front door's lane without FastAPI's stack (see bridge.api.front).
     lane = {"calculate": calculate, "confirm": confirm, "cancel": cancel}
     for action, handler in lane.items():
         app.post(f"/v1/cheques/{{cheque_id}}/{action}", response_model=ChequeOut,
