@@ -126,6 +126,15 @@ class Purchase:
     def cancel(self) -> ProcessingResponse:
         return self._run("cancel", "cancel", lambda: self._prepare(Operation.CANCEL))
 
+    def settle(self) -> None:
+        """The purchase is over (confirmed or cancelled): let go of the steps' requests and
+        answers.  A register keeps its recent cheques for receipts and refunds, which need
+        the purchase id and the lines, not the exchange that led there; the journal holds
+        whatever still has to reach processing."""
+        self._pending.clear()
+        self.last.clear()
+        self._digested = None
+
     @property
     def redeemed(self) -> Decimal:
         return sum((amount for _, amount in self.payments), Decimal(0))

@@ -255,6 +255,7 @@ class ChequeBook:
                 cheque.accrued = done.accrued_amount or final.accrued_amount or Decimal(0)
                 cheque.balance_after = done.balance if done.balance is not None else final.balance
             cheque.state = "confirmed"
+            purchase.settle()
         return cheque
 
     def cancel(self, cheque: RegisterCheque) -> RegisterCheque:
@@ -265,6 +266,7 @@ class ChequeBook:
             if cheque.purchase is not None:
                 response = cheque.purchase.cancel()
                 cheque.queued = getattr(response, "local", None) == "queued"
+                cheque.purchase.settle()
             cheque.state = "cancelled"
         return cheque
 

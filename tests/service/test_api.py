@@ -192,3 +192,26 @@ def test_metrics(api: httpx.Client, service: Service) -> None:
     bearer = httpx.get(f"{service.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert bearer.status_code == 200
     assert httpx.get(f"{service.url}/metrics").status_code == 401
+
+
+def test_a_closed_cheque_keeps_what_receipts_and_refunds_need_and_no_more(
+        service: Service, api: httpx.Client) -> None:
+    """The register keeps 200 recent cheques: once a purchase is over, its steps'
+    requests and answers are let go (they were ~2.4 MB of the service's memory)."""
+    done = sell(api, ACTIVE)
+    cid = done["id"]
+    cancelled = body(api.post("/v1/cheques", json={"card": ACTIVE, "lines": [MILK]}))["id"]
+    api.post(f"/v1/cheques/{cancelled}/calculate")
+    api.post(f"/v1/cheques/{cancelled}/cancel")
+    for kept in (cid, cancelled):
+        purchase = service.register.book.get(kept).purchase
+        assert purchase is not None and not purchase.last
+        assert all(purchase.step_request(k) is None for k in ("discount", "confirm", "cancel"))
+    receipt = api.post("/v1/receipts/loyalty", json={"chequeId": cid})
+    text = "\n".join(body(receipt)["lines"])  # Russian receipt: decimal comma
+    assert receipt.status_code == 200
+    assert str(done["accrued"]).replace(".", ",") in text
+    assert str(done["balanceAfter"]).replace(".", ",") in text
+    refund = api.post(f"/v1/cheques/{cid}/refund")
+    assert refund.status_code == 200, refund.text
+    assert body(api.get(f"/v1/cheques/{cid}"))["purchaseId"] == done["purchaseId"]
