@@ -76,6 +76,7 @@ class Service:
             self.app, host=config.api.host, port=config.api.port, log_config=None,
             access_log=False, lifespan="off", timeout_graceful_shutdown=5,
             proxy_headers=False, server_header=False,  # loopback only: no proxy to trust
+            ws="none",  # no WebSocket endpoint: no WebSocket stack to load (0.7 MB) or expose
         ))
         self._thread: threading.Thread | None = None
 

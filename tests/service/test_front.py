@@ -133,3 +133,11 @@ def test_a_body_sent_to_the_lane_is_skipped_and_the_connection_goes_on(
     assert [first.status_code, second.status_code, status.status_code] == [200, 200, 200]
     assert loads(second.content)["state"] == "calculated"
     assert first.extensions["network_stream"] is status.extensions["network_stream"]
+
+
+def test_a_websocket_upgrade_is_not_served(service: Service) -> None:
+    """The API has no WebSocket endpoint, and the server loads no WebSocket stack."""
+    r = httpx.get(f"{service.url}/v1/status", headers={
+        **HEADERS, "Connection": "Upgrade", "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert r.status_code == 200 and "devices" in loads(r.content)  # served as plain HTTP
