@@ -2,6 +2,8 @@
 
 Target: <= 80 MB after 10,000 purchases and not growing (last checkpoints flat).
 The baseline printed alongside is the RSS of the service right after start, same run.
+`--receipts` also fetches the loyalty block of every purchase (a POS that prints it on
+its fiscal printer): the first one loads python-escpos's printer database.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("-n", type=int, default=10_000)
     ap.add_argument("--every", type=int, default=1000)
+    ap.add_argument("--receipts", action="store_true", help="fetch each loyalty block too")
     args = ap.parse_args()
     with sandbox_process() as sandbox_url, service_process(sandbox_url) as (url, pid):
         api = httpx.Client(base_url=url, headers={"X-Posbridge-Token": TOKEN}, timeout=30)
@@ -43,6 +46,8 @@ def main() -> None:
             cid = api.post("/v1/cheques", json={"card": CARDS[i % 3], "lines": LINES}).json()["id"]
             api.post(f"/v1/cheques/{cid}/calculate").raise_for_status()
             api.post(f"/v1/cheques/{cid}/confirm").raise_for_status()
+            if args.receipts:
+                api.post("/v1/receipts/loyalty", json={"chequeId": cid}).raise_for_status()
             if i % args.every == 0:
                 points.append(rss_mb(pid))
                 print(f"{i:>6} purchases: {points[-1]:.1f} MB", flush=True)
