@@ -21,6 +21,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_listening(proc: subprocess.Popen[bytes], port: int, what: str,
+                   timeout: float = 30.0) -> None:
+    """Until the child accepts connections on `port` (both servers listen only once ready)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.05)  # polling a port that is not open yet: no event to wait on
+
+
 def split_cpus() -> tuple[set[int], set[int]] | None:
     """(processing's CPUs, the register's CPUs): the last CPU we may use for the sandbox,
     the rest for the register side, as when processing is another machine; None on one CPU."""
@@ -49,15 +63,7 @@ def sandbox_process(latency_ms: float = 0.0, cpus: set[int] | None = None) -> It
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, preexec_fn=pin(cpus))
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("sandbox did not start") from None
-                    time.sleep(0.05)  # polling a port that is not open yet: no event to wait on
+            wait_listening(proc, port, "sandbox")
             yield f"http://127.0.0.1:{port}/publicapi"
         finally:
             proc.terminate()

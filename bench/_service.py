@@ -6,14 +6,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
-from bench._sandbox import ROOT, free_port, pin
+from bench._sandbox import ROOT, free_port, pin, wait_listening
 
 TOKEN = "bench-token-0123456789"
 
@@ -34,18 +31,9 @@ def service_process(sandbox_url: str, cpus: set[int] | None = None) -> Iterator[
                                  "--log-level", "ERROR", "run"],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 preexec_fn=pin(cpus))
-        url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(f"{url}/v1/status", headers={"X-Posbridge-Token": TOKEN}, timeout=1)
-                    break
-                except httpx.HTTPError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("service did not start") from None
-                    time.sleep(0.05)
-            yield url, proc.pid
+            wait_listening(proc, port, "service")
+            yield f"http://127.0.0.1:{port}", proc.pid
         finally:
             proc.terminate()
             proc.wait(20)
