@@ -75,6 +75,10 @@ class ProcessingSettings(Section):
     cashier: str | None = None
     connect_timeout: PositiveSeconds = 3.0
     read_timeout: PositiveSeconds = 10.0
+    # the whole request, connect to last byte: read_timeout alone is per read, and a
+    # processing trickling a byte a second would hold the till for ever
+    deadline: PositiveSeconds = 8.0
+    max_answer_bytes: int = Field(default=1 << 20, ge=1024, le=1 << 30)
     ca_file: Path | None = None
     lock_file: Path = Path("/var/lib/posbridge/processing.lock")
 
@@ -129,11 +133,28 @@ class JournalSettings(Section):
         return self
 
 
+class ChequeSettings(Section):
+    """The register's open cheques: kept on disk, bounded, cancelled when abandoned."""
+
+    path: Path | None = Field(default=None,
+                              description="default: cheques.sqlite beside the journal")
+    max_open: int = Field(default=200, ge=1, le=10_000)
+    expire_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    keep_closed_days: float = Field(default=14.0, ge=0, le=3650)
+
+
 class ApiSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=1, le=65535)
     token: SecretStr | None = None
     token_file: Path | None = None
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024,
+                                description="larger request bodies are refused (413)")
+    header_timeout: float = Field(default=5.0, gt=0, le=60,
+                                  description="seconds a client has to send a request's "
+                                  "headers, and again its body")
+    max_connections: int = Field(default=256, ge=4, le=10_000, description=(
+        "open connections at most; past it the one idle longest is closed"))
 
     @field_validator("host")
     @classmethod
@@ -205,6 +226,7 @@ class Config(Section):
     processing: ProcessingSettings
     barcodes: BarcodeSettings = BarcodeSettings()
     journal: JournalSettings = JournalSettings()
+    cheques: ChequeSettings = ChequeSettings()
     api: ApiSettings = ApiSettings()
     receipt: ReceiptSettings = ReceiptSettings()
     devices: list[DeviceSettings] = Field(default_factory=list)
@@ -223,6 +245,10 @@ class Config(Section):
                     f" (printers: {', '.join(printers) or 'none'})"
                 )
         return self
+
+    def cheques_path(self) -> Path:
+        """The cheque file: configured, else beside the journal (same directory, same care)."""
+        return self.cheques.path or self.journal.path.with_name("cheques.sqlite")
 
     def device(self, name: str) -> DeviceSettings:
         for d in self.devices:

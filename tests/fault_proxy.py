@@ -14,6 +14,15 @@ request the register sent or nothing at all.  Faults:
   the request is processed first (a gateway that timed out on a live backend).
 - ``garbage``: answer 200 with a body that is not contract JSON (``body=``); with
   ``forward=True`` the request is processed first.
+- ``trickle``: forward the request, then send the real answer one byte every
+  ``interval`` seconds (each read is quick, the whole answer is not).
+- ``headers``: forward the request, send the answer's headers, then nothing.
+- ``blackhole``: read the request, never forward it, never answer.
+- ``huge``: answer 200 with a 100 MB ``Content-Length`` and stream spaces until the client
+  hangs up; ``endless``: a chunked answer that never ends.  ``forward=True``: processed first.
+
+Every connection the client hung up on while a fault held it is counted (`hangups`,
+`wait_hangups`): the register must drop a connection it gave up on.
 
 ``only=`` limits a fault to requests whose path ends with it (say, the redemption).
 
@@ -28,13 +37,17 @@ import asyncio
 import socket
 import struct
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import h11
 
-KINDS = ("pass", "refuse", "reset", "stall", "status", "garbage")
+KINDS = ("pass", "refuse", "reset", "stall", "status", "garbage", "trickle", "headers",
+         "blackhole", "huge", "endless")
+HUGE_LENGTH = 100_000_000
+_FLOOD = b" " * 65536
 GARBAGE = b"<html><body><h1>Service temporarily overloaded</h1></body></html>"
 
 
@@ -46,6 +59,7 @@ class Fault:
     body: bytes = GARBAGE
     content_type: str = "text/html"
     only: str | None = None  # the fault hits requests whose path ends so; others pass
+    interval: float = 0.2  # trickle: seconds between two bytes
 
     def hits(self, path: str) -> bool:
         return self.only is None or path.endswith(self.only)
@@ -58,6 +72,7 @@ class Event:
     fault: str
     forwarded: bool  # the server processed the request
     answered: bool  # the client got the server's answer intact
+    at: float = field(default_factory=time.monotonic, compare=False)  # when it was recorded
 
 
 @dataclass
@@ -70,10 +85,13 @@ class FaultProxy:
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.events: list[Event] = []
+        self.hangups = 0  # connections the client closed while a fault held them
+        self._seen = threading.Condition()
         self._fault = Fault()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._released: asyncio.Event | None = None
         self.port = 0
         self._thread = threading.Thread(target=self._loop.run_forever, name="fault-proxy",
@@ -91,7 +109,7 @@ class FaultProxy:
 
     def set_fault(self, kind: str, *, status: int = 500, forward: bool = False,
                   body: bytes = GARBAGE, content_type: str = "text/html",
-                  only: str | None = None) -> None:
+                  only: str | None = None, interval: float = 0.2) -> None:
         """Switch the fault; returns once the listener is closed or open again.
 
         `only`: a path suffix (e.g. "/Bonus/Payment"); other requests pass through.
@@ -100,7 +118,35 @@ class FaultProxy:
             raise ValueError(f"unknown fault {kind!r}; expected one of {', '.join(KINDS)}")
         if kind == "refuse" and only is not None:
             raise ValueError("a refused listener refuses every request; 'only' does not apply")
-        self._call(self._switch(Fault(kind, status, forward, body, content_type, only)))
+        self._call(self._switch(Fault(kind, status, forward, body, content_type, only, interval)))
+
+    def wait_event(self, match: Callable[[Event], bool], timeout: float = 10.0) -> Event:
+        """The first recorded request `match` accepts, waiting for it (no polling)."""
+        found: list[Event] = []
+
+        def seen() -> bool:
+            found[:] = [e for e in self.events if match(e)][:1]
+            return bool(found)
+
+        with self._seen:
+            if not self._seen.wait_for(seen, timeout):
+                raise TimeoutError("the proxy saw no such request")
+        return found[0]
+
+    def wait_hangups(self, count: int, timeout: float = 10.0) -> None:
+        with self._seen:
+            if not self._seen.wait_for(lambda: self.hangups >= count, timeout):
+                raise TimeoutError(f"{self.hangups} hang-ups, expected {count}")
+
+    def _record(self, event: Event) -> None:
+        with self._seen:
+            self.events.append(event)
+            self._seen.notify_all()
+
+    def _hung_up(self) -> None:
+        with self._seen:
+            self.hangups += 1
+            self._seen.notify_all()
 
     def close(self) -> None:
         self._call(self._shutdown())
@@ -144,8 +190,16 @@ class FaultProxy:
             self._server = None
         for writer in list(self._clients):
             writer.transport.abort()
+        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         self._clients.add(writer)
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         pending = b""
@@ -163,7 +217,16 @@ class FaultProxy:
                 if fault.kind in ("status", "garbage") and not fault.forward:
                     writer.write(_answer(fault))
                     await writer.drain()
-                    self.events.append(Event(method, path, fault.kind, False, False))
+                    self._record(Event(method, path, fault.kind, False, False))
+                    return
+                if fault.kind in ("huge", "endless") and not fault.forward:
+                    self._record(Event(method, path, fault.kind, False, False))
+                    await self._flood(writer, fault.kind)
+                    return
+                if fault.kind == "blackhole":
+                    self._record(Event(method, path, fault.kind, False, False))
+                    if await self._hold(reader):
+                        self._hung_up()
                     return
                 if upstream is None:
                     upstream = await asyncio.open_connection(*self.upstream)
@@ -175,7 +238,7 @@ class FaultProxy:
                     upstream = None
                 fault = self._fault if self._fault.hits(path) else Fault()  # met by the answer
                 intact = fault.kind == "pass"
-                self.events.append(Event(method, path, fault.kind, True, intact))
+                self._record(Event(method, path, fault.kind, True, intact))
                 if intact:
                     writer.write(answer)
                     await writer.drain()
@@ -190,6 +253,15 @@ class FaultProxy:
                     writer.transport.abort()
                 elif fault.kind == "stall":
                     await self._hold(reader)
+                elif fault.kind == "headers":
+                    writer.write(answer[: answer.index(b"\r\n\r\n") + 4])
+                    await writer.drain()
+                    if await self._hold(reader):
+                        self._hung_up()
+                elif fault.kind == "trickle":
+                    await self._trickle(writer, answer, fault.interval)
+                elif fault.kind in ("huge", "endless"):
+                    await self._flood(writer, fault.kind)
                 elif fault.kind in ("status", "garbage"):
                     writer.write(_answer(fault))
                     await writer.drain()
@@ -202,13 +274,47 @@ class FaultProxy:
                 upstream[1].close()
             writer.close()
 
-    async def _hold(self, reader: asyncio.StreamReader) -> None:
-        """Until the stall is lifted or the client hangs up."""
+    async def _hold(self, reader: asyncio.StreamReader) -> bool:
+        """Until the stall is lifted or the client hangs up (then True)."""
         assert self._released is not None
-        waits = {asyncio.ensure_future(self._released.wait()), asyncio.ensure_future(reader.read(1))}
+        hangup = asyncio.ensure_future(reader.read(1))
+        waits = {asyncio.ensure_future(self._released.wait()), hangup}
         _, rest = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for task in rest:
             task.cancel()
+        return hangup.done() and not hangup.cancelled() and not hangup.exception()
+
+    async def _trickle(self, writer: asyncio.StreamWriter, answer: bytes, interval: float) -> None:
+        """The whole answer, one byte at a time, until the client hangs up."""
+        try:
+            for i in range(len(answer)):
+                writer.write(answer[i:i + 1])
+                await writer.drain()
+                await asyncio.sleep(interval)  # the fault itself: a slow peer, not a wait
+                if writer.transport.is_closing():
+                    break
+        except ConnectionError:
+            pass
+        self._hung_up()
+
+    async def _flood(self, writer: asyncio.StreamWriter, kind: str) -> None:
+        """A 200 answer of 100 MB, or one that never ends, until the client hangs up."""
+        if kind == "huge":
+            head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {HUGE_LENGTH}\r\n\r\n").encode()
+        else:
+            head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n")
+        chunk = _FLOOD if kind == "huge" else b"%x\r\n%s\r\n" % (len(_FLOOD), _FLOOD)
+        sent = 0
+        try:
+            writer.write(head)
+            while kind == "endless" or sent < HUGE_LENGTH:
+                writer.write(chunk)
+                sent += len(_FLOOD)
+                await writer.drain()
+        except ConnectionError:
+            self._hung_up()
 
 
 async def _read_request(reader: asyncio.StreamReader,

@@ -4,6 +4,10 @@ Every request is a `PreparedRequest`: its ids and `operationDate` are fixed when
 step is created and stored by the caller (a `Purchase`, the offline journal), so a
 retry or a replay sends exactly the same bytes and processing can drop duplicates.
 Sending goes through the register's `Sequencer`, never around it.
+
+Every request has a total deadline (`bridge.loyalty.transport`) and every answer a size
+cap, read as a stream: a processing that trickles, stalls or answers without end costs
+the till the deadline at most, and the register a megabyte.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from bridge.loyalty import errors
+from bridge.loyalty.drift import Drift
 from bridge.loyalty.protocol import GOODS_IMPORT_PATH as _GOODS_IMPORT_PATH
 from bridge.loyalty.protocol import (
     REQUEST_MODELS,
@@ -35,6 +40,7 @@ from bridge.loyalty.protocol import (
     ProcessingResponse,
     RefundRequest,
     RequestBase,
+    answer_context,
     encode,
     loads,
     local_now,
@@ -42,6 +48,7 @@ from bridge.loyalty.protocol import (
     path_for,
 )
 from bridge.loyalty.sequencer import RegisterLock, Sequencer
+from bridge.loyalty.transport import Aborted, DeadlineExceeded, DeadlineTransport
 
 if TYPE_CHECKING:
     from bridge.config import ProcessingSettings
@@ -51,6 +58,8 @@ log = logging.getLogger("posbridge.loyalty")
 M = TypeVar("M", bound=BaseModel)
 
 _JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"}
+DEFAULT_DEADLINE = 8.0  # seconds for a whole request: over 5 s is a timeout for a cashier
+DEFAULT_MAX_ANSWER_BYTES = 1 << 20  # a contract answer is a few kB; a cheque of 1,000 lines ~300 kB
 
 
 def new_id() -> str:
@@ -101,7 +110,8 @@ class LoyaltyClient:
     """Talks to processing for one register.
 
     `transport` is for tests that need faults a real server cannot produce on demand;
-    everything else uses httpx's real network transport.
+    everything else uses our deadline-keeping network transport.  `deadline` bounds each
+    request in all (connect, send, answer), `max_answer_bytes` each answer's body.
     """
 
     def __init__(
@@ -112,20 +122,32 @@ class LoyaltyClient:
         *,
         connect_timeout: float = 3.0,
         read_timeout: float = 10.0,
+        deadline: float = DEFAULT_DEADLINE,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
         ca_file: Path | None = None,
         lock_file: Path | None = None,
         cashier: str | None = None,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], datetime] = local_now,
         observer: Callable[[str, str, float], None] | None = None,
+        drift: Drift | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.cashier = cashier
         self.clock = clock  # the register's local wall clock; tests pin it to probe offer hours
         self.observer = observer  # (operation, outcome, seconds) after every request, for metrics
+        self.drift = drift if drift is not None else Drift()  # answers off the contract, counted
         verify: ssl.SSLContext | bool = True
         if ca_file is not None:
             verify = ssl.create_default_context(cafile=str(ca_file))
+        if not deadline > 0:
+            raise ValueError(f"deadline must be > 0 seconds, not {deadline!r}")
+        self.deadline = deadline
+        self.max_answer_bytes = max_answer_bytes
+        self._network: DeadlineTransport | None = None
+        if transport is None:
+            transport = self._network = DeadlineTransport(deadline, verify)
+        self._stopping = False
         self._http = httpx.Client(
             base_url=self.url,
             auth=httpx.BasicAuth(login, password),
@@ -148,6 +170,8 @@ class LoyaltyClient:
             password=settings.secret_password(),
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
+            deadline=settings.deadline,
+            max_answer_bytes=settings.max_answer_bytes,
             ca_file=settings.ca_file,
             lock_file=settings.lock_file,
             cashier=settings.cashier,
@@ -179,17 +203,36 @@ class LoyaltyClient:
     def _send_now(self, request: PreparedRequest) -> ProcessingResponse:
         return self._post(request.op, request.path, request.payload(), request.describe())
 
+    def _exchange(self, method: str, path: str, what: str, payload: bytes | None = None,
+                  timeout: float | None = None) -> tuple[httpx.Response, bytes]:
+        """One request and its answer's body, read within the cap (or refused)."""
+        if self._stopping:
+            raise errors.ConnectionLost(f"{what}: not sent: the service is stopping")
+        try:
+            request = self._http.build_request(
+                method, path, content=payload,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+            )
+            response = self._http.send(request, stream=True)
+            try:
+                body = _read_capped(response, self.max_answer_bytes, what)
+            finally:
+                response.close()  # an answer not read to its end drops its connection
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc, f"{what}: {self.url}") from None
+        return response, body
+
     def _post(self, op: Operation, path: str, payload: bytes, what: str) -> ProcessingResponse:
         started = time.perf_counter()
         outcome = "error"
         try:
             try:
-                http_response = self._http.post(path, content=payload)
-            except httpx.HTTPError as exc:
-                error = _transport_error(exc, f"{what}: {self.url}")
+                http_response, body = self._exchange("POST", path, what, payload)
+            except errors.LoyaltyError as error:
                 outcome = type(error).__name__
-                raise error from None
-            response = _parse(http_response, what, ProcessingResponse)
+                raise
+            response = _parse(http_response, body, what, ProcessingResponse,
+                              answer_context(op.value, self.drift))
             outcome = response.code
         finally:
             elapsed = time.perf_counter() - started
@@ -261,11 +304,9 @@ class LoyaltyClient:
         what = f"goods import of {len(goods)} items"
 
         def post() -> GoodsImportResponse:
-            try:
-                http_response = self._http.post(_GOODS_IMPORT_PATH, content=payload)
-            except httpx.HTTPError as exc:
-                raise _transport_error(exc, f"{what}: {self.url}") from None
-            return _parse(http_response, what, GoodsImportResponse)
+            http_response, body = self._exchange("POST", _GOODS_IMPORT_PATH, what, payload)
+            return _parse(http_response, body, what, GoodsImportResponse,
+                          answer_context("goods_import", self.drift))
 
         return self._sequencer.call(post)
 
@@ -276,10 +317,7 @@ class LoyaltyClient:
         """
 
         def get() -> str | None:
-            try:
-                response = self._http.get("/", timeout=self._http.timeout.connect)
-            except httpx.HTTPError as exc:
-                raise _transport_error(exc, f"probe: {self.url}") from None
+            response, _ = self._exchange("GET", "/", "probe", timeout=self._http.timeout.connect)
             if response.status_code in (502, 503, 504):
                 raise errors.GatewayUnavailable(
                     f"probe: processing unavailable (HTTP {response.status_code})",
@@ -292,8 +330,20 @@ class LoyaltyClient:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def close(self) -> None:
-        self._sequencer.close()
+    def stop_sending(self) -> None:
+        """From any thread: send nothing more and cut the request in flight short.
+
+        What it cut fails as a lost connection, so a must-reach step stays in the journal
+        (resent with the same ids after the restart) and a live one is answered offline.
+        """
+        self._stopping = True
+        if self._network is not None:
+            self._network.abort()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the sender thread: calls still queued fail fast, a stuck one is cut short."""
+        self.stop_sending()
+        self._sequencer.close(timeout)
         self._http.close()
 
     def __enter__(self) -> Self:
@@ -306,8 +356,36 @@ class LoyaltyClient:
 # ---------------------------------------------------------------------- helpers
 
 
+def _read_capped(response: httpx.Response, cap: int, what: str) -> bytes:
+    """The answer's body, or BadResponse once it says or shows it is over `cap` bytes."""
+    length = response.headers.get("content-length")
+    if length is not None and length.isdigit():
+        if int(length) > cap:
+            raise errors.BadResponse(
+                f"{what}: answer of {int(length)} bytes is over the {cap}-byte limit",
+                response.status_code,
+            )
+        if "content-encoding" not in response.headers:
+            return response.read()  # the length is kept by the HTTP parser: nothing more comes
+    parts: list[bytes] = []
+    size = 0
+    for part in response.iter_bytes():  # decoded: a compressed answer counts at full size
+        size += len(part)
+        if size > cap:
+            raise errors.BadResponse(
+                f"{what}: answer over the {cap}-byte limit (read {size} bytes, not ended)",
+                response.status_code,
+            )
+        parts.append(part)
+    return b"".join(parts)
+
+
 def _transport_error(exc: httpx.HTTPError, where: str) -> errors.LoyaltyError:
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, DeadlineExceeded):
+        return errors.ProcessingTimeout(f"{where}: {text}")
+    if isinstance(exc, Aborted):
+        return errors.ConnectionLost(f"{where}: {text}")
     if isinstance(exc, httpx.TimeoutException):
         phase = "connect" if isinstance(exc, httpx.ConnectTimeout) else "read"
         if isinstance(exc, httpx.WriteTimeout):
@@ -336,7 +414,7 @@ def _caused_by_tls(exc: BaseException) -> bool:
     return False
 
 
-def _json_body(http_response: httpx.Response, what: str) -> Any:
+def _json_body(http_response: httpx.Response, body: bytes, what: str) -> Any:
     status = http_response.status_code
     if status in (401, 403):
         raise errors.AuthenticationFailed(
@@ -346,25 +424,26 @@ def _json_body(http_response: httpx.Response, what: str) -> Any:
         raise errors.GatewayUnavailable(f"{what}: processing unavailable (HTTP {status})", status)
     if status >= 500:
         raise errors.ServerError(
-            f"{what}: processing failed (HTTP {status}){_detail(http_response)}", status
+            f"{what}: processing failed (HTTP {status}){_detail(body)}", status
         )
     if status != 200:
         raise errors.ProcessingHTTPError(
-            f"{what}: unexpected HTTP {status}{_detail(http_response)}", status
+            f"{what}: unexpected HTTP {status}{_detail(body)}", status
         )
     try:
-        return loads(http_response.content)
+        return loads(body)
     except ValueError:
         ctype = http_response.headers.get("content-type", "no content type")
         raise errors.BadResponse(
-            f"{what}: answer is not JSON ({ctype}): {_snippet(http_response)}", status
+            f"{what}: answer is not JSON ({ctype}): {_snippet(body)}", status
         ) from None
 
 
-def _parse(http_response: httpx.Response, what: str, model: type[M]) -> M:
-    body = _json_body(http_response, what)
-    try:
-        return model.model_validate(body)
+def _parse(http_response: httpx.Response, body: bytes, what: str, model: type[M],
+           context: dict[str, Any] | None = None) -> M:
+    data = _json_body(http_response, body, what)
+    try:  # tolerant models; `context` says where their drift is reported
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise errors.BadResponse(
             f"{what}: answer does not match the contract: {_first_error(exc)}",
@@ -372,18 +451,18 @@ def _parse(http_response: httpx.Response, what: str, model: type[M]) -> M:
         ) from None
 
 
-def _detail(http_response: httpx.Response) -> str:
+def _detail(raw: bytes) -> str:
     try:
-        body = loads(http_response.content)
+        body = loads(raw)
     except ValueError:
-        return f": {_snippet(http_response)}" if http_response.content else ""
+        return f": {_snippet(raw)}" if raw else ""
     if isinstance(body, dict) and body.get("errorMessage"):
         return f": {body.get('code', '')} {body['errorMessage']}"
     return ""
 
 
-def _snippet(http_response: httpx.Response) -> str:
-    text = http_response.content[:120].decode("utf-8", "replace")
+def _snippet(raw: bytes) -> str:
+    text = raw[:120].decode("utf-8", "replace")
     return repr(" ".join(text.split()))
 
 

@@ -14,6 +14,22 @@ and follows rule 3 of the contract:
   live cashier request may go between two replayed entries, never beside one), in
   original order with original ids and dates, under a lock file so that only one
   replayer per register runs, whatever process it is in.
+
+When the journal cannot be written (disk full, read-only, I/O error), the rule is
+"nothing is sent that the journal could not record, and nothing is left half-done":
+
+- A must-reach step that cannot be journaled is not sent; the caller gets
+  `JournalUnavailable` (the API's `journal_unavailable`, 503).  A repeat of a step
+  already in the journal needs no write and goes on as usual.
+- A discount or confirm that cannot be journaled cancels its purchase at processing
+  (live, being unable to journal the cancel), so a redemption held earlier or a discount
+  already sent never stays half-done; the cheque starts a fresh purchase on the
+  cashier's retry.  If that purchase still has entries waiting in the journal, or
+  processing cannot be reached either, the cancel is kept in memory and journaled
+  ahead of everything else as soon as the journal takes writes again.
+- A cancel (of a purchase or a redemption) that cannot be journaled is sent live, for
+  the same reason; if it cannot be sent either, it is kept the same way.
+- The degraded state ends with the first write that succeeds: nothing is restarted.
 """
 
 from __future__ import annotations
@@ -33,7 +49,14 @@ from typing import Any, Literal
 
 from bridge.loyalty import errors
 from bridge.loyalty.client import LoyaltyClient, PreparedRequest
-from bridge.loyalty.journal import DONE, PENDING, REJECTED, Entry, Journal
+from bridge.loyalty.journal import (
+    DONE,
+    PENDING,
+    REJECTED,
+    Entry,
+    Journal,
+    JournalUnavailable,
+)
 from bridge.loyalty.protocol import (
     ErrorCode,
     Identifier,
@@ -173,6 +196,10 @@ class OfflineClient:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # undo steps (cancels) that could neither be journaled nor sent: journaled first
+        # as soon as the journal takes writes again (lost only if the process dies first)
+        self._owed: list[PreparedRequest] = []
+        self._owed_lock = threading.Lock()
 
     # ------------------------------------------------------------------ state
 
@@ -215,6 +242,12 @@ class OfflineClient:
     def send(self, request: PreparedRequest) -> ProcessingResponse:
         if request.op in MUST_REACH:
             return self._send_journaled(request)
+        # Decided on the sender thread when this call's turn comes, not when it queued: a
+        # call that waited behind a request that took the register offline is answered
+        # offline at once instead of waiting out its own deadline too.
+        return self.client.exclusive().call(lambda: self._send_live(request))
+
+    def _send_live(self, request: PreparedRequest) -> ProcessingResponse:
         if self._state is Connectivity.OFFLINE:
             return self._offline_answer(request)
         try:
@@ -234,10 +267,19 @@ class OfflineClient:
             return self._offline_answer(request)
 
     def _send_journaled(self, request: PreparedRequest) -> ProcessingResponse:
-        entry = self.journal.append(request)
+        try:
+            self._journal_owed()
+            entry = self.journal.append(request)
+        except JournalUnavailable as exc:
+            return self._unjournaled(request, exc)
         warning = self._check_limits()
         if entry.status == PENDING and self._state is Connectivity.ONLINE:
-            self.drain(until=entry.seq, wait=False)
+            try:
+                self.drain(until=entry.seq, wait=False)
+            except JournalUnavailable as exc:
+                # sent, but its done-mark could not be written: it stays pending and is
+                # resent later, which processing recognises by its operationId
+                log.warning("journal entry %s: %s", entry.seq, exc)
         entry = self.journal.get(entry.seq) or entry
         if entry.status == DONE and entry.result is not None:
             response = ProcessingResponse.model_validate(entry.result)
@@ -266,9 +308,108 @@ class OfflineClient:
             target_operation_id=payment.operation_id,
             identifier=payment.body.identifier,
         )
-        self.journal.append(undo)
+        try:
+            self._journal_owed()
+            self.journal.append(undo)
+        except JournalUnavailable as exc:
+            log.error("%s; cancelling the redemption live", exc)
+            try:
+                self._send_undo(undo)
+            except errors.BusinessError:
+                pass  # logged; the redemption is refused to the cashier all the same
+            return
         if self._state is Connectivity.ONLINE:  # the replayer sends it now, not at the next sale
             self._set_state(Connectivity.RECOVERING, "(a lost redemption is to be cancelled)")
+
+    # ------------------------------------------------------------------ journal unavailable
+
+    def _unjournaled(self, request: PreparedRequest, exc: JournalUnavailable) -> ProcessingResponse:
+        """A must-reach step the journal cannot take: see the module's rule."""
+        if request.op in (Operation.CANCEL, Operation.CANCEL_OPERATION):
+            response = self._send_undo(request)
+            if response is not None and response.ok:
+                return response
+            if response is not None:  # nothing (more) to undo, as a journaled one finishes
+                return LocalResponse(code=ErrorCode.OK, local="already_processed")
+            raise exc.with_undone("the cancel is kept and sent once the journal or processing"
+                                  " is back") from exc
+        if request.op in (Operation.DISCOUNT, Operation.CONFIRM) and request.purchase_id:
+            raise exc.with_undone(self._undo_purchase(request)) from exc
+        raise exc
+
+    def _undo_purchase(self, request: PreparedRequest) -> str | None:
+        """Cancel at processing whatever this purchase started (a held redemption, a sent
+        discount): the step that would have finished it cannot be journaled."""
+        pid = request.purchase_id
+        assert pid is not None
+        try:
+            earlier = self.journal.for_purchase(pid)
+        except JournalUnavailable:
+            earlier = []
+        if any(e.op == Operation.CONFIRM.value for e in earlier):
+            return None  # confirmed (or being confirmed) already: nothing half-done
+        cancel = self.client.prepare(Operation.CANCEL, purchase_id=pid,
+                                     identifier=request.body.identifier)
+        if any(e.status == PENDING for e in earlier):
+            self._owe(cancel)  # it must follow those entries in journal order
+            return f"purchase {pid} will be cancelled at processing once the journal is back"
+        try:
+            answer = self._send_undo(cancel)
+        except errors.BusinessError as refused:
+            return f"purchase {pid} could not be cancelled at processing: {refused.code}"
+        if answer is None:
+            return f"purchase {pid} will be cancelled at processing once it is reachable"
+        if not answer.ok:
+            return f"purchase {pid} had nothing at processing to cancel"
+        return f"purchase {pid} cancelled at processing (held bonuses released)"
+
+    def _send_undo(self, undo: PreparedRequest) -> ProcessingResponse | None:
+        """Send a cancel live; None (and kept for later) when processing cannot be reached."""
+        try:
+            return self.client.send(undo)
+        except errors.BusinessError as exc:
+            if exc.code in _SETTLED.get(undo.op, frozenset()):
+                return exc.response  # nothing (more) to undo
+            log.error("%s refused by processing: %s", undo.describe(), exc)
+            raise
+        except errors.LoyaltyError as exc:
+            if exc.offline:
+                self._went_offline(exc)
+            self._owe(undo)
+            return None
+
+    def _owe(self, undo: PreparedRequest) -> None:
+        with self._owed_lock:
+            if all(o.operation_id != undo.operation_id for o in self._owed):
+                self._owed.append(undo)
+                log.error("%s kept in memory until the journal takes writes again",
+                          undo.describe())
+
+    def _journal_owed(self) -> None:
+        """Journal the kept undo steps, first and in order (raises while it cannot)."""
+        with self._owed_lock:
+            while self._owed:
+                self.journal.append(self._owed[0])
+                self._owed.pop(0)
+                if self._state is Connectivity.ONLINE:
+                    self._set_state(Connectivity.RECOVERING, "(a kept cancel is to be sent)")
+
+    @property
+    def owed(self) -> int:
+        """Cancels waiting in memory for the journal."""
+        return len(self._owed)
+
+    def journal_health(self) -> dict[str, Any]:
+        """The journal's state for status and metrics; while degraded, checks (at most
+        every few seconds) whether it takes writes again, and journals what was kept."""
+        if self._owed and self.journal.failure is None:
+            try:
+                self._journal_owed()
+            except JournalUnavailable:
+                pass
+        health = self.journal.health()
+        health["keptInMemory"] = self.owed
+        return health
 
     def _offline_answer(self, request: PreparedRequest) -> ProcessingResponse:
         if request.op is Operation.PAYMENT:
@@ -473,9 +614,11 @@ class OfflineClient:
         self.backoff.reset()
         self._wake.set()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the replayer; a stopping service cuts its request short first
+        (`LoyaltyClient.stop_sending`) and gives up waiting after `timeout` seconds."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout)
             self._thread = None

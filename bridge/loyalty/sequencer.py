@@ -119,13 +119,33 @@ class Sequencer:
         return self.submit(fn).result()
 
     async def acall(self, fn: Callable[[], T]) -> T:
-        return await asyncio.wrap_future(self.submit(fn))
+        """`call` for asyncio: a task cancelled before its call's turn (its HTTP client went
+        away) takes the call out of the queue; once the call runs it finishes, and so
+        does the wait for it (what it sent is answered or journaled, never left half)."""
+        fut = self.submit(fn)
+        try:
+            return await asyncio.wrap_future(fut)
+        except asyncio.CancelledError:
+            if fut.cancel() or fut.cancelled():
+                raise  # not started: the sender thread skips it
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            return await asyncio.wrap_future(fut)
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> None:
+        """Run what is queued, then stop; give up waiting after `timeout` seconds.
+
+        The owner cuts a stuck request short first (`LoyaltyClient.close`); the timeout
+        is the last guard for a stop that must not hang.  A sender thread still busy
+        then is left to end by itself (it is a daemon); the lock file stays open for it.
+        """
         with self._start_lock:
             self._closed = True
             thread, self._thread = self._thread, None
         if thread is not None:
             self._queue.put(_STOP)
-            thread.join()
+            thread.join(timeout)
+            if thread.is_alive():
+                return
         self._lock.close()

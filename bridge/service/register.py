@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 from bridge import __version__
 from bridge.config import Config
 from bridge.loyalty.client import LoyaltyClient
+from bridge.loyalty.journal import JournalError
 from bridge.loyalty.offline import Connectivity
 from bridge.metrics import Metrics
 from bridge.runtime import offline_client
+from bridge.service.cheque_store import ChequeStore
 from bridge.service.cheques import ChequeBook, ChequeError, RegisterCheque
 from bridge.service.events import EventBus
 
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from bridge.service.devices import DeviceManager
 
 log = logging.getLogger("posbridge.service")
+STOP_TIMEOUT = 3.0  # seconds each loyalty thread gets to end once its request is cut short
 
 
 class Register:
@@ -35,7 +38,11 @@ class Register:
         self.offline.client.observer = self.metrics.observe
         self.offline.on_change = self._connectivity
         self.offline.on_warning = self._journal_warning
-        self.book = ChequeBook(self.offline)
+        c = config.cheques
+        self.book = ChequeBook(self.offline, ChequeStore(config.cheques_path()),
+                               max_open=c.max_open, expire_seconds=c.expire_hours * 3600,
+                               retention_seconds=c.keep_closed_days * 86400)
+        self.book.on_expired = lambda cheque: self.publish_cheque("cheque_expired", cheque)
         self.started = time.monotonic()
         self.devices: DeviceManager | None = None
         if devices:
@@ -48,17 +55,23 @@ class Register:
 
     def start(self) -> None:
         self.offline.start()
+        self.book.start()
         if self.devices is not None:
             self.devices.start()
         log.info("register started: %d device(s), processing %s",
                  len(self.config.devices), self.offline.state)
 
     def stop(self) -> None:
+        # first free the sender thread: a request stuck at processing is cut short (a
+        # must-reach step stays in the journal and is resent after the restart)
+        self.offline.client.stop_sending()
+        self.book.stop(timeout=STOP_TIMEOUT)
         if self.devices is not None:
             self.devices.stop()
-        self.offline.stop()
-        self.offline.client.close()
+        self.offline.stop(timeout=STOP_TIMEOUT)
+        self.offline.client.close(timeout=STOP_TIMEOUT)
         self.offline.journal.close()
+        self.book.store.close()
         log.info("register stopped")
 
     # ------------------------------------------------------------------ events
@@ -87,15 +100,29 @@ class Register:
     # ------------------------------------------------------------------ views
 
     def status(self) -> dict[str, Any]:
-        counts = self.offline.journal.counts()
-        age = counts.oldest_pending_age()
+        journal = self.offline.journal_health()  # a degraded journal is re-probed here
+        try:
+            counts = self.offline.journal.counts()
+        except JournalError:  # unreadable (damaged while running): the state says why
+            counts = None
+        age = None if counts is None else counts.oldest_pending_age()
+        if counts is not None:
+            journal.update({"pending": counts.pending, "rejected": counts.rejected,
+                            "done": counts.done,
+                            "oldestPendingSeconds": None if age is None else round(age, 1)})
+        problems = []
+        if journal["degraded"]:
+            problems.append(f"journal unavailable: {journal['error']}")
+        if journal["alarm"]:
+            problems.append(f"journal was damaged: {journal['alarm'].get('problem')}; moved to"
+                            f" {journal['alarm'].get('movedTo')}; salvage it, then acknowledge")
         return {
             "version": __version__,
             "registerId": self.config.processing.register_id,
+            "health": "degraded" if problems else "ok",
+            "problems": problems,
             "connectivity": self.offline.state.value,
-            "journal": {"pending": counts.pending, "rejected": counts.rejected,
-                        "done": counts.done,
-                        "oldestPendingSeconds": None if age is None else round(age, 1)},
+            "journal": journal,
             "devices": [] if self.devices is None else self.devices.status(),
             "uptimeSeconds": round(time.monotonic() - self.started, 1),
         }

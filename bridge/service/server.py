@@ -13,12 +13,13 @@ import gc
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
 
 from bridge.api.app import create_app
+from bridge.api.connections import Guard, connection_cap, protocol_for
 from bridge.config import Config
 from bridge.loyalty.client import LoyaltyClient
 from bridge.service.register import Register
@@ -27,9 +28,10 @@ from bridge.service.register import Register
 class _Server(uvicorn.Server):
     """uvicorn with a 'listening now' event instead of polling for it."""
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None] | None = None) -> None:
         super().__init__(config)
         self.ready = threading.Event()
+        self.on_exit = on_exit  # run (in a thread of its own) at the first signal
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -53,6 +55,10 @@ class _Server(uvicorn.Server):
     def _on_signal(self, signum: int, frame: object) -> None:
         if self.should_exit:  # a second signal: stop waiting for open connections
             self.force_exit = True
+        elif self.on_exit is not None:
+            # not in the handler itself: it may have interrupted this thread holding a
+            # lock on_exit needs
+            threading.Thread(target=self.on_exit, name="posbridge-stopping", daemon=True).start()
         self.should_exit = True
 
 
@@ -72,12 +78,16 @@ class Service:
         self.config = config
         self.register = Register(config, client=client, devices=devices)
         self.app = create_app(self.register, token)
+        # the header deadline and the connection cap: see bridge.api.connections
+        self.guard = Guard(max_connections=connection_cap(config.api.max_connections),
+                           header_timeout=config.api.header_timeout)
         self._server = _Server(uvicorn.Config(
             self.app, host=config.api.host, port=config.api.port, log_config=None,
+            http=protocol_for(self.guard),
             access_log=False, lifespan="off", timeout_graceful_shutdown=5,
             proxy_headers=False, server_header=False,  # loopback only: no proxy to trust
             ws="none",  # no WebSocket endpoint: no WebSocket stack to load (0.7 MB) or expose
-        ))
+        ), on_exit=self._stopping)
         self._thread: threading.Thread | None = None
 
     @property
@@ -106,8 +116,14 @@ class Service:
     def _serve(self) -> None:
         asyncio.run(self._server.serve())
 
-    def stop(self) -> None:
+    def _stopping(self) -> None:
+        """At SIGTERM: the API's open requests must not wait out a stuck processing (the
+        graceful shutdown would wait for them), nor event streams hold the exit."""
+        self.register.offline.client.stop_sending()
         self.register.events.close()
+
+    def stop(self) -> None:
+        self._stopping()
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(15)

@@ -1,0 +1,71 @@
+"""Stop working for a POS client that hung up: its call is not sent to processing.
+
+A till that gave up on a call (its own timeout, the cashier pressed cancel) has been
+promised nothing, so a loyalty step still waiting for the register's turn must not be
+sent after it left.  `unless_gone` runs a request's handler while a watcher waits on the
+connection; at `http.disconnect` it cancels the handler.  A step still queued is then
+taken out of the queue (`Sequencer.acall`); one already sent finishes or is journaled.
+
+The handler reads its request through the watcher (bodies are read before, at the front
+door), so the two never compete for the connection's messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from starlette.types import Message, Receive, Send
+
+log = logging.getLogger("posbridge.api")
+T = TypeVar("T")
+DISCONNECT: Message = {"type": "http.disconnect"}
+
+
+async def unless_gone(run: Callable[[Receive, Send], Awaitable[T]], receive: Receive,
+                      send: Send, what: str) -> T | None:
+    """`run(receive, send)`, or None when the client hung up before it was done.
+
+    Once the answer has started going out nothing is cancelled: the server reports a
+    finished answer as a disconnect too."""
+    task = asyncio.current_task()
+    assert task is not None
+    inbox: list[Message] = []
+    arrived = asyncio.Event()
+    state = {"running": True, "gone": False}
+
+    async def watch() -> None:
+        while True:
+            message = await receive()
+            inbox.append(message)
+            arrived.set()
+            if message["type"] == "http.disconnect":
+                if state["running"]:
+                    state["gone"] = True
+                    task.cancel()
+                return
+
+    async def relayed() -> Message:
+        while not inbox:
+            arrived.clear()
+            await arrived.wait()
+        return inbox[0] if inbox[0]["type"] == "http.disconnect" else inbox.pop(0)
+
+    async def sending(message: Message) -> None:
+        state["running"] = False
+        await send(message)
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        return await run(relayed, sending)
+    except asyncio.CancelledError:
+        if not state["gone"]:
+            raise  # not ours: the server is stopping
+        task.uncancel()
+        log.info("POS client went away before %s got its turn: not sent", what)
+        return None
+    finally:
+        state["running"] = False
+        watcher.cancel()
