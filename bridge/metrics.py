@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from bridge.loyalty.journal import JournalError
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -52,23 +54,45 @@ class _RegisterCollector(Collector):
         self.register = register
 
     def collect(self) -> Iterator[Metric]:
-        counts = self.register.offline.journal.counts()
-        journal = GaugeMetricFamily("posbridge_journal_entries", "Offline journal entries",
-                                    labels=["status"])
-        for status, n in (("pending", counts.pending), ("rejected", counts.rejected),
-                          ("done", counts.done)):
-            journal.add_metric([status], n)
-        yield journal
-        age = counts.oldest_pending_age()
-        yield GaugeMetricFamily("posbridge_journal_oldest_pending_seconds",
-                                "Age of the oldest request waiting to be sent",
-                                value=0.0 if age is None else age)
+        health = self.register.offline.journal_health()
+        yield GaugeMetricFamily("posbridge_journal_degraded",
+                                "1 while the offline journal cannot be written (disk full,"
+                                " read-only, I/O error): loyalty steps are refused",
+                                value=1.0 if health["degraded"] else 0.0)
+        yield GaugeMetricFamily("posbridge_journal_damaged_alarm",
+                                "1 until a technician acknowledges a damaged journal moved aside",
+                                value=1.0 if health["alarm"] else 0.0)
+        try:
+            counts = self.register.offline.journal.counts()
+        except JournalError:  # unreadable: the degraded gauge says so
+            counts = None
+        if counts is not None:
+            journal = GaugeMetricFamily("posbridge_journal_entries", "Offline journal entries",
+                                        labels=["status"])
+            for status, n in (("pending", counts.pending), ("rejected", counts.rejected),
+                              ("done", counts.done)):
+                journal.add_metric([status], n)
+            yield journal
+            age = counts.oldest_pending_age()
+            yield GaugeMetricFamily("posbridge_journal_oldest_pending_seconds",
+                                    "Age of the oldest request waiting to be sent",
+                                    value=0.0 if age is None else age)
         state = self.register.offline.state.value
         conn = GaugeMetricFamily("posbridge_connectivity", "1 for the current state",
                                  labels=["state"])
         for s in ("online", "offline", "recovering"):
             conn.add_metric([s], 1.0 if s == state else 0.0)
         yield conn
+        # answers of processing off the contract, read tolerantly (bridge/loyalty/drift.py)
+        drift = CounterMetricFamily(
+            "posbridge_processing_answer_drift",
+            "Answer fields of processing that deviated from the contract and were read tolerantly",
+            labels=["operation", "field", "kind"],
+        )
+        drifted = self.register.offline.client.drift.counts()
+        for (operation, field, kind), n in sorted(drifted.items()):
+            drift.add_metric([operation, field, kind], n)
+        yield drift
         devices = GaugeMetricFamily("posbridge_device_online", "1 if the device is online",
                                     labels=["device", "kind", "power"])
         for d in self.register.status()["devices"]:

@@ -30,7 +30,9 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     else:
-        print(f"card {mask_card(args.card)}: balance {response.balance}")
+        # processing may leave the balance out (docs/answers.md): say so, not "None"
+        shown = "unknown" if response.balance is None else response.balance
+        print(f"card {mask_card(args.card)}: balance {shown}")
         if response.cashier_message:
             print(response.cashier_message)
     return 0

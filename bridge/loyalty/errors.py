@@ -122,7 +122,8 @@ class BusinessError(LoyaltyError):
         self.error_message = response.error_message
         self.cashier_message = response.cashier_message
         self.cheque_message = response.cheque_message
-        super().__init__(f"processing refused: {self.code}: {response.error_message or '-'}")
+        text = response.error_message or response.cashier_message or "-"
+        super().__init__(f"processing refused: {self.code}: {text}")
 
     @property
     def cashier_text(self) -> str:
@@ -209,6 +210,22 @@ class SystemError_(BusinessError):
     retryable = True
 
 
+class UnknownRefusal(BusinessError):
+    """A `code` this contract version does not list: processing refused, in its own words.
+
+    Newer processing versions add codes; an answer with one is still an answer (never a
+    broken one), so the step is refused and the cashier sees processing's message.
+    """
+
+    @property
+    def cashier_text(self) -> str:
+        return (
+            self.cashier_message
+            or self.error_message
+            or f"Loyalty processing refused the operation ({self.code})"
+        )
+
+
 _BY_CODE: dict[str, type[BusinessError]] = {
     cls.__name__.rstrip("_"): cls
     for cls in (
@@ -236,5 +253,6 @@ _BY_CODE: dict[str, type[BusinessError]] = {
 
 
 def business_error(response: ProcessingResponse) -> BusinessError:
-    """The exception for a non-Ok response; unknown codes give a plain BusinessError."""
-    return _BY_CODE.get(response.code, BusinessError)(response)
+    """The exception for a non-Ok response; a code the contract does not list is an
+    `UnknownRefusal` (protocol.py has already matched known codes case-insensitively)."""
+    return _BY_CODE.get(response.code, UnknownRefusal)(response)

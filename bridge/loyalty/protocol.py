@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 from pydantic import (
     AfterValidator,
@@ -26,9 +26,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     PlainSerializer,
+    ValidationInfo,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
+
+from drivers.masking import mask_pan
 
 API_VERSION = "v1.2"
 PROCESSING_PREFIX = f"/{API_VERSION}/Processing/"
@@ -108,13 +113,8 @@ def local_now() -> datetime:
 
 
 def mask_card(number: str) -> str:
-    """First 6 and last 4 digits of long numbers, last 4 of short ones; never the whole number."""
-    n = len(number)
-    if n >= 13:
-        return number[:6] + "*" * (n - 10) + number[-4:]
-    if n > 4:
-        return "*" * (n - 4) + number[-4:]
-    return "*" * n
+    """The one masking rule (drivers/masking.py): at most 6 first + 4 last, never over half."""
+    return mask_pan(number)
 
 
 # --------------------------------------------------------------------------- enums
@@ -343,48 +343,289 @@ REQUEST_MODELS: Mapping[Operation, type[RequestBase]] = {
 }
 
 
+# --------------------------------------------------------------------------- answers
+#
+# Answers are read the way robust clients read them, because processing versions drift
+# and one field's type must never fail a sale: ids are opaque text whether they come as
+# a number or a string, money may come as a number or a numeric string, a value we cannot
+# use is treated as absent, unknown fields are ignored and an unknown `code` is a refusal.
+# Only `code` must be there and be text: without it nothing can be done with the answer.
+# Every deviation is reported to the `DriftSink` passed in the validation context (see
+# `answer_context`), so an integrator sees it without any sale failing.
+
+COERCED = "coerced"  # a value of another JSON type was converted (number id -> text, ...)
+NULL = "null"  # null where the register acts on a value: treated as absent
+MISSING = "missing"  # absent where the register acts on a value
+UNREADABLE = "unreadable"  # a value that cannot be converted: treated as absent
+UNKNOWN_CODE = "unknown_code"  # a `code` the contract does not list: a refusal
+UNKNOWN_FIELD = "unknown_field"  # a field the contract does not list: ignored
+
+#: What the register acts on in an `Ok` answer, per operation (wire names, "a.b" nested).
+#: Absent (or null) it is drift; the register goes on without it (no discount shown, ...).
+ACTED_ON: Mapping[str, tuple[str, ...]] = {
+    Operation.BALANCE: ("balance",),
+    Operation.CALCULATE: ("cheque.totalDiscount", "availableAmount"),
+    Operation.AVAILABLE: ("availableAmount",),
+    Operation.PAYMENT: ("amount",),
+    Operation.DISCOUNT: ("cheque.totalDiscount", "accruedAmount"),
+    Operation.CONFIRM: ("accruedAmount",),
+}
+
+
+class DriftSink(Protocol):
+    """Where a deviation of an answer from the contract is reported (bridge/loyalty/drift.py)."""
+
+    def note(self, operation: str, field: str, kind: str, detail: str) -> None: ...
+
+
+def answer_context(operation: str, drift: DriftSink | None) -> dict[str, Any]:
+    """The `context=` for `model_validate` of an answer to `operation`, reporting to `drift`."""
+    return {"operation": operation, "drift": drift}
+
+
+def _note(info: ValidationInfo, field: str, kind: str, detail: str) -> None:
+    ctx = info.context
+    if ctx:
+        sink = ctx.get("drift")
+        if sink is not None:
+            sink.note(str(ctx.get("operation") or "?"), field, kind, detail)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float | Decimal):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, dict) else type(value).__name__
+
+
+def _where(prefix: str, info: ValidationInfo) -> str:
+    return prefix + to_camel(info.field_name or "?")
+
+
+_NUMERIC_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INTEGER_TEXT = re.compile(r"[0-9]{1,18}")
+
+
+def _answer_money(prefix: str = "") -> BeforeValidator:
+    """A number or numeric text, exactly (JSON numbers arrive as int or Decimal, see `loads`)."""
+
+    def read(value: Any, info: ValidationInfo) -> Decimal | None:
+        if value is None:
+            return None
+        number: Decimal | None = None
+        if isinstance(value, Decimal):
+            number = value
+        elif isinstance(value, int) and not isinstance(value, bool):
+            number = Decimal(value)
+        elif isinstance(value, float):  # only from Python callers: `loads` never makes one
+            number = Decimal(repr(value))
+        elif isinstance(value, str) and _NUMERIC_TEXT.fullmatch(value.strip()):
+            number = Decimal(value.strip())
+            _note(info, _where(prefix, info), COERCED, "text -> number")
+        if number is None or not number.is_finite() or abs(number) >= MAX_MAGNITUDE:
+            what = _json_type(value) if number is None else "a number out of range"
+            _note(info, _where(prefix, info), UNREADABLE, f"{what} is not an amount: ignored")
+            return None
+        return number
+
+    return BeforeValidator(read)
+
+
+def _answer_text(
+    prefix: str = "", *, opaque_id: bool = False, default: str | None = None
+) -> BeforeValidator:
+    """Text; a number is kept as its text (ids are opaque), anything else is absent."""
+
+    def read(value: Any, info: ValidationInfo) -> str | None:
+        if value is None:
+            return default
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | Decimal) and not isinstance(value, bool):
+            if not isinstance(value, Decimal) or value.is_finite():
+                _note(info, _where(prefix, info), COERCED, "number -> text")
+                return str(value)
+        kind = "an id" if opaque_id else "text"
+        _note(info, _where(prefix, info), UNREADABLE, f"{_json_type(value)} is not {kind}: ignored")
+        return default
+
+    return BeforeValidator(read)
+
+
+def _answer_int(prefix: str = "", default: int | None = None) -> BeforeValidator:
+    def read(value: Any, info: ValidationInfo) -> int | None:
+        if value is None:
+            return default
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):
+            _note(info, _where(prefix, info), COERCED, "text -> number")
+            return int(value.strip())
+        if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+            _note(info, _where(prefix, info), COERCED, "decimal -> integer")
+            return int(value)
+        _note(info, _where(prefix, info), UNREADABLE, f"{_json_type(value)} is not a number")
+        return default
+
+    return BeforeValidator(read)
+
+
+def _answer_object(prefix: str = "") -> BeforeValidator:
+    def read(value: Any, info: ValidationInfo) -> Any:
+        if value is None or isinstance(value, dict | BaseModel):
+            return value
+        _note(info, _where(prefix, info), UNREADABLE, f"{_json_type(value)} is not an object")
+        return None
+
+    return BeforeValidator(read)
+
+
+def _answer_list(prefix: str = "") -> BeforeValidator:
+    """A list of objects; null is an empty list, items that are not objects are left out."""
+
+    def read(value: Any, info: ValidationInfo) -> list[Any]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            _note(info, _where(prefix, info), UNREADABLE, f"{_json_type(value)} is not a list")
+            return []
+        kept = [item for item in value if isinstance(item, dict | BaseModel)]
+        if len(kept) != len(value):
+            _note(info, _where(prefix, info) + "[]", UNREADABLE, "items that are not objects")
+        return kept
+
+    return BeforeValidator(read)
+
+
+_CODES = {code.value.casefold(): code.value for code in ErrorCode}
+MAX_CODE_LENGTH = 64
+_UNSAFE_IN_LOG = re.compile(r"[^A-Za-z0-9_.-]|\d{6,}")
+
+
+def _read_code(value: Any, info: ValidationInfo) -> str:
+    """The one field an answer cannot do without: it says whether the step was done."""
+    if not isinstance(value, str) or not value.strip():
+        what = "empty text" if isinstance(value, str) else _json_type(value)  # no value: no PAN
+        raise ValueError(f"must be a result code such as Ok, not {what}")
+    text = value.strip()[:MAX_CODE_LENGTH]  # it becomes the POS API's machine code
+    known = _CODES.get(text.casefold())
+    if known is None:
+        _note(info, "code", UNKNOWN_CODE, _UNSAFE_IN_LOG.sub("?", text[:40]))
+        return text
+    if known != value:
+        _note(info, "code", COERCED, "spelling of a known code")
+    return known
+
+
+_ABSENT = object()
+
+
 class ResponseModel(WireModel):
-    """Responses are lenient: processing may add fields in a later version."""
+    """Answers are read tolerantly (see above); `drift_prefix` names nested fields in reports."""
 
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
     )
+    drift_prefix: ClassVar[str] = ""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _report_drift(cls, data: Any, handler: ModelWrapValidatorHandler[Any],
+                      info: ValidationInfo) -> Any:
+        model = handler(data)
+        if info.context and info.context.get("drift") is not None and isinstance(data, dict):
+            known = _known_keys(cls)
+            for key in data:
+                if key not in known:
+                    _note(info, cls.drift_prefix + str(key)[:64], UNKNOWN_FIELD, "ignored")
+            model._check_acted_on(data, info)
+        return model
+
+    def _check_acted_on(self, data: dict[str, Any], info: ValidationInfo) -> None:
+        """Report what the register would act on but did not get (ProcessingResponse)."""
+
+
+_KNOWN_KEYS: dict[type[BaseModel], frozenset[str]] = {}
+
+
+def _known_keys(cls: type[BaseModel]) -> frozenset[str]:
+    keys = _KNOWN_KEYS.get(cls)
+    if keys is None:
+        names = [(name, f.alias) for name, f in cls.model_fields.items()]
+        keys = frozenset(k for pair in names for k in pair if k)
+        _KNOWN_KEYS[cls] = keys
+    return keys
+
+
+_Money = Annotated[Money | None, _answer_money()]
+_Text = Annotated[str | None, _answer_text()]
+_Id = Annotated[str | None, _answer_text(opaque_id=True)]
 
 
 class ResponseLine(ResponseModel):
-    position: int
-    amount: Money | None = None
-    discount: Money | None = None
-    cashback: Money | None = None
-    pay_amount: Money | None = None
-    message: str | None = None
+    drift_prefix: ClassVar[str] = "cheque.lines[]."
+
+    position: Annotated[int | None, _answer_int(drift_prefix)] = None
+    amount: Annotated[Money | None, _answer_money(drift_prefix)] = None
+    discount: Annotated[Money | None, _answer_money(drift_prefix)] = None
+    cashback: Annotated[Money | None, _answer_money(drift_prefix)] = None
+    pay_amount: Annotated[Money | None, _answer_money(drift_prefix)] = None
+    message: Annotated[str | None, _answer_text(drift_prefix)] = None
 
 
 class ResponseCheque(ResponseModel):
-    total_amount: Money | None = None
-    total_discount: Money | None = None
-    total_cashback: Money | None = None
-    lines: list[ResponseLine] = Field(default_factory=list)
+    drift_prefix: ClassVar[str] = "cheque."
+
+    total_amount: Annotated[Money | None, _answer_money(drift_prefix)] = None
+    total_discount: Annotated[Money | None, _answer_money(drift_prefix)] = None
+    total_cashback: Annotated[Money | None, _answer_money(drift_prefix)] = None
+    lines: Annotated[list[ResponseLine], _answer_list(drift_prefix)] = Field(
+        default_factory=list
+    )
 
 
 class ProcessingResponse(ResponseModel):
-    code: str
-    error_message: str | None = None
-    cashier_message: str | None = None
-    cheque_message: str | None = None
-    operation_id: str | None = None
-    transaction_id: str | None = None
-    cheque: ResponseCheque | None = None
-    balance: Money | None = None
-    available_amount: Money | None = None
-    available_bonus_amount: Money | None = None
-    accrued_amount: Money | None = None
-    amount: Money | None = None
-    bonus_amount: Money | None = None
+    code: Annotated[str, BeforeValidator(_read_code)]
+    error_message: _Text = None
+    cashier_message: _Text = None
+    cheque_message: _Text = None
+    operation_id: _Id = None
+    transaction_id: _Id = None
+    cheque: Annotated[ResponseCheque | None, _answer_object()] = None
+    balance: _Money = None
+    available_amount: _Money = None
+    available_bonus_amount: _Money = None
+    accrued_amount: _Money = None
+    amount: _Money = None
+    bonus_amount: _Money = None
 
     @property
     def ok(self) -> bool:
         return self.code == ErrorCode.OK
+
+    def _check_acted_on(self, data: dict[str, Any], info: ValidationInfo) -> None:
+        assert info.context is not None
+        if not self.ok:
+            return
+        for path in ACTED_ON.get(str(info.context.get("operation")), ()):
+            value: Any = self
+            raw: Any = data
+            for part in path.split("."):
+                value = getattr(value, _snake(part), None) if value is not None else None
+                raw = raw.get(part, _ABSENT) if isinstance(raw, dict) else _ABSENT
+            if value is None and raw is None:
+                _note(info, path, NULL, "treated as absent")
+            elif value is None and raw is _ABSENT:
+                _note(info, path, MISSING, "the register goes on without it")
+
+
+def _snake(camel: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower()
 
 
 class GoodsItem(RequestModel):
@@ -401,15 +642,17 @@ class GoodsImportRequest(RequestModel):
 
 
 class GoodsRejection(ResponseModel):
-    goods_id: str | None = None
-    error: str
+    drift_prefix: ClassVar[str] = "rejected[]."
+
+    goods_id: Annotated[str | None, _answer_text(drift_prefix, opaque_id=True)] = None
+    error: Annotated[str, _answer_text(drift_prefix, default="")] = ""
 
 
 class GoodsImportResponse(ResponseModel):
-    code: str
-    error_message: str | None = None
-    accepted: int = 0
-    rejected: list[GoodsRejection] = Field(default_factory=list)
+    code: Annotated[str, BeforeValidator(_read_code)]
+    error_message: _Text = None
+    accepted: Annotated[int, _answer_int(default=0)] = 0
+    rejected: Annotated[list[GoodsRejection], _answer_list()] = Field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- JSON
@@ -470,5 +713,13 @@ def encode(model: BaseModel) -> bytes:
 
 
 def loads(data: bytes | str) -> Any:
-    """Parse JSON with every non-integer number as Decimal."""
-    return json.loads(data, parse_float=Decimal)
+    """Parse JSON with every non-integer number as Decimal, exactly as written.
+
+    Integers stay `int` (exact at any size), every other number is `Decimal(text)`: no
+    binary float on the way.  Nesting too deep for the parser is a `ValueError` like any
+    other broken JSON, so callers have one error to catch.
+    """
+    try:
+        return json.loads(data, parse_float=Decimal)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
