@@ -25,7 +25,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("bridge.commands.config", "check or show the configuration"),
     "balance": ("bridge.commands.balance", "show a card's bonus balance"),
     "purchase": ("bridge.commands.purchase", "run a loyalty purchase for a cheque file"),
-    "journal": ("bridge.commands.journal", "inspect and replay the offline journal"),
+    "journal": ("bridge.commands.journal",
+                "inspect, replay, check and salvage the offline journal"),
+    "shift": ("bridge.commands.shift", "close the shift: cancel the cheques left open"),
     "catalog": ("bridge.commands.catalog", "push the product nomenclature to processing"),
     "receipt": ("bridge.commands.receipt", "preview receipts as text and PNG"),
     "doctor": ("bridge.commands.doctor", "check config, devices, processing, clock and journal"),
@@ -105,8 +107,9 @@ def _exit_code(exc: Exception) -> int | None:
         return EXIT_UNREACHABLE
     from bridge.loyalty.journal import JournalError
     from bridge.loyalty.sequencer import LockFileError
+    from bridge.service.cheque_store import ChequeStoreError
 
-    if isinstance(exc, UsageError | JournalError | LockFileError):
+    if isinstance(exc, UsageError | JournalError | LockFileError | ChequeStoreError):
         return EXIT_USAGE
     return None
 

@@ -47,11 +47,23 @@ def run_checks(path: str | None, *, service_group: str = SERVICE_GROUP,
         return [Check("config", "fail", "; ".join(exc.problems),
                       f"edit {exc.source}, then `posbridge config check`")]
     out = [Check("config", "pass", f"{config_mod.resolve_path(path)} is valid")]
+    out.extend(_config_access(config_mod.resolve_path(path), cfg))
     for device in cfg.devices:
         out.extend(_device_checks(device, service_group))
     out.extend(_processing_checks(cfg, now))
     out.extend(_journal_checks(cfg, now))
     return out
+
+
+def _config_access(path: Path, cfg: Config) -> Iterator[Check]:
+    from bridge import config_access
+
+    findings = config_access.check(path, cfg)
+    for f in findings:
+        yield Check("config file", f.level, f.text, f.fix)
+    if not findings:
+        yield Check("config file", "pass", f"{path}: others can neither change it nor read "
+                    "secrets in it")
 
 
 # ---------------------------------------------------------------------- devices
@@ -186,16 +198,27 @@ def _clock(date: str | None, now: Callable[[], float]) -> Check:
 
 
 def _journal_checks(cfg: Config, now: Callable[[], float]) -> Iterator[Check]:
-    from bridge.loyalty.journal import Journal, JournalError
+    from bridge.loyalty.journal import Journal, JournalDamaged, JournalError, read_alarm
 
     j = cfg.journal
     directory = j.path.parent
+    alarm = read_alarm(j.path)
+    if alarm:
+        moved = alarm.get("movedTo", "?")
+        yield Check("journal alarm", "fail",
+                    f"the journal was damaged ({alarm.get('problem')}) on {alarm.get('at')}"
+                    f" and moved to {moved}; a fresh journal is in use",
+                    f"`posbridge journal salvage {moved}`, then `posbridge journal acknowledge`")
     if not directory.exists():
         yield Check("journal", "warn", f"{directory} does not exist yet",
                     "it is created at first start; check the service can write there")
     else:
         try:
-            journal = Journal(j.path)
+            journal = Journal(j.path, repair=False)  # looking never moves it aside
+        except JournalDamaged as exc:
+            yield Check("journal", "fail", f"{j.path} is damaged ({exc.problem})",
+                        "restart the service: it moves the file aside and starts a fresh"
+                        " journal; then `posbridge journal salvage` the moved file")
         except JournalError as exc:
             yield Check("journal", "fail", str(exc), "check ownership of the journal directory")
         else:

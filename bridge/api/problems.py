@@ -8,19 +8,23 @@ door's till lane), so the POS sees the same body for the same failure either way
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from starlette.responses import Response
 
 from bridge.loyalty import errors
+from bridge.loyalty.journal import CASHIER_UNAVAILABLE, JournalUnavailable, storage_failure
 from bridge.loyalty.offline import RedemptionOffline
 from bridge.loyalty.protocol import dumps
 from bridge.service.cheques import ChequeError
+from drivers.masking import mask_data, mask_text
 
 log = logging.getLogger("posbridge.api")
 
 TITLES = {400: "Bad request", 401: "Unauthorized", 404: "Not found", 409: "Conflict",
-          422: "Unprocessable request", 500: "Internal error", 502: "Processing error",
+          422: "Unprocessable request", 429: "Too many requests", 500: "Internal error",
+          502: "Processing error",
           503: "Processing unreachable"}
 
 
@@ -39,8 +43,11 @@ class ProblemJson(Json):
 
 def problem(status: int, code: str, detail: str, cashier: str | None = None,
             **extra: Any) -> ProblemJson:
+    # detail and cashier text may quote processing or a device: card numbers masked here
     body = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status,
-            "code": code, "detail": detail, "cashierMessage": cashier, **extra}
+            "code": code, "detail": mask_text(detail),
+            "cashierMessage": None if cashier is None else mask_text(cashier),
+            **mask_data(extra)}
     return ProblemJson(body, status_code=status)
 
 
@@ -48,6 +55,16 @@ def problem_for(exc: Exception) -> ProblemJson:
     """The answer for an exception a handler let out; unknown ones are logged as bugs."""
     if isinstance(exc, ChequeError):
         return problem(exc.status, exc.code, str(exc), str(exc))
+    if isinstance(exc, JournalUnavailable):
+        # the journal's disk is full, read-only or failing: nothing was left half-done
+        return problem(503, "journal_unavailable", str(exc), exc.cashier_text,
+                       title="Loyalty journal unavailable", undone=exc.undone)
+    if isinstance(exc, sqlite3.Error) and storage_failure(exc):
+        # the register's other files (open cheques) sit on the journal's disk
+        log.error("register storage unavailable: %s", exc)
+        return problem(503, "journal_unavailable", f"register storage unavailable: "
+                       f"{storage_failure(exc)}", CASHIER_UNAVAILABLE,
+                       title="Loyalty journal unavailable", undone=None)
     if isinstance(exc, RedemptionOffline):
         return problem(409, "redemption_offline", str(exc), exc.cashier_text)
     if isinstance(exc, errors.BusinessError):
