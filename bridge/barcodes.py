@@ -102,7 +102,7 @@ def classify(raw: str, settings: BarcodeSettings | None = None) -> Classificatio
         found = check(data, sym, settings)
         if found is not None:
             return found
-    return Classification("unknown", data, sym)
+    return Classification("unknown", data, sym, extra={"reason": _why_unknown(data, sym, settings)})
 
 
 # ---------------------------------------------------------------------- rules
@@ -143,6 +143,8 @@ def _gtin(data: str, sym: str | None, s: BarcodeSettings) -> Classification | No
         return _upc_e(data, sym)
     if n in (8, 12, 13, 14) and ean.is_valid(data):
         return Classification("gtin", data, sym, gtin=data.zfill(14))
+    if n == 8 and sym is None:  # EAN-8 first; a UPC-E only when EAN-8's check digit fails
+        return _upc_e(data, sym)
     return None
 
 
@@ -222,6 +224,67 @@ def _fixed_layout(data: str) -> dict[str, str] | None:
         if m is not None and ean.is_valid(m.group(1)):
             return dict(zip(ais, m.groups(), strict=True))
     return None
+
+
+# ---------------------------------------------------------------------- reasons
+
+
+def _why_unknown(data: str, sym: str | None, s: BarcodeSettings) -> str:
+    """Why no rule took the scan, in words a technician can act on (never the data)."""
+    for rule in s.loyalty:
+        if len(data) == rule.length and data.startswith(rule.prefix) and _digits(data):
+            if rule.check == "ean":
+                return f"loyalty range {rule.prefix}: {_check_digit(data)}"
+            if rule.check == "luhn":
+                should = luhn.calc_check_digit(data[:-1])
+                return f"loyalty range {rule.prefix}: Luhn check digit should be {should}"
+    if _digits(data):
+        n = len(data)
+        if n in (6, 7) or (n == 8 and sym == "]E0"):
+            return f"UPC-E: {_upc_e_problem(data)}"
+        if n == 8 and sym is None and data[0] in "01":
+            return (f"check digit should be {ean.calc_check_digit(data[:-1])} (EAN-8) or "
+                    f"{_upc_e_check(data[:7])} (UPC-E)")
+        if n in (8, 12, 13, 14):
+            return _check_digit(data)
+        return f"{n} digits: no GTIN, loyalty range or weight template has that length"
+    gtin = _embedded_gtin(data)
+    if gtin is not None and not ean.is_valid(gtin):
+        return f"GTIN {_check_digit(gtin)}"
+    if gtin is not None:
+        return "GS1 data without a marking serial (21) and crypto tail (91+92 or 93)"
+    return "matches no rule: not a loyalty card, GTIN, weight item or marking code"
+
+
+def _embedded_gtin(data: str) -> str | None:
+    """The GTIN a tobacco pack code or a GS1 string (AI 01) starts with, if it has one."""
+    if _TOBACCO.match(data):
+        return data[:14]
+    if data.startswith("01") and len(data) > 16 and _digits(data[2:16]):
+        return data[2:16]
+    return None
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()  # str.isdigit alone accepts "²"
+
+
+def _check_digit(digits: str) -> str:
+    return f"check digit should be {ean.calc_check_digit(digits[:-1])}"
+
+
+def _upc_e_check(seven: str) -> str:
+    from biip.upc import Upc
+
+    return Upc.parse(seven).as_upc_a()[-1]  # biip computes the check of a 7-digit UPC-E
+
+
+def _upc_e_problem(data: str) -> str:
+    if len(data) in (7, 8) and data[0] not in "01":
+        return f"number system should be 0 or 1, not {data[0]}"
+    if len(data) == 8:
+        return f"check digit should be {_upc_e_check(data[:7])}"
+    return "not a valid UPC-E"
 
 
 def decode_escapes(raw: str) -> str:

@@ -85,7 +85,7 @@ def test_scan_test_shows_classified_scans(tmp_path: Path) -> None:
                                  f'[[devices]]\nname = "msr"\nkind = "card_reader"\n'
                                  f'connection = "serial"\nport = "{msr.path}"\n')
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "--config", str(cfg), "scan-test", "--count", "3",
+            [sys.executable, "-m", "bridge", "--config", str(cfg), "scan-test", "--count", "4",
              "--json"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
@@ -99,9 +99,12 @@ def test_scan_test_shows_classified_scans(tmp_path: Path) -> None:
         scanner.send(b"]E04600000000015\r")
         scanner.send(b"2775000000012\r")
         msr.send(b";2775000000050=2912?\r")
+        scanner.send(b"4111111111111111\r")  # a payment card scanned by mistake: unknown
         out, _ = proc.communicate(timeout=30)
         lines = [json.loads(x) for x in out.splitlines()]
     scans = [x for x in lines if x["event"] in ("scan", "swipe")]
-    assert [x.get("kind") for x in scans if x["event"] == "scan"] == ["gtin", "loyalty_card"]
-    assert any(x["event"] == "swipe" and x["card"] == "277500***0050" for x in scans)
+    kinds = [x.get("kind") for x in scans if x["event"] == "scan"]
+    assert kinds == ["gtin", "loyalty_card", "unknown"]
+    assert any(x["event"] == "swipe" and x["card"] == "27*******0050" for x in scans)
     assert "2775000000012" not in out and "2775000000050" not in out
+    assert "4111111111111111" not in out and "4111********1111" in out

@@ -1,7 +1,10 @@
 """Classify a barcode or a magnetic-stripe swipe as posbridge would, as one JSON object.
 
 RAW may contain escapes such as \\x1d (GS), \\r, \\t.  Card numbers are masked unless
---unmasked.  Exit code 0 whatever the kind; 2 when the input is unusable.
+--unmasked: a loyalty card by the card rule, and any Luhn-valid run of 13-19 digits in
+an unknown scan, as the service masks them.  A swipe typed under a Russian keyboard
+layout (`ж...=...,`) is repaired as the service repairs it.  An unknown code says why in
+`reason`.  Exit code 0 whatever the kind; 2 when the input is unusable.
 """
 
 from __future__ import annotations
@@ -41,12 +44,18 @@ def run(args: argparse.Namespace) -> int:
             from bridge.loyalty.protocol import mask_card
 
             result["card"] = result["text"] = mask_card(result["text"])
+        elif result["kind"] == "unknown" and not args.unmasked:
+            from drivers.masking import mask_data
+
+            result = mask_data(result)
         print_json(result)
         return 0
     from drivers.msr.tracks import SwipeError, mask, parse_swipe
+    from drivers.scanner.layout_repair import repair_layout
 
+    repaired = repair_layout(raw)
     try:
-        swipe = parse_swipe(raw)
+        swipe = parse_swipe(repaired)
     except SwipeError as exc:
         raise UsageError(f"unusable swipe: {exc}") from None
     number = swipe.number if args.unmasked else (mask(swipe.number) if swipe.number else None)
@@ -56,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
             "tracks": {str(n): swipe.status(n).value for n in (1, 2, 3)},
             "name": getattr(swipe.tracks.get(1), "name", None),
             "expiry": next((t.expiry for t in swipe.tracks.values() if t.expiry), None),
+            "layoutRepaired": repaired != raw,
         }
     )
     return 0

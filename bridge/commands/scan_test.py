@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from bridge.loyalty.protocol import mask_card
     from bridge.service.devices import build_device
     from drivers.device import DataEvent, ErrorEvent, Event, StatusEvent
+    from drivers.masking import mask_data, mask_text
     from drivers.msr.tracks import CardSwipe
     from drivers.scanner.scan import ScanEvent
 
@@ -57,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
                     line = {"device": event.device, "event": "error", "message": str(exc)}
                 if line.get("kind") == "loyalty_card":
                     line["text"] = line["card"] = mask_card(str(line["text"]))
+                elif line.get("kind") == "unknown":
+                    line = mask_data(line)  # an unclassified scan may be a payment card
                 seen += 1
             elif isinstance(event, DataEvent) and isinstance(event.data, CardSwipe):
                 swipe = event.data
@@ -66,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
             elif isinstance(event, StatusEvent):
                 line = {"device": event.device, "event": "status", "power": event.power.value}
             elif isinstance(event, ErrorEvent):
-                line = {"device": event.device, "event": "error", "message": event.message}
+                line = {"device": event.device, "event": "error",
+                        "message": mask_text(event.message)}
             else:
                 continue
             if args.json:

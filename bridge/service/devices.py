@@ -18,6 +18,7 @@ from bridge.barcodes import UnusableInput, classify
 from bridge.config import Config, DeviceSettings
 from bridge.loyalty.protocol import mask_card
 from drivers.device import DataEvent, Device, ErrorEvent, Event, Flag, StatusEvent
+from drivers.masking import mask_text
 from drivers.transport.base import Transport
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class DeviceManager:
                 device.claim()
                 device.enable()
             except Exception as exc:  # a printer that is off at start: its queue retries
-                self.last_error[name] = str(exc)
+                self.last_error[name] = mask_text(str(exc))
                 log.warning("device %s not ready at start: %s", name, exc)
         for queue in self.queues.values():
             queue.start()
@@ -154,7 +155,7 @@ class DeviceManager:
             events.publish("device_status", device=event.device, power=event.power.value,
                            detail={k: str(v) for k, v in event.detail.items()})
         elif isinstance(event, ErrorEvent):
-            self.last_error[event.device] = event.message
+            self.last_error[event.device] = mask_text(event.message)
             log.warning("device %s error: %s", event.device, event.message)
             events.publish("device_error", device=event.device, message=event.message)
         elif isinstance(event, DataEvent):

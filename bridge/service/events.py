@@ -1,8 +1,10 @@
 """Fan-out of device and loyalty events to every POS listening on /v1/events.
 
 Publishers are device reader threads and request handlers; subscribers are SSE
-streams on the event loop.  Each subscriber has a bounded queue: a POS that stops
-reading loses its oldest events (and is told so), never the register's memory.
+streams on the event loop.  Every event passes `masked` on its way in, so no card number
+reaches a stream or the log whichever publisher forgot.  Each subscriber has a bounded
+queue: a POS that stops reading loses its oldest events (and is told so), never the
+register's memory.
 """
 
 from __future__ import annotations
@@ -14,10 +16,23 @@ import threading
 import time
 from typing import Any
 
+from drivers.masking import mask_data
+
 log = logging.getLogger("posbridge.events")
 
 MAX_QUEUED = 1000
+# A scan classified as a product is the product's code: the POS needs it byte for byte
+# (a GTIN or a marking code can hold a Luhn-valid run by chance).  Everything else --
+# device errors, unknown scans, reasons, warnings -- goes through `mask_data`.
+PRODUCT_KINDS = frozenset({"gtin", "weight_item", "marking_code"})
 CLOSED: dict[str, Any] = {"type": "_closed"}  # the service is stopping: streams end
+
+
+def masked(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with every card number in its text masked (product scans kept as scanned)."""
+    if event_type == "scan" and data.get("kind") in PRODUCT_KINDS:
+        return data
+    return {k: mask_data(v) for k, v in data.items()}
 
 
 class Subscription:
@@ -68,7 +83,8 @@ class EventBus:
                 self._subs.remove(sub)
 
     def publish(self, event_type: str, /, **data: Any) -> dict[str, Any]:
-        """Thread-safe; `data` must already be safe to show (card numbers masked)."""
+        """Thread-safe; card numbers in `data` are masked here whatever the caller did."""
+        data = masked(event_type, data)
         event = {"id": next(self._ids), "type": event_type, "time": time.time(), **data}
         self.published += 1
         if log.isEnabledFor(logging.INFO):  # one structured line per event, already masked

@@ -44,6 +44,22 @@ def swipe_event(text: str, device: str, config: MsrConfig) -> DataEvent | ErrorE
     return DataEvent(device, swipe)
 
 
+def decode_swipe(data: bytes) -> str:
+    """Swipe bytes as text, so that a Russian layout shows as Cyrillic and can be repaired.
+
+    Tracks are plain ASCII.  Anything above it came from text typed under a keyboard
+    layout and forwarded (a wedge reader behind a keyboard-to-serial bridge): UTF-8
+    when the bytes are valid UTF-8, else the Russian single-byte code page (cp1251),
+    where `ж` is 0xE6.  Latin-1 would turn `ж` into `Ð¶` and hide the layout.
+    """
+    if data.isascii():
+        return data.decode("ascii")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1251", errors="replace")
+
+
 class MsrDevice(ReconnectingDevice):
     def __init__(
         self,
@@ -74,7 +90,7 @@ class MsrDevice(ReconnectingDevice):
         if not self.enabled:
             self.emit(ErrorEvent(self.name, "swipe ignored: card reader is not enabled"))
             return
-        self.emit(swipe_event(data.decode("latin-1"), self.name, self.config))
+        self.emit(swipe_event(decode_swipe(data), self.name, self.config))
 
     def _on_status(self, power: PowerState, reason: str) -> None:
         super()._on_status(power, reason)

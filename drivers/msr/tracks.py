@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 from stdnum import luhn
 
+from drivers.masking import mask_pan
+
 _FRAMING = "\x02\x03\r\n\t "  # STX, ETX, CR, LF and blanks readers put around tracks
 
 
@@ -33,12 +35,8 @@ class TrackStatus(enum.StrEnum):
 
 
 def mask(number: str) -> str:
-    """First 6 and last 4 digits for 13+ digits (PCI DSS); shorter: only the last 4."""
-    if len(number) >= 13:
-        return number[:6] + "*" * (len(number) - 10) + number[-4:]
-    if len(number) >= 8:
-        return "*" * (len(number) - 4) + number[-4:]
-    return "*" * len(number)
+    """The one rule of drivers/masking.py: at most 6 first + 4 last, never over half."""
+    return mask_pan(number)
 
 
 @dataclass(frozen=True, repr=False)

@@ -2,7 +2,8 @@
 
 Scans arrive as `DataEvent(data=ScanEvent)`; incomplete scans (suffix never came) and
 scans made while the device was not enabled as `ErrorEvent`; unplug/replug as
-`StatusEvent` from the reconnect loop.
+`StatusEvent` from the reconnect loop.  An error never carries the scan's bytes, which
+may be a whole track 2 or loyalty number: only their length and `masking.shape`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 
 from drivers.device import DataEvent, ErrorEvent, PowerState
+from drivers.masking import shape
 from drivers.reconnect import Backoff, ReconnectingDevice, TransportFactory
 from drivers.scanner.framing import Frame, Framer
 from drivers.scanner.scan import ScanOptions, make_scan
@@ -59,7 +61,7 @@ class ScannerDevice(ReconnectingDevice):
                 ErrorEvent(
                     self.name,
                     f"incomplete scan discarded: {len(frame.data)} bytes without the "
-                    f"suffix {self.config.suffix!r}: {frame.data[:64]!r}",
+                    f"suffix {self.config.suffix!r}, shaped {shape(frame.data)!r}",
                 )
             )
             return

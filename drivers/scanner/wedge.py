@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from drivers.device import DataEvent, Device, ErrorEvent
+from drivers.masking import shape
 from drivers.scanner.keymap import HidDecoder, KeyedText
 from drivers.scanner.scan import ScanOptions, make_scan_from_text
 
@@ -53,7 +54,11 @@ class WedgeScanner(Device):
             return
         if self.require_enter and not keyed.terminated:
             self.emit(
-                ErrorEvent(self.name, f"incomplete scan discarded: {keyed.text!r} without Enter")
+                ErrorEvent(
+                    self.name,
+                    f"incomplete scan discarded: {len(keyed.text)} keys without Enter, "
+                    f"shaped {shape(keyed.text)!r}",
+                )
             )
             return
         if keyed.unmapped:

@@ -201,7 +201,7 @@ def test_wedge_scanner_ignores_typing_and_reports_missing_enter() -> None:
     assert messages == [
         "1 keys ignored: typed, not scanned",
         "1 keys ignored: typed, not scanned",
-        "incomplete scan discarded: '78' without Enter",
+        "incomplete scan discarded: 2 keys without Enter, shaped '99'",
     ]
     assert not [e for e in events if isinstance(e, DataEvent)]
 

@@ -22,7 +22,7 @@ from drivers.printer.document import Barcode, QRCode, Receipt
 from tests.drivers.emupos_helpers import zbar_decode
 
 CARD = "4600123456789012"
-MASKED = "460012******9012"
+MASKED = "4600********9012"
 
 
 @pytest.fixture(autouse=True)
