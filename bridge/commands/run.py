@@ -16,15 +16,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from bridge import config, logs
+    from bridge import config, config_access, logs
     from bridge.commands import UsageError
     from bridge.service.server import Service
 
     cfg = config.load(args.config)
+    refusal = config_access.refusal(config.resolve_path(args.config), cfg)
+    if refusal:
+        raise UsageError(refusal)
     token = cfg.api.secret_token()
     if not token:
         raise UsageError("the POS API needs a token: set api.token_file (or api.token)")
-    logs.setup("INFO" if args.log_level == "WARNING" else args.log_level,
-               Path(args.log_file) if args.log_file else None)
+    try:
+        logs.setup("INFO" if args.log_level == "WARNING" else args.log_level,
+                   Path(args.log_file) if args.log_file else None)
+    except logs.LogFileError as exc:
+        raise UsageError(str(exc)) from None
     Service(cfg, token).run()
     return 0
