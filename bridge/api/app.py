@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http
+import sqlite3
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -19,10 +21,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
+from starlette.exceptions import HTTPException
 
 from bridge import __version__
 from bridge.api.front import TOKEN_HEADER, FrontDoor
 from bridge.api.models import (
+    MONEY_CODES,
     BalanceOut,
     CardIn,
     ChequeIn,
@@ -40,6 +44,7 @@ from bridge.api.models import (
 )
 from bridge.api.problems import Json, problem, problem_for
 from bridge.loyalty import errors
+from bridge.loyalty.journal import JournalError
 from bridge.loyalty.offline import LocalResponse
 from bridge.loyalty.protocol import Identifier, Operation, dumps, mask_card
 from bridge.metrics import CONTENT_TYPE
@@ -50,7 +55,6 @@ if TYPE_CHECKING:
     from bridge.service.register import Register
 
 T = TypeVar("T")
-CENT = Decimal("0.01")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem},
@@ -74,12 +78,33 @@ def create_app(register: Register, token: str) -> FrontDoor:
         errs = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", "")}
                 for e in exc.errors()]
         where = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errs[:5])
-        return problem(422, "invalid_request", where or "invalid request", errors=errs)
+        kinds = {e.get("type") for e in exc.errors()}
+        code = kinds.pop() if len(kinds) == 1 and kinds <= MONEY_CODES else "invalid_request"
+        return problem(422, str(code), where or "invalid request", errors=errs)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_: Request, exc: HTTPException) -> Response:
+        """FastAPI's and Starlette's own refusals (no route, wrong method, a body that is
+        not JSON: nested too deeply, say) as problems too, never a bare {"detail": ...}."""
+        try:
+            phrase = http.HTTPStatus(exc.status_code).phrase
+        except ValueError:
+            phrase = "Error"
+        code = phrase.lower().replace(" ", "_").replace("-", "_")
+        detail = str(exc.detail)
+        if isinstance(exc.__cause__, RecursionError):
+            code, detail = "invalid_json", "the JSON body is nested too deeply"
+        answer = problem(exc.status_code, code, detail, title=phrase)
+        answer.headers.update(exc.headers or {})
+        return answer
 
     async def _problem(_: Request, exc: Exception) -> Response:
         return problem_for(exc)
 
-    for failure in (ChequeError, errors.LoyaltyError, Exception):
+    # JournalError and sqlite3.Error: a full or failing disk is a 503 problem, not a
+    # re-raised 500 (Starlette re-raises what only the `Exception` handler catches)
+    for failure in (ChequeError, errors.LoyaltyError, JournalError, sqlite3.Error,
+                    Exception):
         app.add_exception_handler(failure, _problem)
 
     book = register.book
@@ -132,8 +157,9 @@ def create_app(register: Register, token: str) -> FrontDoor:
                                  headers={"Cache-Control": "no-store"})
 
     @app.post("/v1/cheques", status_code=201, response_model=ChequeOut,
-              responses=_ERRORS)
+              responses={**_ERRORS, 429: {"model": Problem}})
     def open_cheque(body: ChequeIn) -> Json:
+        """Open a cheque; past `cheques.max_open` open ones: 429 `too_many_open_cheques`."""
         cheque = book.open(body.number, body.card, [_line(x) for x in body.lines])
         register.publish_cheque("cheque_opened", cheque)
         return cheque_json(cheque, 201)
@@ -153,6 +179,8 @@ def create_app(register: Register, token: str) -> FrontDoor:
     @app.put("/v1/cheques/{cheque_id}/card", response_model=ChequeOut,
              responses=_ERRORS)
     def attach_card(cheque_id: str, body: CardIn) -> Json:
+        """Another card starts the cheque's loyalty afresh; refused (409 `redemption_held`)
+        while bonuses of the previous card are held: release them first (DELETE payments)."""
         cheque = book.attach_card(body.card, cheque_id)
         assert cheque is not None
         return cheque_json(cheque)
@@ -187,14 +215,33 @@ def create_app(register: Register, token: str) -> FrontDoor:
         cheque = book.get(cheque_id)
         return cheque_json(await in_turn(lambda: book.pay(cheque, body.amount)))
 
+    @app.delete("/v1/cheques/{cheque_id}/payments", response_model=ChequeOut,
+                responses=_ERRORS)
+    async def release_payments(cheque_id: str) -> Json:
+        """Give back the bonuses held for the cheque (journaled); it stays open, same card."""
+        cheque = book.get(cheque_id)
+        return cheque_json(await in_turn(lambda: book.release_redemption(cheque)))
+
     @app.post("/v1/cheques/{cheque_id}/refund", response_model=RefundOut,
               responses=_ERRORS)
     async def refund(cheque_id: str, body: RefundIn | None = None) -> Json:
-        positions = None
+        """Refund lines (all that is left when no lines are given); asking for more than is
+        left of a line or of the cheque is refused at once (409 `over_refund`)."""
+        positions: dict[int, Decimal] | None = None
         if body is not None and body.lines is not None:
-            positions = {ln.position: ln.quantity for ln in body.lines}
+            positions = {}
+            for ln in body.lines:
+                positions[ln.position] = positions.get(ln.position, Decimal(0)) + ln.quantity
         cheque = book.get(cheque_id)
         return Json(await in_turn(lambda: book.refund(cheque, positions)))
+
+    @app.post("/v1/shift/close", responses=_ERRORS)
+    def close_shift() -> Json:
+        """Cancel every open cheque (held bonuses given back, through the journal)."""
+        closed = book.expire(everything=True)  # each one announced as `cheque_expired`
+        return Json({"cancelled": len(closed),
+                     "queued": sum(1 for c in closed if c.queued),
+                     "cheques": [c.number for c in closed]})
 
     @app.get("/v1/cards/{number}/balance", response_model=BalanceOut,
              responses=_ERRORS)
@@ -222,7 +269,8 @@ def create_app(register: Register, token: str) -> FrontDoor:
         job_id, state = register.print_loyalty_receipt(book.get(body.cheque_id))
         return Json({"jobId": job_id, "state": state}, status_code=202)
 
-    return FrontDoor(app, token, lane)
+    return FrontDoor(app, token, lane, max_body_bytes=register.config.api.max_body_bytes,
+                     body_timeout=register.config.api.header_timeout)
 
 
 def _document_security(app: FastAPI) -> None:
@@ -244,6 +292,5 @@ def _document_security(app: FastAPI) -> None:
 
 
 def _line(body: LineIn) -> Line:
-    amount = body.amount if body.amount is not None else (body.price * body.quantity).quantize(CENT)
     return Line(goods_id=body.goods_id, name=body.name, price=body.price,
-                quantity=body.quantity, amount=amount, barcode=body.barcode)
+                quantity=body.quantity, amount=body.line_amount(), barcode=body.barcode)
