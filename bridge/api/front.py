@@ -34,6 +34,7 @@ from bridge.api.limits import (
 from bridge.api.problems import problem, problem_for
 
 TOKEN_HEADER = "X-Posbridge-Token"  # noqa: S105 - a header name, not a secret
+WATCH_AFTER = 0.02  # a till call still waiting for its turn after this watches for a hang-up
 ChequeAction = Callable[[str], Awaitable[Response]]
 
 
@@ -108,7 +109,8 @@ class FrontDoor:
                         return problem_for(exc)
 
                 response = await unless_gone(answer, receive, send,
-                                             f"{action} of cheque {cheque_id}")
+                                             f"{action} of cheque {cheque_id}",
+                                             grace=WATCH_AFTER)
                 if response is not None:  # None: the POS hung up before its turn
                     await response(scope, receive, send)
                 return

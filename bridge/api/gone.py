@@ -8,6 +8,10 @@ taken out of the queue (`Sequencer.acall`); one already sent finishes or is jour
 
 The handler reads its request through the watcher (bodies are read before, at the front
 door), so the two never compete for the connection's messages.
+
+The watcher starts only after `grace` seconds (or when the handler first reads): a call
+that gets its turn at once is sent at once, so there is nothing to take back, and a
+watcher task per till call cost ~60 us, a twentieth of a loopback sale step.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ DISCONNECT: Message = {"type": "http.disconnect"}
 
 
 async def unless_gone(run: Callable[[Receive, Send], Awaitable[T]], receive: Receive,
-                      send: Send, what: str) -> T | None:
+                      send: Send, what: str, grace: float = 0.0) -> T | None:
     """`run(receive, send)`, or None when the client hung up before it was done.
 
     Once the answer has started going out nothing is cancelled: the server reports a
@@ -47,7 +51,15 @@ async def unless_gone(run: Callable[[Receive, Send], Awaitable[T]], receive: Rec
                     task.cancel()
                 return
 
+    loop = asyncio.get_running_loop()
+    watchers: list[asyncio.Task[None]] = []
+
+    def start_watching() -> None:
+        if not watchers and state["running"]:
+            watchers.append(loop.create_task(watch()))
+
     async def relayed() -> Message:
+        start_watching()
         while not inbox:
             arrived.clear()
             await arrived.wait()
@@ -57,7 +69,11 @@ async def unless_gone(run: Callable[[Receive, Send], Awaitable[T]], receive: Rec
         state["running"] = False
         await send(message)
 
-    watcher = asyncio.get_running_loop().create_task(watch())
+    if grace > 0:
+        later: asyncio.TimerHandle | None = loop.call_later(grace, start_watching)
+    else:
+        later = None
+        start_watching()
     try:
         return await run(relayed, sending)
     except asyncio.CancelledError:
@@ -68,4 +84,7 @@ async def unless_gone(run: Callable[[Receive, Send], Awaitable[T]], receive: Rec
         return None
     finally:
         state["running"] = False
-        watcher.cancel()
+        if later is not None:
+            later.cancel()
+        for watcher in watchers:
+            watcher.cancel()
