@@ -15,6 +15,7 @@ deadline is one attribute, not per-thread state.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import ssl
 import threading
@@ -106,6 +107,40 @@ class _Stream(httpcore.NetworkStream):
                 pass  # already closed
 
 
+def _resolve(host: str, port: int, wait: float) -> list[str]:
+    """The addresses of `host`, looked up within `wait` seconds.
+
+    getaddrinfo cannot be interrupted and a resolver that does not answer holds it for
+    its own timeouts and retries (tens of seconds), so it runs on a thread of its own
+    and we stop waiting at the deadline; TLS still checks the name (httpcore passes the
+    host, not the address, as server_hostname)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return [host]
+    found: list[str] = []
+    failed: list[OSError] = []
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            found.extend(dict.fromkeys(str(info[4][0]) for info in infos))
+        except OSError as exc:
+            failed.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=lookup, name="posbridge-resolve", daemon=True).start()
+    if not done.wait(wait):
+        raise httpcore.ConnectTimeout(f"name lookup of {host} took over {wait:.1f} s")
+    if failed or not found:
+        raise httpcore.ConnectError(str(failed[0]) if failed else f"{host}: no address")
+    return found
+
+
 class _Backend(httpcore.NetworkBackend):
     def __init__(self, clock: _Clock) -> None:
         self.clock = clock
@@ -132,8 +167,16 @@ class _Backend(httpcore.NetworkBackend):
     def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                     local_address: str | None = None,
                     socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
-        return self.keep(self._real.connect_tcp(host, port, self.clock.budget(timeout),
-                                                local_address, socket_options))
+        failure: Exception | None = None
+        for address in _resolve(host, port, self.clock.budget(timeout)):
+            try:
+                return self.keep(self._real.connect_tcp(address, port,
+                                                        self.clock.budget(timeout),
+                                                        local_address, socket_options))
+            except httpcore.ConnectError as exc:  # the next address, as create_connection does
+                failure = exc
+        assert failure is not None  # _resolve gives at least one address or raises
+        raise failure
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
                             socket_options: Iterable[Any] | None = None

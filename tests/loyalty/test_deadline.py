@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -109,6 +110,45 @@ def test_the_deadline_covers_the_whole_exchange_not_each_read(
     took, outcome = timed(lambda: slow_client.balance(CARD), DEADLINE + 10)
     assert isinstance(outcome, errors.ProcessingTimeout)
     assert DEADLINE - 0.05 <= took <= DEADLINE + SLACK
+
+
+def test_a_resolver_that_never_answers_costs_the_deadline_at_most(
+    proxy: FaultProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DNS server that swallows queries holds getaddrinfo for tens of seconds; no
+    loopback peer can play that, so the lookup itself is stood in for."""
+    real = socket.getaddrinfo
+    release = threading.Event()
+    asked: list[str] = []
+
+    def black_hole(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "processing.stalled.test":
+            asked.append(host)
+            release.wait(30)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", black_hole)
+    url = proxy.url.replace("127.0.0.1", "processing.stalled.test")
+    client = LoyaltyClient(url, LOGIN, PASSWORD, lock_file=tmp_path / "processing.lock",
+                           connect_timeout=5.0, read_timeout=5.0, deadline=DEADLINE)
+    try:
+        took, outcome = timed(lambda: client.balance(CARD), DEADLINE + 10)
+    finally:
+        release.set()
+        client.close()
+    assert asked, "the name was looked up"
+    assert isinstance(outcome, errors.ProcessingTimeout) and outcome.offline, outcome
+    assert took <= DEADLINE + SLACK, f"answered after {took:.2f} s"
+
+
+def test_a_name_that_resolves_is_connected_to(
+    proxy: FaultProxy, tmp_path: Path
+) -> None:
+    url = proxy.url.replace("127.0.0.1", "localhost")
+    with LoyaltyClient(url, LOGIN, PASSWORD, lock_file=tmp_path / "processing.lock",
+                       deadline=DEADLINE) as client:
+        assert client.balance(CARD).ok
 
 
 def test_deadline_is_a_config_key_above_zero() -> None:

@@ -112,7 +112,7 @@ def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     cert, key = d / "cert.pem", d / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
          "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True,
     )
@@ -162,3 +162,22 @@ def test_ca_file_makes_a_private_processing_trusted(
 ) -> None:
     with client_for(tls_server, tmp_path, ca_file=tls_cert[0], read_timeout=10) as client:
         assert str(client.balance(CARD).balance) == "7.00"
+
+
+def test_tls_checks_the_name_not_the_address_it_resolved_to(
+    tls_server: str, tls_cert: tuple[Path, Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The deadline transport looks names up itself and connects to the address: the
+    certificate must still be checked against the name in the URL."""
+    by_name = tls_server.replace("127.0.0.1", "localhost")
+    with client_for(by_name, tmp_path, ca_file=tls_cert[0], read_timeout=10) as client:
+        assert str(client.balance(CARD).balance) == "7.00"
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo",  # a name the certificate does not carry
+                        lambda host, *a, **k: real("127.0.0.1" if host == "other.test" else host,
+                                                   *a, **k))
+    other = tls_server.replace("127.0.0.1", "other.test")
+    with client_for(other, tmp_path, ca_file=tls_cert[0], read_timeout=10) as client, \
+            pytest.raises(errors.TLSFailed):
+        client.balance(CARD)
