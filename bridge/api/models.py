@@ -202,5 +202,7 @@ class StatusOut(ApiModel):
     problems: list[str] = Field(default_factory=list)
     connectivity: str
     journal: dict[str, Any]
+    cheques: dict[str, Any] = Field(default_factory=dict, description="open cheques: count,"
+                                    " cap, how many hold bonuses, the oldest untouched")
     devices: list[DeviceOut]
     uptime_seconds: float

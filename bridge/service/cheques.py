@@ -311,6 +311,18 @@ class ChequeBook:
         with self._lock:
             return len(self._open)
 
+    def summary(self) -> dict[str, Any]:
+        """What /v1/status tells of open cheques: how many against the cap, how many hold
+        bonuses at processing, and how old the oldest is (an abandoned one shows here
+        before it expires)."""
+        with self._lock:
+            open_ = list(self._open.values())
+        now = self.clock()
+        oldest = min((c.touched_at for c in open_), default=None)
+        return {"open": len(open_), "maxOpen": self.max_open,
+                "holdingBonuses": sum(1 for c in open_ if c.redeemed),
+                "oldestUntouchedSeconds": None if oldest is None else round(now - oldest, 1)}
+
     def current(self) -> RegisterCheque | None:
         with self._lock:
             open_ = [c for c in self._open.values() if c.is_open]

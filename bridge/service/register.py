@@ -123,6 +123,7 @@ class Register:
             "problems": problems,
             "connectivity": self.offline.state.value,
             "journal": journal,
+            "cheques": self.book.summary(),
             "devices": [] if self.devices is None else self.devices.status(),
             "uptimeSeconds": round(time.monotonic() - self.started, 1),
         }

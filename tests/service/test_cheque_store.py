@@ -142,6 +142,17 @@ def test_past_the_cap_opening_a_cheque_is_429(tmp_path: Path,
         assert api.post("/v1/cheques", json={"lines": [MILK]}).status_code == 201
 
 
+def test_status_shows_open_cheques_against_the_cap(tmp_path: Path,
+                                                   sandbox_server: SandboxServer) -> None:
+    with running(tmp_path, sandbox_server, max_open=5) as (_, api):
+        open_and_pay(api, pay="10")
+        api.post("/v1/cheques", json={"lines": [MILK]})
+        cheques = body(api.get("/v1/status"))["cheques"]
+        assert cheques["open"] == 2 and cheques["maxOpen"] == 5
+        assert cheques["holdingBonuses"] == 1
+        assert cheques["oldestUntouchedSeconds"] is not None
+
+
 def test_expiry_gives_held_bonuses_back_even_when_processing_is_offline(
         tmp_path: Path, sandbox_server: SandboxServer) -> None:
     with running(tmp_path, sandbox_server, expire_hours=12) as (svc, api):
