@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean lock deb deb-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,3 +26,24 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output
+
+# requirements.lock: the exact runtime dependency set, with hashes, that `make deb` installs.
+# `make lock` adds what pyproject.toml gained and keeps the other pins; `make lock UPGRADE=1`
+# moves every pin to the newest release within pyproject's ranges.  Run it with the Python of
+# the target distribution (3.11 for Debian 12).
+LOCK_VENV := .venv-lock
+lock:
+	test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) \
+	    && $(LOCK_VENV)/bin/pip install -q 'pip-tools==7.4.1'; }
+	CUSTOM_COMPILE_COMMAND='make lock' $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes \
+	    --allow-unsafe --strip-extras --no-emit-index-url --no-emit-trusted-host \
+	    --no-emit-find-links $(if $(UPGRADE),--upgrade) \
+	    --output-file requirements.lock pyproject.toml
+
+# dist/posbridge_VERSION_ARCH.deb with its own venv (packaging/build-deb.sh); deb-check (root)
+# installs it here, runs it, upgrades, removes and purges it (tools/deb-check.sh)
+deb:
+	bash packaging/build-deb.sh
+
+deb-check:
+	bash tools/deb-check.sh
