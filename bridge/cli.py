@@ -2,8 +2,10 @@
 
 Subcommands live in `bridge.commands.*`; this module builds the parser from their
 `configure` functions and maps the error families to exit codes: 0 ok, 1 business
-refusal, 2 usage or config error, 3 processing unreachable.  Only argparse is imported
-up front, so `posbridge --version` stays well under the 0.3 s start budget.
+refusal, 2 usage or config error, 3 processing (or a device) unreachable.  An expected
+failure is one line saying what and how to fix it; anything else is a bug: one line
+and exit 70, the traceback only with --debug.  Only argparse is imported up front, so
+`posbridge --version` stays well under the 0.3 s start budget.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from bridge import __version__
 from bridge.commands import UsageError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_BUG = 70  # EX_SOFTWARE: an unexpected exception
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -47,24 +51,51 @@ def build_parser() -> argparse.ArgumentParser:
         description="Bridge between POS peripherals, the POS software and loyalty processing.",
     )
     parser.add_argument("--version", action="version", version=f"posbridge {__version__}")
-    parser.add_argument(
-        "--config",
-        metavar="FILE",
-        help="configuration file (default: $POSBRIDGE_CONFIG or /etc/posbridge/posbridge.toml)",
-    )
-    parser.add_argument(
-        "--log-level",
-        default="WARNING",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="log verbosity on stderr (default WARNING)",
-    )
+    _common_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
         cmd = sub.add_parser(name, help=help_text, description=module.__doc__)
         module.configure(cmd)
         cmd.set_defaults(_module=module_name)
+        for p in _with_subparsers(cmd):
+            _common_options(p, top=False)
     return parser
+
+
+def _common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """--config, --log-level and --debug, accepted before or after the subcommand.
+
+    Below the top level the default is SUPPRESS, so an option given before the
+    subcommand is not reset by the subparser's own default.
+    """
+    def default(value: object) -> dict[str, Any]:
+        return {"default": value if top else argparse.SUPPRESS}
+
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="configuration file (default: $POSBRIDGE_CONFIG or /etc/posbridge/posbridge.toml)",
+        **default(None),
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log verbosity on stderr (default WARNING)",
+        **default("WARNING"),
+    )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an unexpected error", **default(False))
+
+
+def _with_subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parser and every nested subcommand parser below it (`config check`, ...)."""
+    out = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                out.extend(_with_subparsers(child))
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,17 +111,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    module = importlib.import_module(args._module)
     try:
+        module = importlib.import_module(args._module)
         return int(module.run(args))
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # map known families to exit codes; anything else is a bug
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
         code = _exit_code(exc)
         if code is None:
-            raise
+            where = getattr(args, "log_file", None)
+            if where:  # the service's log keeps what the terminal of a unit never shows
+                logging.getLogger("posbridge").error("unexpected error", exc_info=exc)
+            print(f"posbridge {args.command}: unexpected error ({type(exc).__name__}:"
+                  f" {_one_line(str(exc))}); this is a bug: "
+                  + (f"see {where}, or " if where else "")
+                  + "run again with --debug for the traceback, and report it",
+                  file=sys.stderr)
+            return EXIT_BUG
         print(f"posbridge {args.command}: {_message(exc)}", file=sys.stderr)
         return code
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    from drivers.masking import mask_text
+
+    text = " | ".join(line.strip() for line in text.splitlines() if line.strip())
+    return mask_text(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 def _exit_code(exc: Exception) -> int | None:
@@ -99,7 +149,7 @@ def _exit_code(exc: Exception) -> int | None:
 
     if isinstance(exc, ConfigError):
         return EXIT_USAGE
-    if isinstance(exc, errors.AuthenticationFailed):
+    if isinstance(exc, errors.AuthenticationFailed) or _wrong_path(exc):
         return EXIT_USAGE
     if isinstance(exc, errors.BusinessError):
         return EXIT_REFUSED
@@ -111,7 +161,25 @@ def _exit_code(exc: Exception) -> int | None:
 
     if isinstance(exc, UsageError | JournalError | LockFileError | ChequeStoreError):
         return EXIT_USAGE
+    from pydantic import ValidationError
+
+    from drivers.device import DeviceError
+    from drivers.transport.base import TransportError
+
+    if isinstance(exc, ValidationError):
+        return EXIT_USAGE
+    if isinstance(exc, TransportError | DeviceError):
+        return EXIT_UNREACHABLE
+    if isinstance(exc, OSError):  # a file or device named on the command line or in the config
+        return EXIT_USAGE
     return None
+
+
+def _wrong_path(exc: Exception) -> bool:
+    """404/405 from processing: the host answers, the path is wrong (processing.url)."""
+    from bridge.loyalty import errors
+
+    return isinstance(exc, errors.ProcessingHTTPError) and exc.status in (404, 405)
 
 
 def _message(exc: Exception) -> str:
@@ -122,6 +190,28 @@ def _message(exc: Exception) -> str:
         return exc.render()
     if isinstance(exc, errors.BusinessError):
         return f"{exc.code}: {exc.cashier_text}"
+    if _wrong_path(exc):
+        return (f"processing answered HTTP {getattr(exc, 'status', '?')} (no such path): check"
+                " processing.url, the API's base URL such as https://processing.example/publicapi"
+                f" ({_one_line(str(exc))})")
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        from bridge.config import describe_error
+
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {describe_error(e)}"
+            for e in exc.errors())
+    from drivers.device import DeviceError
+    from drivers.transport.base import TransportError
+
+    if isinstance(exc, TransportError | DeviceError):
+        return (f"device unreachable: {_one_line(str(exc))}; check cable, power and the"
+                " [[devices]] address (`posbridge devices` lists what is connected)")
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        return (f"cannot use{where}: {exc.strerror or _one_line(str(exc))}; check the path"
+                " and its permissions")
     return str(exc)
 
 

@@ -49,20 +49,106 @@ class ConfigError(Exception):
         return "\n".join([head, *(f"  - {p}" for p in self.problems)])
 
 
+# ------------------------------------------------------------ checks across keys
+# Each works on raw data (a dict that may hold anything) and on a model's dump alike.
+
+
+def _section(data: Any, name: str) -> dict[str, Any]:
+    value = data.get(name) if isinstance(data, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _password_problem(p: dict[str, Any]) -> str | None:
+    has_inline, has_file = p.get("password") is not None, p.get("password_file") is not None
+    if has_inline and has_file:
+        return ("processing: both password and password_file are set; keep one"
+                " (password_file, mode 0600, is better)")
+    if not has_inline and not has_file:
+        return ("processing.password_file: missing; set exactly one of processing.password or"
+                " processing.password_file (a 0600 file holding only the password)")
+    return None
+
+
+def _probe_problem(j: dict[str, Any]) -> str | None:
+    lo, hi = j.get("probe_min_seconds", 2.0), j.get("probe_max_seconds", 60.0)
+    if isinstance(lo, int | float) and isinstance(hi, int | float) and hi < lo:
+        return (f"journal.probe_max_seconds: {hi!r} is below journal.probe_min_seconds {lo!r};"
+                " make the maximum at least the minimum")
+    return None
+
+
+_ADDRESS = {"serial": "port", "file": "port", "hid": "port", "usb": "usb", "tcp": "host"}
+
+
+def _address_problem(d: dict[str, Any]) -> str | None:
+    key = _ADDRESS.get(d.get("connection"))  # type: ignore[arg-type]
+    if key is not None and d.get(key) is None:
+        return f"a {d.get('connection')} device needs `{key}`"
+    return None
+
+
+def _names_problems(data: dict[str, Any]) -> list[str]:
+    devices = data.get("devices")
+    devices = [d for d in devices if isinstance(d, dict)] if isinstance(devices, list) else []
+    out = []
+    names = [d.get("name") for d in devices if isinstance(d.get("name"), str)]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        out.append(f"devices: names must be unique; repeated: {', '.join(dupes)}")
+    wanted = _section(data, "receipt").get("printer")
+    if wanted is not None:
+        printers = [str(d.get("name")) for d in devices if d.get("kind") == "printer"]
+        if wanted not in printers:
+            out.append(
+                f"receipt.printer: {wanted!r} is not a configured printer"
+                f" (printers: {', '.join(printers) or 'none'}); name a [[devices]] entry with"
+                ' kind = "printer", or remove receipt.printer'
+            )
+    return out
+
+
+def _model_problems(data: Any) -> list[str]:
+    if not isinstance(data, dict):
+        return []
+    out = []
+    processing = data.get("processing")
+    if isinstance(processing, dict) and (problem := _password_problem(processing)):
+        out.append(problem)
+    if problem := _probe_problem(_section(data, "journal")):
+        out.append(problem)
+    devices = data.get("devices")
+    for i, d in enumerate(devices if isinstance(devices, list) else []):
+        if isinstance(d, dict) and (problem := _address_problem(d)):
+            out.append(f"devices[{i}]: {problem}")
+    out.extend(_names_problems(data))
+    return out
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
 def _read_secret_file(path: Path, key: str) -> str:
+    """The secret in `path`; ValueError (one line: what and how to fix) if unusable."""
+    if path.is_dir():
+        raise ValueError(f"{key} {path} is a directory; give the file holding the secret")
     try:
         st = path.stat()
         text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise ValueError(f"{key} {path} does not exist; create it (mode 0600) holding only"
+                         " the secret, or fix the path") from None
     except OSError as exc:
-        raise ValueError(f"cannot read {key} {path}: {exc.strerror}") from None
-    if st.st_mode & (stat.S_IRWXO):
-        raise ValueError(f"{key} {path} is readable by others; run: chmod 0600 {path}")
+        raise ValueError(f"cannot read {key} {path}: {exc.strerror}; it must be readable by"
+                         " the user posbridge runs as (mode 0600, owned by that user)") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{key} {path} is not UTF-8 text") from None
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        raise ValueError(f"{key} {path} is readable by group or others (mode {mode:04o});"
+                         f" run: chmod 0600 {path}")
     if not text:
-        raise ValueError(f"{key} {path} is empty")
+        raise ValueError(f"{key} {path} is empty; write the secret into it")
     return text
 
 
@@ -96,19 +182,11 @@ class ProcessingSettings(Section):
             raise ValueError("plain http is allowed only for a sandbox on loopback; use https")
         return value.rstrip("/")
 
-    @field_validator("ca_file")
-    @classmethod
-    def _ca_file(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"CA file {value} does not exist")
-        return value
-
     @model_validator(mode="after")
     def _one_password(self) -> Self:
-        if (self.password is None) == (self.password_file is None):
-            raise ValueError("set exactly one of processing.password or processing.password_file")
-        if self.password_file is not None:
-            _read_secret_file(self.password_file, "password_file")
+        problem = _password_problem(self.model_dump())
+        if problem:
+            raise ValueError(problem)
         return self
 
     def secret_password(self) -> str:
@@ -128,8 +206,9 @@ class JournalSettings(Section):
 
     @model_validator(mode="after")
     def _probe_bounds(self) -> Self:
-        if self.probe_max_seconds < self.probe_min_seconds:
-            raise ValueError("journal.probe_max_seconds must be >= journal.probe_min_seconds")
+        problem = _probe_problem(self.model_dump())
+        if problem:
+            raise ValueError(problem)
         return self
 
 
@@ -198,6 +277,13 @@ class DeviceSettings(Section):
         pattern=r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}(:.+)?$",
         description="VID:PID[:serial]",
     )
+    # what `udev-rules` matches when `port` is the /dev/posbridge/NAME link it creates
+    by_id: str | None = Field(
+        default=None,
+        pattern=r"^/dev/((serial|input)/by-(id|path)/\S+|tty[A-Za-z]+[0-9]+|input/event[0-9]+)$",
+        description="the device's own path: /dev/serial/by-id/..., /dev/input/by-id/..., "
+        "by-path, or a kernel name such as /dev/ttyS0",
+    )
     host: str | None = None
     tcp_port: int = Field(default=9100, ge=1, le=65535)
     suffix: Literal["CR", "CRLF", "LF", "TAB"] = "CR"
@@ -209,16 +295,9 @@ class DeviceSettings(Section):
 
     @model_validator(mode="after")
     def _address(self) -> Self:
-        need = {
-            "serial": ("port",),
-            "file": ("port",),
-            "hid": ("port",),
-            "usb": ("usb",),
-            "tcp": ("host",),
-        }[self.connection]
-        for key in need:
-            if getattr(self, key) is None:
-                raise ValueError(f"a {self.connection} device needs `{key}`")
+        problem = _address_problem(self.model_dump())
+        if problem:
+            raise ValueError(problem)
         return self
 
 
@@ -233,17 +312,9 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _names(self) -> Self:
-        names = [d.name for d in self.devices]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"device names must be unique; repeated: {', '.join(dupes)}")
-        if self.receipt.printer is not None:
-            printers = [d.name for d in self.devices if d.kind == "printer"]
-            if self.receipt.printer not in printers:
-                raise ValueError(
-                    f"receipt.printer {self.receipt.printer!r} is not a configured printer"
-                    f" (printers: {', '.join(printers) or 'none'})"
-                )
+        problems = _names_problems(self.model_dump())
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def cheques_path(self) -> Path:
@@ -267,23 +338,40 @@ def resolve_path(explicit: str | os.PathLike[str] | None) -> Path:
     return Path(env) if env else DEFAULT_PATH
 
 
-def load(path: str | os.PathLike[str] | None = None) -> Config:
+def load(path: str | os.PathLike[str] | None = None, *, service: bool = False) -> Config:
+    """The config at `path`; with `service`, also everything `posbridge run` needs."""
     source = resolve_path(path)
+    return parse(read_raw(source), str(source), service=service)
+
+
+def read_raw(source: Path) -> dict[str, Any]:
+    """The file's TOML as data, or ConfigError saying why it cannot be read."""
     try:
-        raw = source.read_bytes()
+        # non-blocking open and a look before reading: a FIFO or a device would hang us
+        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            raise ConfigError(str(source), [
+                "is a directory; give the config file itself" if stat.S_ISDIR(mode)
+                else "is not a regular file; give the config file itself"])
+        with os.fdopen(fd, "rb") as f:
+            raw = f.read(1 << 20)
+            if f.read(1):
+                raise ConfigError(str(source), ["is over 1 MiB; is it the config file?"])
     except FileNotFoundError:
         raise ConfigError(
             str(source), [f"file not found (use --config FILE or {ENV_VAR})"]
         ) from None
     except OSError as exc:
-        raise ConfigError(str(source), [f"cannot read: {exc.strerror}"]) from None
+        raise ConfigError(str(source), [f"cannot read: {exc.strerror}; it must be readable by"
+                                        f" the user posbridge runs as ({_user()})"]) from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(str(source), [f"not UTF-8 text (byte {exc.start})"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(source), [f"TOML syntax error: {exc}"]) from None
-    return parse(data, str(source))
 
 
 def load_optional(path: str | os.PathLike[str] | None = None) -> Config | None:
@@ -298,18 +386,67 @@ def load_optional(path: str | os.PathLike[str] | None = None) -> Config | None:
     return load(resolved)
 
 
-def parse(data: dict[str, Any], source: str = "<config>") -> Config:
+def parse(data: dict[str, Any], source: str = "<config>", *, service: bool = False) -> Config:
+    """The validated config, or ConfigError listing every problem found in one pass.
+
+    Field errors, the checks across keys (run over the raw data, so they are reported
+    even when a field is wrong) and the files the config names all go in one list.
+    With `service`, also what `run` needs beyond that: the API token, and the journal,
+    cheque and lock files it creates.
+    """
+    problems: list[str] = []
+    cfg: Config | None = None
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, list(_problems(exc, data))) from None
+        problems.extend(_problems(exc, data))
+        problems.extend(_model_problems(data))
+    problems.extend(file_problems(data, service=service))
+    problems = list(dict.fromkeys(problems))  # the same problem found twice is said once
+    if problems or cfg is None:
+        raise ConfigError(source, problems or ["invalid configuration"])
+    return cfg
+
+
+def describe_error(err: Any) -> str:
+    """A pydantic error as plain words: no "Value error, ", no model class names."""
+    kind = str(err.get("type", ""))
+    msg = str(err.get("msg", ""))
+    if kind == "missing":
+        return "missing (required)"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "expected a table of keys and values (an object)"
+    if kind in ("list_type", "tuple_type"):
+        return "expected a list"
+    if kind in ("string_type",):
+        return "expected text (a quoted string)"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return "expected a whole number"
+    if kind in ("float_type", "float_parsing"):
+        return "expected a number"
+    if kind in ("bool_type", "bool_parsing"):
+        return "expected true or false"
+    if kind in ("decimal_type", "decimal_parsing"):
+        return "expected an amount such as 12.50"
+    msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if kind == "string_too_short" and err.get("ctx", {}).get("min_length") == 1:
+        return "must not be empty"
+    for pydantic_words in ("Input should be", "input should be", "String should have",
+                           "List should have", "Value should have", "Decimal input should have"):
+        msg = msg.replace(pydantic_words, "expected")
+    return msg
 
 
 def _problems(exc: ValidationError, data: dict[str, Any]) -> Iterable[str]:
     for err in exc.errors():
         loc = [p for p in err["loc"]]
         key = _key(loc)
-        msg = err["msg"].removeprefix("Value error, ")
+        found, value = _lookup(data, loc)
+        if err["type"] == "value_error" and (not loc or isinstance(value, dict)):
+            continue  # a check across keys: `_model_problems` says it, even beside field errors
+        msg = describe_error(err)
         if err["type"] == "missing":
             yield f"{key}: missing (required)"
             continue
@@ -319,9 +456,117 @@ def _problems(exc: ValidationError, data: dict[str, Any]) -> Iterable[str]:
         if loc and str(loc[-1]) in SECRET_KEYS:
             shown = REDACTED
         else:
-            found, value = _lookup(data, loc)
             shown = repr(value) if found and not isinstance(value, dict | list) else ""
         yield f"{key}: {msg}" + (f" (got {shown})" if shown else "")
+
+
+# ------------------------------------------------------------ files the config names
+
+
+def _user() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def _path_at(section: dict[str, Any], key: str, default: Path | None) -> Path | None:
+    value = section.get(key, default)
+    if isinstance(value, Path):
+        return value
+    return Path(value) if isinstance(value, str) and value else None
+
+
+def _secret_file_problem(key: str, path: Path) -> str | None:
+    try:
+        _read_secret_file(path, key.rsplit(".", 1)[-1])
+    except ValueError as exc:
+        return f"{key}: {exc}"
+    return None
+
+
+def _readable_file_problem(key: str, path: Path) -> str | None:
+    if not path.exists():
+        return f"{key}: {path} does not exist; fix the path or remove {key}"
+    if not path.is_file():
+        return f"{key}: {path} is not a regular file; give the file itself"
+    try:
+        with path.open("rb") as f:
+            f.read(1)
+    except OSError as exc:
+        return (f"{key}: cannot read {path} ({exc.strerror}); make it readable by the user"
+                f" posbridge runs as ({_user()})")
+    return None
+
+
+def _ca_problem(path: Path) -> str | None:
+    """The client loads the CA file at start: one it cannot load stops the service."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (ssl.SSLError, ValueError) as exc:
+        return (f"processing.ca_file: {path} holds no usable PEM certificate ({exc}); give the"
+                " CA certificate of the processing's private CA")
+    except OSError as exc:
+        return f"processing.ca_file: cannot read {path} ({exc.strerror})"
+    return None
+
+
+def writable_file_problem(key: str, path: Path) -> str | None:
+    """Why this user cannot open or create `path` for writing, or None."""
+    if path.is_dir():
+        return f"{key}: {path} is a directory; give a file path inside it"
+    if path.exists() or path.is_symlink():
+        if not path.is_file():
+            return f"{key}: {path} is not a regular file; give a file path"
+        if not os.access(path, os.R_OK | os.W_OK):
+            return (f"{key}: {path} is not writable by {_user()}; run: chown {_user()} {path}"
+                    " (or run posbridge as its owner)")
+        return None
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{key}: cannot create {path}: {ancestor} is not a directory; fix the path"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return (f"{key}: cannot create {path}: {ancestor} is not writable by {_user()};"
+                f" run: install -d -o {_user()} {path.parent}")
+    return None
+
+
+def file_problems(data: Any, *, service: bool = False) -> list[str]:
+    """What is wrong with the files the config names (over raw data, defaults filled in)."""
+    if not isinstance(data, dict):
+        return []
+    out: list[str | None] = []
+    p, api, j, c = (_section(data, n) for n in ("processing", "api", "journal", "cheques"))
+    if (pw := _path_at(p, "password_file", None)) is not None:
+        out.append(_secret_file_problem("processing.password_file", pw))
+    if (ca := _path_at(p, "ca_file", None)) is not None:
+        problem = _readable_file_problem("processing.ca_file", ca)
+        out.append(problem or _ca_problem(ca))
+    if service:
+        token_file = _path_at(api, "token_file", None)
+        if token_file is not None:
+            out.append(_secret_file_problem("api.token_file", token_file))
+            if api.get("token") is not None:
+                out.append("api: both token and token_file are set; keep one"
+                           " (token_file, mode 0600, is better)")
+        elif api.get("token") is None:
+            out.append("api.token_file: missing; the POS API needs a token: set api.token_file"
+                       " to a 0600 file holding a long random token")
+        lock = _path_at(p, "lock_file", ProcessingSettings.model_fields["lock_file"].default)
+        journal = _path_at(j, "path", JournalSettings.model_fields["path"].default)
+        if lock is not None:
+            out.append(writable_file_problem("processing.lock_file", lock))
+        if journal is not None:
+            out.append(writable_file_problem("journal.path", journal))
+            cheques = _path_at(c, "path", None) or journal.with_name("cheques.sqlite")
+            out.append(writable_file_problem("cheques.path", cheques))
+    return [problem for problem in out if problem]
 
 
 def _key(loc: list[int | str]) -> str:
@@ -360,36 +605,72 @@ def redacted(config: Config) -> dict[str, Any]:
 
 
 def to_toml(data: dict[str, Any]) -> str:
-    """A small TOML writer for our two-level config (tables and arrays of tables)."""
+    """TOML for our config shape that the loader reads back to the same config.
+
+    Tables, arrays of tables (`[[devices]]`, `[[barcodes.loyalty]]`), arrays of
+    scalars; None is written as a comment, since TOML has no null.
+    """
     lines: list[str] = []
     for section, body in data.items():
         if isinstance(body, list):
             for item in body:
-                lines.append(f"[[{section}]]")
-                lines.extend(_toml_pairs(item))
-                lines.append("")
+                _table(lines, f"[[{section}]]", section, item)
+        elif isinstance(body, dict):
+            _table(lines, f"[{section}]", section, body)
         else:
-            lines.append(f"[{section}]")
-            lines.extend(_toml_pairs(body))
-            lines.append("")
+            lines.insert(0, f"{_toml_key(section)} = {_toml_value(body)}")
     return "\n".join(lines)
 
 
-def _toml_pairs(body: dict[str, Any]) -> list[str]:
-    out = []
+def _is_tables(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def _table(lines: list[str], header: str, path: str, body: dict[str, Any]) -> None:
+    lines.append(header)
+    nested: list[tuple[str, Any]] = []
     for key, value in body.items():
         if value is None:
-            out.append(f"# {key} = (not set)")
+            lines.append(f"# {_toml_key(key)} = (not set)")
+        elif isinstance(value, dict) or _is_tables(value):
+            nested.append((key, value))
         else:
-            out.append(f"{key} = {_toml_value(value)}")
-    return out
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    lines.append("")
+    for key, value in nested:
+        sub = f"{path}.{_toml_key(key)}"
+        if isinstance(value, dict):
+            _table(lines, f"[{sub}]", sub, value)
+        else:
+            for item in value:
+                _table(lines, f"[[{sub}]]", sub, item)
+
+
+def _toml_key(key: str) -> str:
+    import re
+
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
 
 
 def _toml_value(value: Any) -> str:
     import json
+    import math
 
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
         return repr(value)
-    return json.dumps(str(value), ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value if v is not None) + "]"
+    if isinstance(value, dict):
+        pairs = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()
+                          if v is not None)
+        return "{" + pairs + "}"
+    # JSON's string escapes are TOML's, but for DEL, which TOML wants escaped too
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")

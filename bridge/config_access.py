@@ -33,15 +33,25 @@ def inline_secrets(cfg: Config) -> list[str]:
     return found
 
 
+def writable_by_others(path: Path) -> Finding | None:
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
+    if mode & stat.S_IWOTH:
+        return Finding("fail", f"{path} is writable by others (mode {mode:04o})",
+                       f"chmod o-w {path}")
+    return None
+
+
 def check(path: Path, cfg: Config) -> list[Finding]:
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
     except OSError:  # it was just read; gone since: nothing to say about its mode
         return []
     out = []
-    if mode & stat.S_IWOTH:
-        out.append(Finding("fail", f"{path} is writable by others (mode {mode:04o})",
-                           f"chmod o-w {path}"))
+    if (writable := writable_by_others(path)) is not None:
+        out.append(writable)
     secrets = inline_secrets(cfg)
     if secrets and mode & stat.S_IROTH:
         out.append(Finding(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import grp
 import os
+import re
 import shutil
 import stat
 import time
@@ -21,7 +22,7 @@ from typing import Literal
 from bridge import config as config_mod
 from bridge.config import Config, DeviceSettings
 
-Verdict = Literal["pass", "warn", "fail"]
+Verdict = Literal["pass", "warn", "fail", "skip"]
 SERVICE_GROUP = "posbridge"
 CLOCK_WARN, CLOCK_FAIL = 60.0, 600.0  # seconds; offers are evaluated on local time
 DISK_WARN, DISK_FAIL = 1024**3, 100 * 1024**2
@@ -41,13 +42,26 @@ class Check:
 
 def run_checks(path: str | None, *, service_group: str = SERVICE_GROUP,
                now: Callable[[], float] = time.time) -> list[Check]:
+    source = config_mod.resolve_path(path)
     try:
         cfg = config_mod.load(path)
     except config_mod.ConfigError as exc:
-        return [Check("config", "fail", "; ".join(exc.problems),
-                      f"edit {exc.source}, then `posbridge config check`")]
-    out = [Check("config", "pass", f"{config_mod.resolve_path(path)} is valid")]
-    out.extend(_config_access(config_mod.resolve_path(path), cfg))
+        if not source.exists():
+            fix = (f"create {source} (start from posbridge.example.toml), or point --config or"
+                   f" {config_mod.ENV_VAR} at the register's config file")
+        else:
+            fix = f"edit {exc.source}, then `posbridge config check`"
+        return [Check("config", "fail", "; ".join(exc.problems), fix),
+                Check("the other checks", "skip", "they need a usable config", None)]
+    out = [Check("config", "pass", f"{source} is valid")]
+    service = config_mod.file_problems(config_mod.read_raw(source), service=True)
+    if service:
+        out.append(Check("service files", "fail", "; ".join(service),
+                         "fix each as it says: `posbridge run` refuses to start until then"))
+    else:
+        out.append(Check("service files", "pass",
+                         "token, journal, cheque and lock files are usable by this user"))
+    out.extend(_config_access(source, cfg))
     for device in cfg.devices:
         out.extend(_device_checks(device, service_group))
     out.extend(_processing_checks(cfg, now))
@@ -106,13 +120,25 @@ def _device_answers(d: DeviceSettings) -> Check | None:
 
     name = f"device {d.name}"
     if d.kind == "printer":
-        from drivers.device import Flag
+        from drivers.device import DeviceError, Flag
         from drivers.printer.escpos_printer import ReceiptPrinter
 
-        printer = build_device(d)
+        try:
+            printer = build_device(d)
+        except (ValueError, OSError) as exc:
+            return Check(f"{name} answers", "fail", str(exc), "fix this [[devices]] entry")
         assert isinstance(printer, ReceiptPrinter)
         try:
+            printer.transport.open()  # as `devices` and `test-print` do: absent is a fail
+        except (DeviceError, OSError) as exc:
+            return Check(f"{name} answers", "fail", f"missing: {_short(exc)}",
+                         "plug the printer in and power it on, or fix its address in"
+                         " [[devices]]; `posbridge devices` lists what is connected")
+        try:
             status = printer.status()
+        except (DeviceError, OSError) as exc:
+            return Check(f"{name} answers", "fail", f"status query failed: {_short(exc)}",
+                         "check cable and power")
         finally:
             printer.transport.close()
         if not status.answered:
@@ -139,6 +165,11 @@ def _device_answers(d: DeviceSettings) -> Check | None:
     return None
 
 
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) < 200 else text[:197] + "..."
+
+
 # ---------------------------------------------------------------------- processing
 
 
@@ -146,33 +177,55 @@ def _processing_checks(cfg: Config, now: Callable[[], float]) -> Iterator[Check]
     from bridge.loyalty import errors
     from bridge.loyalty.client import LoyaltyClient
     from bridge.loyalty.protocol import Identifier
+    from bridge.loyalty.sequencer import LockFileError
+
+    def skipped(why: str) -> Iterator[Check]:
+        yield Check("credentials", "skip", why, None)
+        yield Check("clock", "skip", why, None)
 
     try:
         client = LoyaltyClient.from_settings(cfg.processing)
     except (OSError, ValueError) as exc:
-        yield Check("processing", "fail", str(exc), "check the [processing] section")
+        yield Check("processing", "fail", _short(exc), "check the [processing] section")
+        yield from skipped("skipped: the processing client cannot be built")
         return
     with client:
         try:
             date = client.probe()
+        except LockFileError as exc:
+            yield Check("processing lock", "fail", _short(exc),
+                        f"make {cfg.processing.lock_file} (and its directory) writable by this"
+                        " user, or run doctor as the service user")
+            yield from skipped("skipped: no request can be sent without the register lock")
+            return
         except errors.LoyaltyError as exc:
-            yield Check("processing reachable", "fail", str(exc),
+            yield Check("processing reachable", "fail", _short(exc),
                         "check the network, processing.url and the CA file; sales go on offline")
+            yield from skipped("skipped: processing is not reachable")
             return
         yield Check("processing reachable", "pass", cfg.processing.url)
+        accepted = Check("credentials", "pass",
+                         f"processing accepted login {cfg.processing.login!r}")
         try:
+            # a balance query for a number no card has: any business answer proves the login
             client.balance(Identifier(value="0000000000000"))
-            yield Check("credentials", "pass", "processing accepted the register's login")
-        except errors.AuthenticationFailed as exc:
-            yield Check("credentials", "fail", str(exc),
+            yield accepted
+        except errors.AuthenticationFailed:
+            yield Check("credentials", "fail",
+                        f"processing refused login {cfg.processing.login!r} and its password",
                         "set processing.login and the password exactly as in the partner settings")
         except errors.DeviceBlocked as exc:
             yield Check("credentials", "fail", f"the register is blocked: {exc.cashier_text}",
                         "ask the processing administrator to unblock it")
         except errors.BusinessError:
-            yield Check("credentials", "pass", "processing accepted the register's login")
+            yield accepted
+        except LockFileError as exc:
+            yield Check("credentials", "fail", _short(exc), "make the lock file writable")
         except errors.LoyaltyError as exc:
-            yield Check("credentials", "warn", str(exc), "try again; see the service log")
+            # the message names the test query's operation and card: noise to a technician
+            reason = re.sub(r"^balance op \S+ card \S+: ", "", _short(exc))
+            yield Check("credentials", "warn", f"the test query failed: {reason}",
+                        "try again; see the service log")
     yield _clock(date, now)
 
 

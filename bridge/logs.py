@@ -81,6 +81,18 @@ class KeyValueFormatter(logging.Formatter):
         return mask_text(" ".join(parts))  # card numbers, wherever in the line
 
 
+class LibraryChatter(logging.Filter):
+    """python-escpos logs "File printer enabled" and the like on the root logger: drop its
+    chatter below WARNING, and name it `escpos` when it has something to say."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "root" and f"{os.sep}escpos{os.sep}" in record.pathname:
+            if record.levelno < logging.WARNING:
+                return False
+            record.name = "escpos"
+        return True
+
+
 def setup(level: str = "INFO", file: Path | None = None) -> None:
     handler: logging.Handler
     if file is not None:
@@ -97,6 +109,7 @@ def setup(level: str = "INFO", file: Path | None = None) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(KeyValueFormatter(with_time="JOURNAL_STREAM" not in os.environ))
+    handler.addFilter(LibraryChatter())
     root = logging.getLogger()
     root.handlers.clear()
     root.addHandler(handler)

@@ -35,7 +35,9 @@ def cfg(sandbox_server: SandboxServer, tmp_path: Path) -> Path:
     path.write_text(
         f'[processing]\nurl = "{sandbox_server.url}"\nlogin = "{LOGIN}"\n'
         f'password = "{PASSWORD}"\nlock_file = "{tmp_path / "lock"}"\n'
+        f'[journal]\npath = "{tmp_path / "journal.sqlite"}"\n[api]\ntoken = "t0ken-t0ken"\n'
     )
+    path.chmod(0o600)
     return path
 
 

@@ -93,7 +93,7 @@ def test_password_file_must_be_private(tmp_path: Path) -> None:
     pw.write_text("s3cr3t-from-file\n")
     pw.chmod(0o644)
     text = GOOD.replace('password = "hunter2-very-secret"', f'password_file = "{pw}"')
-    with pytest.raises(config.ConfigError, match="readable by others.*chmod 0600"):
+    with pytest.raises(config.ConfigError, match="readable by group or others.*chmod 0600"):
         config.load(write(tmp_path, text))
     pw.chmod(0o600)
     cfg = config.load(write(tmp_path, text))
@@ -135,7 +135,7 @@ def test_redacted_show_hides_secrets(tmp_path: Path) -> None:
 
 def test_receipt_printer_must_exist(tmp_path: Path) -> None:
     text = GOOD + '\n[receipt]\nprinter = "front"\n'
-    with pytest.raises(config.ConfigError, match="receipt.printer 'front' is not a configured printer"):
+    with pytest.raises(config.ConfigError, match="receipt.printer: 'front' is not a configured printer"):
         config.load(write(tmp_path, text))
 
 

@@ -13,12 +13,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bridge import config
+    from bridge.commands._cards import checked_card, checked_phone
     from bridge.commands._output import print_json
     from bridge.loyalty.client import LoyaltyClient
     from bridge.loyalty.protocol import Identifier, mask_card
 
     cfg = config.load(args.config)
-    ident = Identifier(type="Phone" if args.phone else "CardNumber", value=args.card)
+    value = checked_phone(args.card) if args.phone else checked_card(args.card, cfg.barcodes)
+    ident = Identifier(type="Phone" if args.phone else "CardNumber", value=value)
     with LoyaltyClient.from_settings(cfg.processing) as client:
         response = client.balance(ident)
     if args.json:

@@ -13,7 +13,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     check = sub.add_parser("check", help="validate a config file; one line per problem")
     check.add_argument("file", nargs="?", metavar="FILE", help="file to check (default: --config)")
-    sub.add_parser("show", help="print the effective config (defaults filled in, secrets ***)")
+    show = sub.add_parser("show",
+                          help="print the effective config (defaults filled in, secrets ***)")
+    show.add_argument("file", nargs="?", metavar="FILE", help="file to show (default: --config)")
+    from bridge.commands import config_init
+
+    config_init.configure(sub)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,10 +26,20 @@ def run(args: argparse.Namespace) -> int:
 
     from bridge import config, config_access
 
+    if args.action == "init":
+        from bridge.commands import config_init
+
+        return config_init.run(args)
     path = getattr(args, "file", None) or args.config
-    cfg = config.load(path)
-    if args.action == "check":
+    if args.action == "check":  # everything `run` needs, so systemd never starts a crash
         source = config.resolve_path(path)
+        try:
+            cfg = config.load(path, service=True)
+        except config.ConfigError as exc:  # add who may write the file: all in one list
+            writable = config_access.writable_by_others(source)
+            if writable is not None and source.is_file():
+                exc.problems.append(f"{writable.text}; run: {writable.fix}")
+            raise
         findings = config_access.check(source, cfg)
         failed = [f"{f.text}; run: {f.fix}" for f in findings if f.level == "fail"]
         if failed:
@@ -33,5 +48,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {f.text}; {f.fix}", file=sys.stderr)
         print(f"{source}: OK ({len(cfg.devices)} device(s))")
     else:
+        cfg = config.load(path)
         print(config.to_toml(config.redacted(cfg)), end="")
     return 0

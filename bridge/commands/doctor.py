@@ -23,10 +23,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([c.to_json() for c in checks], ensure_ascii=False, indent=1))
     else:
-        marks = {"pass": "PASS", "warn": "WARN", "fail": "FAIL"}
+        marks = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP"}
         width = max(len(c.name) for c in checks)
         for c in checks:
             print(f"[{marks[c.verdict]}] {c.name:<{width}}  {c.detail}")
-            if c.fix and c.verdict != "pass":
+            if c.fix and c.verdict not in ("pass", "skip"):
                 print(f"       {'':<{width}}  fix: {c.fix}")
     return 1 if any(c.verdict == "fail" for c in checks) else 0

@@ -40,13 +40,35 @@ def load_cheque(path: str) -> Cheque:
         raise UsageError(f"cheque file {path} is not valid JSON: {exc}") from None
     if isinstance(data, dict) and "cheque" in data:
         data = data["cheque"]
+    if not isinstance(data, dict):
+        raise UsageError(f"cheque file {path}: expected a JSON object with number, date and"
+                         " lines (see `posbridge purchase --help`)")
+    from bridge.config import describe_error
+
     try:
-        return Cheque.model_validate(data)
+        cheque = Cheque.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'cheque'}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(str(p) for p in e['loc']) or 'cheque'}: {describe_error(e)}"
+            for e in exc.errors()
         )
         raise UsageError(f"cheque file {path}: {problems}") from None
+    lines = data.get("lines")
+    for i, line in enumerate(lines if isinstance(lines, list) else []):
+        for key in ("price", "amount", "discount"):
+            value = line.get(key) if isinstance(line, dict) else None
+            if value is not None and _places(value) > 2:
+                raise UsageError(f"cheque file {path}: lines.{i}.{key}: {value} has more than"
+                                 " 2 decimal places; money is roubles and kopecks, e.g. 89.90")
+    return cheque
+
+
+def _places(value: object) -> int:
+    try:
+        exponent = Decimal(str(value).strip()).normalize().as_tuple().exponent
+    except (InvalidOperation, ValueError):
+        return 0
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,9 +86,17 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--pay {args.pay!r} is not an amount such as 50.00") from None
         if not pay.is_finite() or pay <= 0:
             raise UsageError(f"--pay {args.pay!r} must be a positive amount")
+        if _places(args.pay) > 2:
+            raise UsageError(f"--pay {args.pay!r} has more than 2 decimal places; give roubles"
+                             " and kopecks, e.g. 50.25")
     cheque = load_cheque(args.cheque)
     cfg = config.load(args.config)
-    ident = Identifier(value=args.card) if args.card else None
+    from bridge.commands._cards import checked_card
+
+    # --card '' is a mistake, not a wish for an anonymous purchase (that is: no --card)
+    card = None if args.card is None else checked_card(args.card, cfg.barcodes, "--card")
+    args.card = card
+    ident = Identifier(value=card) if card else None
     if pay and ident is None:
         raise UsageError("--pay needs --card: bonuses are redeemed from a card")
     with LoyaltyClient.from_settings(cfg.processing) as client:

@@ -20,16 +20,19 @@ def run(args: argparse.Namespace) -> int:
     from bridge.commands import UsageError
     from bridge.service.server import Service
 
-    cfg = config.load(args.config)
+    # the same checks as `config check` (the unit's ExecStartPre): what it accepts starts
+    cfg = config.load(args.config, service=True)
     refusal = config_access.refusal(config.resolve_path(args.config), cfg)
     if refusal:
         raise UsageError(refusal)
-    token = cfg.api.secret_token()
+    try:
+        token = cfg.api.secret_token()
+    except ValueError as exc:  # changed since the check above
+        raise UsageError(f"api.token_file: {exc}") from None
     if not token:
         raise UsageError("the POS API needs a token: set api.token_file (or api.token)")
     try:
-        logs.setup("INFO" if args.log_level == "WARNING" else args.log_level,
-                   Path(args.log_file) if args.log_file else None)
+        logs.setup(args.log_level, Path(args.log_file) if args.log_file else None)
     except logs.LogFileError as exc:
         raise UsageError(str(exc)) from None
     Service(cfg, token).run()

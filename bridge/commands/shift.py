@@ -28,7 +28,10 @@ def run(args: argparse.Namespace) -> int:
     from bridge.loyalty.protocol import loads
 
     cfg = config.load(args.config)
-    token = cfg.api.secret_token()
+    try:
+        token = cfg.api.secret_token()
+    except ValueError as exc:  # the token file: missing, unreadable, open to others, empty
+        raise UsageError(f"api.token_file: {exc}") from None
     if not token:
         raise UsageError("the POS API needs a token: set api.token_file (or api.token)")
     host = cfg.api.host

@@ -24,12 +24,16 @@ def pick_printer(cfg: Config, name: str | None) -> DeviceSettings:
     from bridge.commands import UsageError
 
     printers = [d for d in cfg.devices if d.kind == "printer"]
-    wanted = name or cfg.receipt.printer or (printers[0].name if printers else None)
+    if not printers:
+        named = f"no printer named {name!r}: " if name else ""
+        raise UsageError(f'{named}no printer configured: add a [[devices]] entry with'
+                         ' kind = "printer"')
+    wanted = name or cfg.receipt.printer or printers[0].name
     for d in printers:
         if d.name == wanted:
             return d
-    known = ", ".join(d.name for d in printers) or "none configured"
-    raise UsageError(f"no printer named {wanted!r} (printers: {known})")
+    known = ", ".join(d.name for d in printers)
+    raise UsageError(f"no printer named {wanted!r}; configured printers: {known}")
 
 
 def test_page(device: DeviceSettings, columns: int, code_page: str, slot: int) -> Receipt:
@@ -50,25 +54,51 @@ def test_page(device: DeviceSettings, columns: int, code_page: str, slot: int) -
     return page.cut()
 
 
+def _address(d: DeviceSettings) -> str:
+    if d.connection == "tcp":
+        return f"tcp {d.host}:{d.tcp_port}"
+    if d.connection == "usb":
+        return f"usb {d.usb}"
+    return f"{d.connection} {d.port}"
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) < 200 else text[:197] + "..."
+
+
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from bridge import config
+    from bridge.commands import UsageError
     from bridge.service.devices import build_device
+    from drivers.device import DeviceError
     from drivers.printer.escpos_printer import ReceiptPrinter
 
     cfg = config.load(args.config)
     device = pick_printer(cfg, args.printer)
-    printer = build_device(device)
+    try:
+        printer = build_device(device)
+    except (ValueError, OSError) as exc:  # e.g. an unknown profile or code page
+        raise UsageError(f"printer {device.name}: {exc}") from None
     assert isinstance(printer, ReceiptPrinter)
     target = printer.target
     page = test_page(device, target.columns, target.code_page, target.code_page_slot)
-    printer.open()
     try:
-        printer.claim()
-        printer.enable()
-        status = printer.status()
-        printer.print_receipt(page)
-    finally:
-        printer.close()
+        printer.open()
+        try:
+            printer.claim()
+            printer.enable()
+            status = printer.status()
+            printer.print_receipt(page)
+        finally:
+            printer.close()
+    except (DeviceError, OSError) as exc:  # unplugged, refused, no such file: one line
+        print(f"posbridge test-print: printer {device.name} ({_address(device)}) is not"
+              f" reachable: {_reason(exc)}; check cable, power and the address in [[devices]]"
+              " (`posbridge devices` lists what is connected)", file=sys.stderr)
+        return 3
     reason = status.blocking_reason() if status.answered else "no status answer"
     print(f"test page sent to {device.name}: {target.columns} columns, {target.code_page}"
           f" in slot {target.code_page_slot}; printer status: {reason or 'ok'}")

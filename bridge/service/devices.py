@@ -151,7 +151,8 @@ class DeviceManager:
     def _on_event(self, event: Event) -> None:
         events = self.register.events
         if isinstance(event, StatusEvent):
-            log.info("device %s %s %s", event.device, event.power, event.detail.get("reason", ""))
+            # the event line below says it (posbridge.events): one line per change, not two
+            log.debug("device %s %s %s", event.device, event.power, event.detail.get("reason", ""))
             events.publish("device_status", device=event.device, power=event.power.value,
                            detail={k: str(v) for k, v in event.detail.items()})
         elif isinstance(event, ErrorEvent):

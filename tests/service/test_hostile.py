@@ -83,7 +83,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             f'[api]\nport = {port}\ntoken_file = "{token_file}"\n')
         cfg.chmod(0o600)
         proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, "--config", str(cfg), "run"], cwd=ROOT,
+            [sys.executable, "-c", LAUNCH, "--config", str(cfg), "--log-level", "INFO", "run"],
+            cwd=ROOT,
             stderr=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert proc.stderr is not None

@@ -29,7 +29,8 @@ def test_run_serves_then_stops_cleanly_on_sigterm(sandbox_server: SandboxServer,
         f'lock_file = "{tmp_path / "lock"}"\n[journal]\npath = "{tmp_path / "j.sqlite"}"\n'
         f'[api]\nport = {port}\ntoken_file = "{token_file}"\n'
     )
-    proc = subprocess.Popen([sys.executable, "-m", "bridge", "--config", str(cfg), "run"],
+    proc = subprocess.Popen([sys.executable, "-m", "bridge", "--config", str(cfg),
+                             "--log-level", "INFO", "run"],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.stderr is not None

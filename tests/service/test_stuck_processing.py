@@ -219,7 +219,8 @@ def _config(tmp_path: Path, url: str, port: int) -> Path:
 
 
 def _start(cfg: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "bridge", "--config", str(cfg), "run"],
+    proc = subprocess.Popen([sys.executable, "-m", "bridge", "--config", str(cfg),
+                             "--log-level", "INFO", "run"],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.stderr is not None
