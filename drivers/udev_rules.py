@@ -7,6 +7,11 @@ that gives its node to the `posbridge` group with mode 0660 and a stable name,
 hidden from the desktop (libinput, X) so scans never type into a focused window, even
 before posbridge has grabbed the device.
 
+Rules are written from what identifies a device (its VID:PID[:serial], a by-id or
+by-path link, a kernel name), never from /dev/posbridge/NAME: that link is what the rules
+create, so a config naming a device by it still gets its rule when it also says `usb`
+(or, through the config's `by_id`, the device's own path).
+
 Values are matched by udev as glob patterns, so a name or serial holding `*`, `?` or `[`
 would silently match more devices: such values are refused, as are quotes.
 """
@@ -24,6 +29,7 @@ _SAFE_VALUE = re.compile(r"^[A-Za-z0-9._+:@-]+$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 _KERNEL_NAME = re.compile(r"^/dev/(tty[A-Za-z]+[0-9]+|input/event[0-9]+)$")
 _BY_LINK = re.compile(r"^/dev/((serial|input)/by-(id|path)/[^\s\"*?\[\]]+)$")
+STABLE_DIR = "/dev/posbridge/"
 
 
 class RuleError(ValueError):
@@ -65,6 +71,30 @@ def _node_match(spec: DeviceSpec, path: str) -> str:
     )
 
 
+def is_stable_name(path: str | None) -> bool:
+    """True for /dev/posbridge/...: a link these rules create, so it cannot identify a device."""
+    return path is not None and path.startswith(STABLE_DIR)
+
+
+def _identity(spec: DeviceSpec, path: str | None) -> str | None:
+    """The path to match on, or None to match by `usb`; refuses a stable name alone."""
+    if not is_stable_name(path):
+        return path
+    assert path is not None
+    if path != STABLE_DIR + spec.name:
+        raise RuleError(
+            f"device {spec.name!r}: {path!r} is not the name these rules create for it "
+            f"({STABLE_DIR}{spec.name}); use that, or the device's own path"
+        )
+    if spec.usb is None:
+        raise RuleError(
+            f"device {spec.name!r}: {path!r} is the link these rules create, not the device; "
+            'say what identifies it: usb = "VID:PID[:serial]" or by_id = '
+            '"/dev/serial/by-id/..." (`posbridge devices` shows both)'
+        )
+    return None
+
+
 def rules_for_device(spec: DeviceSpec) -> list[str]:
     """Rule lines (with a comment first) for one configured device."""
     if not _SAFE_NAME.match(spec.name):
@@ -86,13 +116,15 @@ def rules_for_device(spec: DeviceSpec) -> list[str]:
     elif spec.kind is DeviceKind.SERIAL:
         if spec.port is not None and "://" in spec.port:
             return [*lines, f"# {spec.name}: network port {spec.port}, no device node"]
-        match = _node_match(spec, spec.port) if spec.port else _usb_match(spec, "ATTRS")
+        port = _identity(spec, spec.port)
+        match = _node_match(spec, port) if port else _usb_match(spec, "ATTRS")
         lines.append(f'SUBSYSTEM=="tty", {match}, ' + _permissions(spec))
     else:
         # by VID:PID, only the keyboard node: a scanner may have more (consumer keys)
+        input_path = _identity(spec, spec.input_path)
         match = (
-            _node_match(spec, spec.input_path)
-            if spec.input_path
+            _node_match(spec, input_path)
+            if input_path
             else _usb_match(spec, "ATTRS") + ', ENV{ID_INPUT_KEYBOARD}=="1"'
         )
         # Hide the wedge from the desktop: libinput ignores it, and without ID_INPUT_KEY*
@@ -106,7 +138,7 @@ def rules_for_device(spec: DeviceSpec) -> list[str]:
 
 
 def generate_rules(specs: Iterable[DeviceSpec]) -> str:
-    """A complete rules file, e.g. for /etc/udev/rules.d/99-posbridge-local.rules."""
+    """A complete rules file, e.g. for /etc/udev/rules.d/99-posbridge.rules."""
     specs = list(specs)
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
