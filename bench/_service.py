@@ -16,14 +16,18 @@ TOKEN = "bench-token-0123456789"
 
 
 @contextmanager
-def service_process(sandbox_url: str, cpus: set[int] | None = None) -> Iterator[tuple[str, int]]:
-    """Yields (base URL, pid)."""
+def service_process(sandbox_url: str, cpus: set[int] | None = None, *, where: Path | None = None,
+                    processing: str = "", journal: str = "") -> Iterator[tuple[str, int]]:
+    """Yields (base URL, pid).  `processing` and `journal` are extra TOML lines for those
+    sections; `where` keeps the service's files (a tmpfs, say) instead of a temp dir."""
     port = free_port()
-    with tempfile.TemporaryDirectory(prefix="posbridge-svc-") as tmp:
-        cfg = Path(tmp) / "posbridge.toml"
+    with tempfile.TemporaryDirectory(prefix="posbridge-svc-") as scratch:
+        tmp = where or Path(scratch)
+        cfg = tmp / "posbridge.toml"
         cfg.write_text(
             f'[processing]\nurl = "{sandbox_url}"\nlogin = "register-1"\npassword = "secret-1"\n'
-            f'lock_file = "{tmp}/lock"\n[journal]\npath = "{tmp}/journal.sqlite"\n'
+            f'lock_file = "{tmp}/lock"\n{processing}'
+            f'[journal]\npath = "{tmp}/journal.sqlite"\n{journal}'
             f'[api]\nport = {port}\ntoken = "{TOKEN}"\n'
         )
         env = {**os.environ, "PYTHONPATH": str(ROOT)}

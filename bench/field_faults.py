@@ -19,13 +19,9 @@ front passes again and the service replays its journal by itself.  Measured:
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from bench._sandbox import ROOT, free_port, sandbox_process, wait_listening
+from bench._sandbox import sandbox_process
+from bench._service import TOKEN, service_process
 from bridge.loyalty.protocol import loads
 from tests.fault_proxy import FaultProxy
 
-TOKEN = "bench-token-0123456789"
 CARD = "2775000000012"
 GOODS = [("1001", "89.90"), ("2001", "45.50"), ("3001", "310.00"), ("5001", "150.00")]
 PHASES: list[tuple[str, str, dict[str, Any]]] = [  # label, proxy fault, options
@@ -63,29 +59,10 @@ class Phase:
     drain_s: float = 0.0
 
 
-@contextmanager
-def service(processing_url: str, deadline: float) -> Iterator[tuple[str, int]]:
+def service(processing_url: str, deadline: float) -> AbstractContextManager[tuple[str, int]]:
     """`posbridge run` in its own process: (base URL, pid)."""
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="posbridge-faults-") as tmp:
-        cfg = Path(tmp) / "posbridge.toml"
-        cfg.write_text(
-            f'[processing]\nurl = "{processing_url}"\nlogin = "register-1"\n'
-            f'password = "secret-1"\nlock_file = "{tmp}/lock"\nread_timeout = 5.0\n'
-            f'deadline = {deadline}\n'
-            f'[journal]\npath = "{tmp}/journal.sqlite"\nprobe_min_seconds = 0.2\n'
-            f'probe_max_seconds = 1.0\n[api]\nport = {port}\ntoken = "{TOKEN}"\n'
-        )
-        proc = subprocess.Popen([sys.executable, "-m", "bridge", "--config", str(cfg),
-                                 "--log-level", "ERROR", "run"],
-                                env={**os.environ, "PYTHONPATH": str(ROOT)},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_listening(proc, port, "service")
-            yield f"http://127.0.0.1:{port}", proc.pid
-        finally:
-            proc.terminate()
-            proc.wait(20)
+    return service_process(processing_url, processing=f"read_timeout = 5.0\ndeadline = {deadline}\n",
+                           journal="probe_min_seconds = 0.2\nprobe_max_seconds = 1.0\n")
 
 
 def peak_rss_kb(pid: int) -> int:

@@ -37,10 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from bench._sandbox import ROOT, free_port, sandbox_process, wait_listening
+from bench._sandbox import ROOT, free_port, sandbox_process
+from bench._service import TOKEN, service_process
 from bridge.loyalty.protocol import loads
 
-TOKEN = "bench-token-0123456789"
 CARDS = ["2775000000012", "2775000000050", "2775000000067", None]
 GOODS = [("1001", "89.90"), ("1002", "74.50"), ("2001", "55.00"), ("5001", "150.00")]
 PAYING = ("2775000000012", "2775000000050")
@@ -96,28 +96,13 @@ class Till:
 
 @contextmanager
 def service(processing_url: str, where: Path) -> Iterator[tuple[Till, int]]:
-    port = free_port()
-    cfg = where / "posbridge.toml"
-    cfg.write_text(
-        f'[processing]\nurl = "{processing_url}"\nlogin = "register-1"\npassword = "secret-1"\n'
-        f'lock_file = "{where}/lock"\n[journal]\npath = "{where}/journal.sqlite"\n'
-        f'probe_min_seconds = 0.2\nprobe_max_seconds = 1.0\n'
-        f'[api]\nport = {port}\ntoken = "{TOKEN}"\n'
-    )
-    proc = subprocess.Popen([sys.executable, "-m", "bridge", "--config", str(cfg),
-                             "--log-level", "ERROR", "run"],
-                            env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    till = None
-    try:
-        wait_listening(proc, port, "service")
-        till = Till(f"http://127.0.0.1:{port}")
-        yield till, proc.pid
-    finally:
-        if till is not None:
+    with service_process(processing_url, where=where,
+                         journal="probe_min_seconds = 0.2\nprobe_max_seconds = 1.0\n") as (url, pid):
+        till = Till(url)
+        try:
+            yield till, pid
+        finally:
             till.api.close()
-        proc.terminate()
-        proc.wait(20)
 
 
 def cli(where: Path, *args: str) -> str:
