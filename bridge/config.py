@@ -192,7 +192,8 @@ class ProcessingSettings(Section):
     def secret_password(self) -> str:
         if self.password is not None:
             return self.password.get_secret_value()
-        assert self.password_file is not None
+        if self.password_file is None:  # the model refuses this; -O must not let it through
+            raise ValueError("set processing.password or processing.password_file")
         return _read_secret_file(self.password_file, "password_file")
 
 

@@ -127,7 +127,9 @@ def _device_answers(d: DeviceSettings) -> Check | None:
             printer = build_device(d)
         except (ValueError, OSError) as exc:
             return Check(f"{name} answers", "fail", str(exc), "fix this [[devices]] entry")
-        assert isinstance(printer, ReceiptPrinter)
+        if not isinstance(printer, ReceiptPrinter):
+            return Check(f"{name} answers", "fail", "not a receipt printer",
+                         'set kind = "printer" only for receipt printers')
         try:
             printer.transport.open()  # as `devices` and `test-print` do: absent is a fail
         except (DeviceError, OSError) as exc:

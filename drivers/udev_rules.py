@@ -52,7 +52,8 @@ def _permissions(spec: DeviceSpec, suffix: str = "") -> str:
 def _usb_match(spec: DeviceSpec, attr: str) -> str:
     """ATTR (the device itself) or ATTRS (it or a parent) for VID:PID[:serial]."""
     usb = spec.usb_id
-    assert usb is not None
+    if usb is None:
+        raise RuleError(f"device {spec.name!r}: no usb VID:PID to match on")
     parts = [f'{attr}{{idVendor}}=="{usb.vid:04x}"', f'{attr}{{idProduct}}=="{usb.pid:04x}"']
     if usb.serial:
         parts.append(f'{attr}{{serial}}=="{_value(spec, "USB serial", usb.serial)}"')
@@ -78,9 +79,8 @@ def is_stable_name(path: str | None) -> bool:
 
 def _identity(spec: DeviceSpec, path: str | None) -> str | None:
     """The path to match on, or None to match by `usb`; refuses a stable name alone."""
-    if not is_stable_name(path):
+    if path is None or not is_stable_name(path):
         return path
-    assert path is not None
     if path != STABLE_DIR + spec.name:
         raise RuleError(
             f"device {spec.name!r}: {path!r} is not the name these rules create for it "

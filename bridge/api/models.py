@@ -63,7 +63,8 @@ class LineIn(ApiModel):
         return self
 
     def line_amount(self) -> Decimal:
-        assert self.amount is not None  # filled in by the validator
+        if self.amount is None:  # filled in by the validator; -O must not turn this into None
+            raise ValueError("line amount missing after validation")
         return self.amount
 
 

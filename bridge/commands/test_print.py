@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         printer = build_device(device)
     except (ValueError, OSError) as exc:  # e.g. an unknown profile or code page
         raise UsageError(f"printer {device.name}: {exc}") from None
-    assert isinstance(printer, ReceiptPrinter)
+    if not isinstance(printer, ReceiptPrinter):
+        raise UsageError(f"{device.name} is not a receipt printer (kind = \"printer\")")
     target = printer.target
     page = test_page(device, target.columns, target.code_page, target.code_page_slot)
     try:

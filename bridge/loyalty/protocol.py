@@ -609,8 +609,7 @@ class ProcessingResponse(ResponseModel):
         return self.code == ErrorCode.OK
 
     def _check_acted_on(self, data: dict[str, Any], info: ValidationInfo) -> None:
-        assert info.context is not None
-        if not self.ok:
+        if info.context is None or not self.ok:
             return
         for path in ACTED_ON.get(str(info.context.get("operation")), ()):
             value: Any = self

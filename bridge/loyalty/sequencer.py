@@ -39,7 +39,8 @@ class RegisterLock:
 
     def _open(self) -> int:
         if self._fd is None:
-            assert self.path is not None
+            if self.path is None:
+                raise LockFileError("no register lock file is configured")
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o660)

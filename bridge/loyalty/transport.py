@@ -175,8 +175,7 @@ class _Backend(httpcore.NetworkBackend):
                                                         local_address, socket_options))
             except httpcore.ConnectError as exc:  # the next address, as create_connection does
                 failure = exc
-        assert failure is not None  # _resolve gives at least one address or raises
-        raise failure
+        raise failure or httpcore.ConnectError(f"{host}: no address to connect to")
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
                             socket_options: Iterable[Any] | None = None
@@ -210,7 +209,8 @@ class DeadlineTransport(httpx.BaseTransport):
         return self._clock.deadline
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        assert isinstance(request.stream, httpx.SyncByteStream)
+        if not isinstance(request.stream, httpx.SyncByteStream):
+            raise TypeError("DeadlineTransport sends synchronous requests only")
         if self._aborted:
             raise Aborted("not sent: the service is stopping")
         self._clock.at = time.monotonic() + self._clock.deadline
@@ -227,7 +227,8 @@ class DeadlineTransport(httpx.BaseTransport):
             answer = self._pool.handle_request(core)
         except Exception as exc:
             raise self._mapped(exc) from exc
-        assert isinstance(answer.stream, Iterable)
+        if not isinstance(answer.stream, Iterable):  # httpcore's sync pool gives one
+            raise TypeError("httpcore gave an asynchronous answer stream to a sync transport")
         return httpx.Response(status_code=answer.status, headers=answer.headers,
                               stream=_Body(answer.stream, self), extensions=answer.extensions)
 

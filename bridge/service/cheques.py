@@ -445,7 +445,8 @@ class ChequeBook:
         self.save(cheque)
 
     def _anonymous_calculate(self, cheque: RegisterCheque) -> ProcessingResponse:
-        assert cheque.purchase is not None
+        if cheque.purchase is None:  # _blocked has just set an anonymous one
+            raise ChequeError("internal_error", "no anonymous purchase for a blocked card", 500)
         return cheque.purchase.calculate()
 
     def pay(self, cheque: RegisterCheque, amount: Decimal) -> RegisterCheque:
