@@ -6,6 +6,12 @@
 Loopback-only admin views: GET /sandbox/status, /sandbox/ledger/{card},
 /sandbox/purchases/{purchaseId}; POST /sandbox/reset-counters.
 
+One module per concern, so a question has one place to look: `server` (HTTP, Basic auth
+header, overlaps), `auth` (register credentials), `operations` (the nine steps, stored for
+replay), `pricing` and `rules` (money), `ledger` (cards, purchases, bonus entries), `goods`
+(catalogue upload), `admin` (read-only views), `answers` (refusals and error bodies),
+`processing` (puts them together), `store` and `stats`.
+
 From `bridge` only `bridge.loyalty.protocol` is imported: client and server validate
 against the same wire models.
 """

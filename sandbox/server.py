@@ -34,7 +34,8 @@ from bridge.loyalty.protocol import (
     loads,
     match_path,
 )
-from sandbox.processing import Outcome, Processing, describe, error_body
+from sandbox.answers import Outcome, bad_request, describe, error_body
+from sandbox.processing import Processing
 from sandbox.stats import InFlight, Stats
 from sandbox.store import Store
 
@@ -209,7 +210,7 @@ class _Handler(BaseHTTPRequestHandler):
         sandbox = self.sandbox
         sandbox.stats.request(operation)
         creds = self._credentials()
-        status = None if creds is None else sandbox.processing.register_status(*creds)
+        status = None if creds is None else sandbox.processing.registers.status(*creds)
         if creds is None or status is None:
             sandbox.stats.answered(401, ErrorCode.SYSTEM_ERROR.value)
             why = "no Basic credentials" if creds is None else "unknown login or wrong password"
@@ -254,14 +255,15 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             request = REQUEST_MODELS[op].model_validate(data)
         except ValidationError as exc:
-            return Outcome(400, ErrorCode.SYSTEM_ERROR.value, error_body(describe(exc)))
-        return self.sandbox.processing.execute(register, op, purchase_id, operation_id, request)
+            return bad_request(describe(exc))
+        operations = self.sandbox.processing.operations
+        return operations.execute(register, op, purchase_id, operation_id, request)
 
     def _goods_import(self, body: bytes) -> Outcome:
         data = _parse(body)
         if isinstance(data, Outcome):
             return data
-        return self.sandbox.processing.import_goods(data)
+        return self.sandbox.processing.catalogue.import_goods(data)
 
     # ------------------------------------------------------------------ admin
 
@@ -300,11 +302,11 @@ def _parse(body: bytes) -> Any:
     try:
         data = loads(body.decode("utf-8"))  # the contract says UTF-8: no encoding sniffing
     except UnicodeDecodeError as exc:
-        return Outcome(400, "SystemError", error_body(f"body is not UTF-8: {exc.reason}"))
+        return bad_request(f"body is not UTF-8: {exc.reason}")
     except (ValueError, RecursionError) as exc:
-        return Outcome(400, "SystemError", error_body(f"body is not valid JSON: {exc}"))
+        return bad_request(f"body is not valid JSON: {exc}")
     if not isinstance(data, dict):
-        return Outcome(400, "SystemError", error_body("body must be a JSON object"))
+        return bad_request("body must be a JSON object")
     return data
 
 
@@ -445,10 +447,10 @@ class SandboxServer:
         self.stats.reset()
 
     def ledger(self, card: str) -> dict[str, Any] | None:
-        return self.processing.ledger(card)
+        return self.processing.views.ledger(card)
 
     def purchase(self, purchase_id: str) -> dict[str, Any] | None:
-        return self.processing.purchase_view(purchase_id)
+        return self.processing.views.purchase(purchase_id)
 
     def inventory(self) -> dict[str, Any]:
-        return self.processing.inventory()
+        return self.processing.views.inventory()
