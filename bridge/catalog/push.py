@@ -9,10 +9,12 @@ stays pending, so the next run tries it again.
 
 from __future__ import annotations
 
+import enum
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from bridge.catalog.source import RawRow
 from bridge.catalog.state import FULL_IN_PROGRESS, CatalogState
@@ -34,8 +36,34 @@ CREATE TEMP TABLE pending (
     row INTEGER NOT NULL, barcode TEXT, name TEXT NOT NULL, grp TEXT, price TEXT
 );
 """
-# seq, goods_id, hash, kind, row, barcode, name, grp, price
-PendingRow = tuple[int, str, bytes, str, int, str | None, str, str | None, str | None]
+
+
+class ChangeKind(enum.StrEnum):
+    """Why an item is sent; the staging SQL writes these strings, the JSON shows them."""
+
+    NEW = "new"
+    CHANGED = "changed"
+    SAME = "same"  # at processing as it is: sent only by a full push
+
+
+class PendingRow(NamedTuple):
+    """One row of the `pending` table, in its column order (SELECT lists them so)."""
+
+    seq: int
+    goods_id: str
+    hash: bytes
+    kind: str
+    row: int
+    barcode: str | None
+    name: str
+    grp: str | None
+    price: str | None
+
+    def item(self) -> GoodsItem:
+        price = None if self.price is None else Decimal(self.price)
+        return Item(self.goods_id, self.barcode, self.name, self.grp, price).wire()
+
+
 _PLAN_SELECT = (
     "INSERT INTO pending (goods_id, hash, kind, row, barcode, name, grp, price)"
     " SELECT i.goods_id, i.hash,"
@@ -68,7 +96,7 @@ class Plan:
 
 @dataclass(frozen=True)
 class PendingItem:
-    kind: str  # new, changed, same (full push only)
+    kind: ChangeKind
     row: int
     item: GoodsItem
 
@@ -123,18 +151,15 @@ class Catalogue:
 
     def load(self, rows: Iterable[RawRow], on_error: Callable[[RowError], None]) -> None:
         """Validate and stage every row; each problem goes to `on_error` as it is found."""
-        conn = self.conn
-        conn.execute("BEGIN")
-        try:
-            for n, raw in enumerate(rows, start=1):
-                self._stage(raw, on_error)
-                if n % _BATCH == 0:
-                    conn.execute("COMMIT")
-                    conn.execute("BEGIN")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        remaining = iter(rows)
+        while True:
+            with self.state.transaction(immediate=False):  # staging: temporary tables only
+                staged = 0
+                for raw in itertools.islice(remaining, _BATCH):
+                    self._stage(raw, on_error)
+                    staged += 1
+            if staged < _BATCH:
+                return
 
     def _stage(self, raw: RawRow, on_error: Callable[[RowError], None]) -> None:
         item, errors = validate(raw)
@@ -197,17 +222,13 @@ class Catalogue:
             and self._deleted_count() == 0
         )
         send_all = (full and not resuming_full) or ignore_pushed
-        conn = self.conn
-        conn.execute("BEGIN")
-        try:
+        with self.state.transaction(immediate=False) as conn:  # reads main, writes temp only
             conn.execute("DELETE FROM pending")
             conn.execute(_PLAN_ALL if send_all else _PLAN_DIFF, (1 if ignore_pushed else 0,))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        kinds = dict(conn.execute("SELECT kind, count(*) FROM pending GROUP BY kind").fetchall())
-        new, changed = int(kinds.get("new", 0)), int(kinds.get("changed", 0))
+        kinds = dict(
+            self.conn.execute("SELECT kind, count(*) FROM pending GROUP BY kind").fetchall()
+        )
+        new, changed = int(kinds.get(ChangeKind.NEW, 0)), int(kinds.get(ChangeKind.CHANGED, 0))
         deleted = 0 if ignore_pushed else self._deleted_count()
         self._plan = Plan(
             valid=self.valid,
@@ -216,7 +237,7 @@ class Catalogue:
             changed=changed,
             unchanged=self.valid - new - changed,
             deleted=deleted,
-            to_send=new + changed + int(kinds.get("same", 0)),
+            to_send=new + changed + int(kinds.get(ChangeKind.SAME, 0)),
             replace=full and not resuming_full,
             resuming_full=resuming_full,
         )
@@ -245,15 +266,16 @@ class Catalogue:
             if not rows:
                 return
             for row in rows:
-                yield PendingItem(row[3], row[4], _item(row))
-            last = rows[-1][0]
+                yield PendingItem(ChangeKind(row.kind), row.row, row.item())
+            last = rows[-1].seq
 
     def _chunk(self, after: int) -> list[PendingRow]:
-        return self.conn.execute(
+        rows = self.conn.execute(
             "SELECT seq, goods_id, hash, kind, row, barcode, name, grp, price FROM pending"
             " WHERE seq > ? ORDER BY seq LIMIT ?",
             (after, GOODS_IMPORT_CHUNK),
         ).fetchall()
+        return list(map(PendingRow._make, rows))
 
     # ------------------------------------------------------------------ upload
 
@@ -276,7 +298,7 @@ class Catalogue:
             rows = self._chunk(last)
             if not rows:
                 break
-            goods = [_item(r) for r in rows]
+            goods = [r.item() for r in rows]
             try:
                 response = client.import_goods(goods, replace=replace)
             except LoyaltyError as exc:
@@ -289,7 +311,7 @@ class Catalogue:
             self._settle(rows, response.accepted, response.rejected, replace, report)
             replace = False
             report.chunks_done += 1
-            last = rows[-1][0]
+            last = rows[-1].seq
             progress(len(rows))
         if report.complete:
             self.state.push_completed(plan.replace or plan.resuming_full)
@@ -307,7 +329,7 @@ class Catalogue:
         replace: bool,
         report: UploadReport,
     ) -> None:
-        by_id = {r[1]: r for r in rows}
+        by_id = {r.goods_id: r for r in rows}
         errors: dict[str, str] = {}
         unattributed: list[str] = []
         for rej in rejected:
@@ -318,17 +340,19 @@ class Catalogue:
             else:
                 unattributed.append(f"{gid!r}: {text}" if gid is not None else text)
         consistent = not unattributed and accepted_count == len(rows) - len(errors)
-        accepted = [(r[1], r[2]) for r in rows if r[1] not in errors] if consistent else []
+        accepted = (
+            [(r.goods_id, r.hash) for r in rows if r.goods_id not in errors] if consistent else []
+        )
         self.state.record_chunk(
             accepted,
-            [(gid, by_id[gid][2], err) for gid, err in errors.items()],
+            [(gid, by_id[gid].hash, err) for gid, err in errors.items()],
             replaced=replace,
         )
         report.accepted += len(accepted)
         report.rejected += len(errors)
         for gid, err in errors.items():
             if len(report.rejections) < REJECTIONS_KEPT:
-                report.rejections.append(ItemRejection(gid, by_id[gid][4], err))
+                report.rejections.append(ItemRejection(gid, by_id[gid].row, err))
         if not consistent:
             report.unconfirmed += len(rows) - len(errors)
             for text in unattributed[:REJECTIONS_KEPT]:
@@ -343,7 +367,3 @@ class Catalogue:
                     )
                 )
 
-
-def _item(row: PendingRow) -> GoodsItem:
-    _, goods_id, _, _, _, barcode, name, grp, price = row
-    return Item(goods_id, barcode, name, grp, None if price is None else Decimal(price)).wire()

@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 from urllib.parse import quote
 
 from bridge.loyalty.protocol import local_now
+from bridge.sqlite_transaction import transaction
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -139,8 +141,10 @@ class CatalogState:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def transaction(self) -> _Transaction:
-        return _Transaction(self.conn)
+    def transaction(self, *, immediate: bool = True) -> AbstractContextManager[sqlite3.Connection]:
+        """See `bridge.sqlite_transaction`; staging on temporary tables passes
+        `immediate=False` (a dry run or status must not wait for a push's write lock)."""
+        return transaction(self.conn, immediate=immediate)
 
     # ------------------------------------------------------------------ meta
 
@@ -237,23 +241,6 @@ class CatalogState:
 
     def rejected_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM rejected").fetchone()[0])
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (KeyboardInterrupt too)."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.conn.execute("COMMIT")
-        else:
-            self.conn.execute("ROLLBACK")
 
 
 def _now() -> str:

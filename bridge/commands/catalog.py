@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from bridge.catalog import STATE_NAME
 
 if TYPE_CHECKING:
-    from bridge.catalog.push import Catalogue, Plan, UploadReport
-    from bridge.catalog.state import CatalogState
-    from bridge.catalog.validate import RowError
+    from bridge.catalog.policy import PushEvents
+    from bridge.catalog.push import Plan
+    from bridge.catalog.report import PushReport, StatusReport
     from bridge.config import Config
 
-STATE_NAME = "catalog-state.sqlite"
-ERRORS_SHOWN = 100
-IDS_SHOWN = 20
+ERRORS_SHOWN = 100  # row problems printed; after that only counted
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -79,95 +80,78 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # the policy pulls in SQLite, httpx and the protocol models: only when the command runs
     import sqlite3
 
+    from bridge.catalog.policy import CatalogError
+    from bridge.catalog.source import SourceError
+    from bridge.catalog.state import StateError
     from bridge.commands import UsageError
 
     try:
         if args.action == "status":
             return _status(args)
         return _push(args)
+    except (CatalogError, SourceError, StateError) as exc:
+        raise UsageError(str(exc)) from None
     except sqlite3.Error as exc:  # the state file or the temporary staging area
         raise UsageError(f"catalogue state: {exc} (state file: see --state)") from None
 
 
-# ---------------------------------------------------------------------- helpers
-
-
-def _target(cfg: Config) -> str:
-    return f"{cfg.processing.url} login {cfg.processing.login}"
-
-
 def _state_path(args: argparse.Namespace, cfg: Config | None) -> Path:
+    from bridge.catalog.policy import default_state_path
+
     if args.state:
         return Path(args.state)
-    assert cfg is not None
-    return cfg.journal.path.parent / STATE_NAME
+    if cfg is None:  # the callers load the config whenever --state is not given
+        raise ValueError("no --state and no config to place the state file by")
+    return default_state_path(cfg.journal.path)
 
 
-class _Errors:
-    """Row errors go to stderr as found; after ERRORS_SHOWN only the count grows."""
+def _events(args: argparse.Namespace) -> PushEvents:
+    """Row errors, notes and progress on stderr, as they happen."""
+    from bridge.catalog.policy import PushEvents
+    from bridge.catalog.progress import Progress
+    from bridge.catalog.validate import RowError
 
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-        self.count = 0
+    class Stderr(PushEvents):
+        def __init__(self) -> None:
+            self.shown = 0
+            self.progress: Progress | None = None
 
-    def __call__(self, err: RowError) -> None:
-        self.count += 1
-        if self.count <= ERRORS_SHOWN:
-            self.stream.write(f"{err}\n")
+        def other_processing(self, state_path: Path) -> None:
+            print(
+                f"note: {state_path} recorded pushes to another processing;"
+                " every item is treated as new",
+                file=sys.stderr,
+            )
 
-    def close(self) -> None:
-        if self.count > ERRORS_SHOWN:
-            self.stream.write(f"... and {self.count - ERRORS_SHOWN} more problems\n")
-        self.stream.flush()
+        def row_error(self, error: RowError) -> None:
+            self.shown += 1
+            if self.shown <= ERRORS_SHOWN:
+                sys.stderr.write(f"{error}\n")
 
+        def rows_checked(self, problems: int) -> None:
+            if problems > ERRORS_SHOWN:
+                sys.stderr.write(f"... and {problems - ERRORS_SHOWN} more problems\n")
+            sys.stderr.flush()
 
-def _load(state: CatalogState, args: argparse.Namespace) -> tuple[Catalogue, _Errors]:
-    from bridge.catalog.push import Catalogue
-    from bridge.catalog.source import SourceError, read_rows
-    from bridge.commands import UsageError
+        def invalid_rows_removed(self, invalid: int) -> None:
+            print(
+                f"warning: --full with --skip-invalid: the {invalid} invalid row(s)"
+                " are removed from processing's catalogue if they were there",
+                file=sys.stderr,
+            )
 
-    catalogue = Catalogue(state)
-    errors = _Errors(sys.stderr)
-    try:
-        catalogue.load(read_rows(args.file, args.format), errors)
-    except SourceError as exc:
-        raise UsageError(str(exc)) from None
-    finally:
-        errors.close()
-    return catalogue, errors
+        def upload_started(self, total: int) -> Callable[[int], None]:
+            self.progress = Progress(total, sys.stderr, getattr(args, "progress", "auto"))
+            return self.progress
 
+        def upload_ended(self) -> None:
+            if self.progress is not None:
+                self.progress.finish()
 
-def _open_state(path: Path, readonly: bool) -> CatalogState:
-    from bridge.catalog.state import CatalogState, StateError
-    from bridge.commands import UsageError
-
-    try:
-        return CatalogState.open_readonly(path) if readonly else CatalogState.open(path)
-    except StateError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def _lock(path: Path) -> IO[bytes]:
-    """One push per state file at a time; held until the process ends."""
-    import fcntl
-    import os
-
-    from bridge.commands import UsageError
-
-    lock_path = path.with_name(path.name + ".lock")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-        handle = os.fdopen(os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600), "rb+")
-    except OSError as exc:
-        raise UsageError(f"cannot create lock {lock_path}: {exc.strerror}") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise UsageError(f"another catalog push is running (lock {lock_path})") from None
-    return handle
+    return Stderr()
 
 
 # ---------------------------------------------------------------------- push
@@ -175,99 +159,44 @@ def _lock(path: Path) -> IO[bytes]:
 
 def _push(args: argparse.Namespace) -> int:
     from bridge import config
-    from bridge.cli import EXIT_OK, EXIT_REFUSED, EXIT_USAGE
-    from bridge.commands import UsageError
+    from bridge.catalog import policy
+    from bridge.catalog.report import PushOutcome
+    from bridge.cli import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
+    from bridge.commands._output import print_json
 
     cfg: Config | None = None
     if not (args.dry_run and args.state):
         cfg = config.load(args.config)
-    state_path = _state_path(args, cfg)
-    lock = None if args.dry_run else _lock(state_path)
-    try:
-        with _open_state(state_path, readonly=args.dry_run) as state:
-            # the record is about another processing: it says nothing about this one (it is
-            # dropped only when this push starts sending, not by a run that stops earlier)
-            ignore_pushed = cfg is not None and not state.target_matches(_target(cfg))
-            if ignore_pushed:
-                print(
-                    f"note: {state_path} recorded pushes to another processing;"
-                    " every item is treated as new",
-                    file=sys.stderr,
-                )
-            catalogue, errors = _load(state, args)
-            if catalogue.invalid and not args.skip_invalid:
-                print(
-                    f"{args.file}: {catalogue.invalid} invalid row(s) ({errors.count} problem(s));"
-                    " nothing was sent.  Fix them, or use --skip-invalid to push the valid rows.",
-                    file=sys.stderr,
-                )
-                return EXIT_USAGE
-            if args.full and catalogue.valid == 0:
-                raise UsageError(
-                    f"{args.file} has no valid items; --full would empty processing's catalogue"
-                )
-            plan = catalogue.plan(full=args.full, ignore_pushed=ignore_pushed)
-            if plan.replace and catalogue.invalid:
-                print(
-                    f"warning: --full with --skip-invalid: the {catalogue.invalid} invalid row(s)"
-                    " are removed from processing's catalogue if they were there",
-                    file=sys.stderr,
-                )
-            deleted = [] if ignore_pushed else catalogue.deleted_ids(IDS_SHOWN)
-            if args.dry_run:
-                _show_dry_run(args, catalogue, plan, deleted)
-                return EXIT_REFUSED if catalogue.invalid else EXIT_OK
-            assert cfg is not None
-            state.adopt_target(_target(cfg))
-            report = _upload(args, cfg, catalogue, plan)
-            _show_push(args, plan, deleted, report)
-            return _push_exit(report, catalogue.invalid)
-    finally:
-        if lock is not None:
-            lock.close()
-
-
-def _upload(
-    args: argparse.Namespace, cfg: Config, catalogue: Catalogue, plan: Plan
-) -> UploadReport:
-    from bridge.catalog.progress import Progress
-    from bridge.loyalty.client import LoyaltyClient
-
-    progress = Progress(plan.to_send, sys.stderr, args.progress)
-    with LoyaltyClient.from_settings(cfg.processing) as client:
-        try:
-            return catalogue.upload(client, progress)
-        finally:
-            progress.finish()
-
-
-def _push_exit(report: UploadReport, invalid: int) -> int:
-    from bridge.cli import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
-    from bridge.loyalty import errors
-
-    if report.error is not None:
-        if isinstance(report.error, errors.AuthenticationFailed):
+    options = policy.PushOptions(
+        file=args.file,
+        format=args.format,
+        full=args.full,
+        dry_run=args.dry_run,
+        skip_invalid=args.skip_invalid,
+    )
+    processing = None if cfg is None else cfg.processing
+    with policy.push(options, _state_path(args, cfg), processing, _events(args)) as report:
+        outcome = report.outcome
+        if outcome is PushOutcome.INVALID_ROWS:
+            print(
+                f"{report.file}: {report.invalid} invalid row(s) ({report.problems} problem(s));"
+                " nothing was sent.  Fix them, or use --skip-invalid to push the valid rows.",
+                file=sys.stderr,
+            )
             return EXIT_USAGE
-        return EXIT_UNREACHABLE
-    if report.refused or report.rejected or report.unconfirmed or invalid:
-        return EXIT_REFUSED
-    return EXIT_OK
-
-
-def _plan_data(plan: Plan, deleted: list[str]) -> dict[str, Any]:
+        if args.json:
+            print_json(report.to_json())
+        elif report.dry_run:
+            _show_dry_run(report)
+        else:
+            _show_push(report)
+        _show_failure(report)
     return {
-        "valid": plan.valid,
-        "invalid": plan.invalid,
-        "new": plan.new,
-        "changed": plan.changed,
-        "unchanged": plan.unchanged,
-        "deleted": plan.deleted,
-        "deletedIds": deleted,
-        "toSend": plan.to_send,
-        "chunks": plan.chunks,
-        "replace": plan.replace,
-        "resumingFull": plan.resuming_full,
-    }
+        PushOutcome.DONE: EXIT_OK,
+        PushOutcome.PARTIAL: EXIT_REFUSED,
+        PushOutcome.LOGIN_FAILED: EXIT_USAGE,
+        PushOutcome.UNREACHABLE: EXIT_UNREACHABLE,
+    }[outcome]
 
 
 def _plan_lines(plan: Plan, deleted: list[str]) -> list[str]:
@@ -295,84 +224,61 @@ def _plan_lines(plan: Plan, deleted: list[str]) -> list[str]:
     return lines
 
 
-def _show_dry_run(
-    args: argparse.Namespace, catalogue: Catalogue, plan: Plan, deleted: list[str]
-) -> None:
-    from bridge.commands._output import print_json
+_MARKS = {"new": "+", "changed": "~", "same": "="}
 
-    if args.json:
-        data = _plan_data(plan, deleted)
-        data["items"] = [
-            {"kind": p.kind, "row": p.row, **p.item.model_dump(by_alias=True, exclude_none=True)}
-            for p in catalogue.pending()
-        ]
-        data["dryRun"] = True
-        print_json(data)
-        return
-    for line in _plan_lines(plan, deleted):
+
+def _show_dry_run(report: PushReport) -> None:
+    if report.plan is None:
+        raise ValueError("a dry run stopped by invalid rows has no plan to show")
+    for line in _plan_lines(report.plan, report.deleted_ids):
         print(line)
-    mark = {"new": "+", "changed": "~", "same": "="}
-    for p in catalogue.pending():
+    for p in report.pending():
         it = p.item
         price = "-" if it.price is None else f"{it.price:.2f}"
         print(
-            f"{mark.get(p.kind, '?')} {it.goods_id}  {it.name}  price {price}"
+            f"{_MARKS.get(p.kind, '?')} {it.goods_id}  {it.name}  price {price}"
             f"  barcode {it.barcode or '-'}  group {it.group or '-'}  (row {p.row})"
         )
     print("dry run: nothing was sent")
 
 
-def _show_push(
-    args: argparse.Namespace, plan: Plan, deleted: list[str], report: UploadReport
-) -> None:
-    from bridge.commands._output import print_json
-
-    rejections = [
-        {"goodsId": r.goods_id, "row": r.row, "error": r.error} for r in report.rejections
-    ]
-    if args.json:
-        data = _plan_data(plan, deleted)
-        data.update(
-            {
-                "sent": report.sent,
-                "accepted": report.accepted,
-                "rejected": report.rejected,
-                "rejections": rejections,
-                "unconfirmed": report.unconfirmed,
-                "chunksDone": report.chunks_done,
-                "complete": report.complete,
-                "refused": report.refused,
-                "error": None if report.error is None else str(report.error),
-            }
-        )
-        print_json(data)
+def _show_push(report: PushReport) -> None:
+    plan, upload = report.plan, report.upload
+    if plan is None or upload is None:
+        raise ValueError("a push that sent nothing has no upload to show")
+    for line in _plan_lines(plan, report.deleted_ids):
+        print(line)
+    if plan.to_send == 0:
+        print("nothing to send: processing has every valid item of the file as it is")
     else:
-        for line in _plan_lines(plan, deleted):
-            print(line)
-        if plan.to_send == 0:
-            print("nothing to send: processing has every valid item of the file as it is")
-        else:
-            print(
-                f"sent {report.sent:,} item(s) in {report.chunks_done:,} of"
-                f" {report.chunks_total:,} chunk(s): {report.accepted:,} accepted,"
-                f" {report.rejected:,} rejected"
-            )
-        for r in report.rejections:
-            who = f"{r.goods_id} (row {r.row})" if r.goods_id is not None else "(unnamed)"
-            print(f"rejected {who}: {r.error}")
-        if report.rejected > len([r for r in report.rejections if r.goods_id is not None]):
-            print("... more rejections: see `posbridge catalog status`")
-        if report.rejected:
-            print("rejected items are not recorded as pushed; they are sent again next time")
-        if report.unconfirmed:
-            print(f"{report.unconfirmed:,} item(s) unconfirmed by processing; sent again next time")
-    if report.refused:
-        print(f"processing refused the upload: {report.refused}", file=sys.stderr)
-    if report.error is not None:
-        left = plan.to_send - report.sent
         print(
-            f"posbridge catalog push: {report.error}\n"
-            f"{report.accepted:,} item(s) accepted and recorded; {left:,} not sent yet."
+            f"sent {upload.sent:,} item(s) in {upload.chunks_done:,} of"
+            f" {upload.chunks_total:,} chunk(s): {upload.accepted:,} accepted,"
+            f" {upload.rejected:,} rejected"
+        )
+    for r in upload.rejections:
+        who = f"{r.goods_id} (row {r.row})" if r.goods_id is not None else "(unnamed)"
+        print(f"rejected {who}: {r.error}")
+    if upload.rejected > len([r for r in upload.rejections if r.goods_id is not None]):
+        print("... more rejections: see `posbridge catalog status`")
+    if upload.rejected:
+        print("rejected items are not recorded as pushed; they are sent again next time")
+    if upload.unconfirmed:
+        print(f"{upload.unconfirmed:,} item(s) unconfirmed by processing; sent again next time")
+
+
+def _show_failure(report: PushReport) -> None:
+    """On stderr, whatever the format: a whole chunk refused, or processing gone."""
+    upload = report.upload
+    if upload is None or report.plan is None:
+        return
+    if upload.refused:
+        print(f"processing refused the upload: {upload.refused}", file=sys.stderr)
+    if upload.error is not None:
+        left = report.plan.to_send - upload.sent
+        print(
+            f"posbridge catalog push: {upload.error}\n"
+            f"{upload.accepted:,} item(s) accepted and recorded; {left:,} not sent yet."
             " Run the same command again to send the rest.",
             file=sys.stderr,
         )
@@ -383,61 +289,44 @@ def _show_push(
 
 def _status(args: argparse.Namespace) -> int:
     from bridge import config
-    from bridge.catalog import state as st
+    from bridge.catalog import policy
     from bridge.cli import EXIT_OK
     from bridge.commands._output import print_json
 
     cfg: Config | None = None if args.state else config.load(args.config)
+    processing = None if cfg is None else cfg.processing
     path = _state_path(args, cfg)
-    with _open_state(path, readonly=True) as state:
-        target = state.get(st.TARGET)
-        mismatch = cfg is not None and not state.target_matches(_target(cfg))
-        started, completed = state.get(st.LAST_STARTED), state.get(st.LAST_COMPLETED)
-        data: dict[str, Any] = {
-            "stateFile": str(path),
-            "exists": state.path is not None,
-            "processing": target,
-            "forThisProcessing": not mismatch,
-            "lastPushCompleted": completed,
-            "lastPushStarted": started,
-            "incomplete": state.get(st.INCOMPLETE) is not None,
-            "lastFullPush": state.get(st.LAST_FULL),
-            "fullPushInProgress": state.get(st.FULL_IN_PROGRESS) is not None,
-            "itemsKnown": state.known_count(),
-            "rejectedLastTime": state.rejected_count(),
-            "rejections": [
-                {"goodsId": r.goods_id, "error": r.error} for r in state.rejections(IDS_SHOWN)
-            ],
-        }
-        plan = None
-        if args.file:
-            catalogue, _ = _load(state, args)
-            plan = catalogue.plan(full=False, ignore_pushed=mismatch)
-            data["pending"] = _plan_data(plan, catalogue.deleted_ids(IDS_SHOWN))
+    report = policy.status(path, processing, args.file, args.format, _events(args))
     if args.json:
-        print_json(data)
+        print_json(report.to_json())
         return EXIT_OK
+    _show_status(report)
+    return EXIT_OK
+
+
+def _show_status(report: StatusReport) -> None:
+    elsewhere = "" if report.for_this_processing else " (NOT the configured one)"
     rows = [
-        ("state file", f"{path}" + ("" if data["exists"] else " (no push yet)")),
-        ("processing", (target or "-") + (" (NOT the configured one)" if mismatch else "")),
-        ("last push completed", completed or "never"),
+        ("state file", f"{report.state_path}" + ("" if report.exists else " (no push yet)")),
+        ("processing", (report.processing or "-") + elsewhere),
+        ("last push completed", report.last_push_completed or "never"),
     ]
-    if data["incomplete"]:
-        rows.append(("last push started", f"{started} (incomplete: run push again)"))
+    if report.incomplete:
+        started = f"{report.last_push_started} (incomplete: run push again)"
+        rows.append(("last push started", started))
     rows += [
-        ("last full push", data["lastFullPush"] or "never"),
-        ("items known", f"{data['itemsKnown']:,}"),
-        ("rejected last time", f"{data['rejectedLastTime']:,}"),
+        ("last full push", report.last_full_push or "never"),
+        ("items known", f"{report.items_known:,}"),
+        ("rejected last time", f"{report.rejected_last_time:,}"),
     ]
-    if data["fullPushInProgress"]:
+    if report.full_push_in_progress:
         rows.append(("full push", "interrupted after the replace; push --full again to finish"))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
-    for r in data["rejections"]:
-        print(f"  rejected {r['goodsId']}: {r['error']}")
-    if plan is not None:
-        print(f"pending for {args.file}:")
-        for line in _plan_lines(plan, data["pending"]["deletedIds"]):
+    for r in report.rejections:
+        print(f"  rejected {r.goods_id}: {r.error}")
+    if report.pending is not None:
+        print(f"pending for {report.pending.file}:")
+        for line in _plan_lines(report.pending.plan, report.pending.deleted_ids):
             print(f"  {line}")
-    return EXIT_OK

@@ -26,7 +26,11 @@ from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bridge.loyalty.journal import Entry, Journal
-    from bridge.loyalty.offline import OfflineClient
+    from bridge.loyalty.offline import OfflineClient, ReplayOutcome
+
+# The journal's EntryStatus values, spelled out: importing the journal (SQLite, the protocol
+# models) to build `--help` would cost every command's cold start; a test checks they agree.
+STATUSES = ("pending", "done", "rejected")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -34,12 +38,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     st = sub.add_parser("status", help="counts by status, oldest pending age, connectivity")
     st.add_argument("--json", action="store_true", help="print one JSON object")
     ls = sub.add_parser("list", help="list entries (card numbers masked)")
-    ls.add_argument("--status", choices=["pending", "done", "rejected"])
+    ls.add_argument("--status", choices=STATUSES)
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     sub.add_parser("replay", help="send pending entries now, in order, with progress")
     ex = sub.add_parser("export", help="write entries as JSON lines (mode 0600; - for stdout)")
     ex.add_argument("file", metavar="FILE", help="a new or regular file (never a symlink), or -")
-    ex.add_argument("--status", choices=["pending", "done", "rejected"])
+    ex.add_argument("--status", choices=STATUSES)
     ex.add_argument("--unmasked", action="store_true", help="keep full card numbers")
     rt = sub.add_parser("retry", help="put a rejected entry back in line")
     rt.add_argument("seq", metavar="ID", type=int, help="entry number from `journal list`")
@@ -160,7 +164,7 @@ def _replay(oc: OfflineClient) -> int:
         return 0
     bar = Progress(total, sys.stderr, label="journal replay")
 
-    def step(entry: Entry, outcome: str) -> None:
+    def step(entry: Entry, outcome: ReplayOutcome) -> None:
         bar.advance(1)
 
     report = oc.drain(wait=True, progress=step)

@@ -25,6 +25,7 @@ the fresh journal's numbering starts above, so replay order is kept.
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import os
@@ -41,12 +42,21 @@ from typing import Any
 
 from bridge.loyalty.client import PreparedRequest
 from bridge.loyalty.protocol import Operation, dumps, loads, mask_card, path_for
+from bridge.sqlite_transaction import transaction
 from drivers.masking import mask_data, mask_text
 
 log = logging.getLogger("posbridge.journal")
 
-PENDING, DONE, REJECTED = "pending", "done", "rejected"
-STATUSES = (PENDING, DONE, REJECTED)
+
+
+class EntryStatus(enum.StrEnum):
+    """Where an entry stands.  Stored as these very strings (the table's CHECK names
+    them), so journals written before the enum open and compare as they are."""
+
+    PENDING = "pending"  # waiting to be sent, in order
+    DONE = "done"  # processing took it (or it had already taken effect)
+    REJECTED = "rejected"  # processing refused it; kept until a technician retries it
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -148,7 +158,7 @@ class Entry:
     created_at: float
     attempts: int
     last_error: str | None
-    status: str
+    status: EntryStatus
     result: dict[str, Any] | None
     raw_body: bytes | None = field(default=None, compare=False, repr=False)
     raw_text: str | None = field(default=None, compare=False, repr=False)
@@ -349,10 +359,9 @@ class Journal:
             with self._lock:
                 try:
                     self._db.execute("PRAGMA synchronous=FULL")
-                    self._db.execute("BEGIN IMMEDIATE")
-                    self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES"
-                                     " ('probe', ?)", (str(time.time()),))
-                    self._db.execute("COMMIT")
+                    with transaction(self._db):
+                        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES"
+                                         " ('probe', ?)", (str(time.time()),))
                 except sqlite3.Error as exc:
                     raise self._failed(exc) from None
                 self._succeeded()
@@ -397,20 +406,15 @@ class Journal:
             with self._lock:
                 try:
                     self._db.execute("PRAGMA synchronous=FULL")
-                    self._db.execute("BEGIN IMMEDIATE")
-                    cur = self._db.execute(
-                        "INSERT OR IGNORE INTO entries (op, purchase_id, operation_id,"
-                        " operation_date, request, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                        (request.op.value, request.purchase_id, request.operation_id, date,
-                         text, created),
-                    )
-                    self._db.execute("COMMIT")
+                    with transaction(self._db):
+                        cur = self._db.execute(
+                            "INSERT OR IGNORE INTO entries (op, purchase_id, operation_id,"
+                            " operation_date, request, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                            (request.op.value, request.purchase_id, request.operation_id, date,
+                             text, created),
+                        )
                 except sqlite3.Error as exc:
                     raise self._failed(exc) from None
-                except BaseException:
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-                    raise
                 self._succeeded()
         except JournalUnavailable:
             # a repeat of a step already written needs no write: the disk may be full
@@ -422,9 +426,10 @@ class Journal:
             return Entry(seq=cur.lastrowid, op=request.op.value, purchase_id=request.purchase_id,
                          operation_id=request.operation_id, operation_date=date,
                          request=loads(text), created_at=created, attempts=0, last_error=None,
-                         status=PENDING, result=None)
+                         status=EntryStatus.PENDING, result=None)
         entry = self.by_operation_id(request.operation_id)
-        assert entry is not None
+        if entry is None:  # ignored as a repeat, yet not there: someone deleted it meanwhile
+            raise JournalError(f"journal entry of operation {request.operation_id} vanished")
         return entry
 
     def _existing(self, operation_id: str) -> Entry | None:
@@ -434,9 +439,13 @@ class Journal:
             return None
 
     def finish(
-        self, seq: int, status: str, result: dict[str, Any] | None = None, error: str | None = None
+        self,
+        seq: int,
+        status: EntryStatus,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
     ) -> None:
-        if status not in (DONE, REJECTED):
+        if status not in (EntryStatus.DONE, EntryStatus.REJECTED):
             raise ValueError(f"an entry finishes as done or rejected, not {status!r}")
         self._update(
             "UPDATE entries SET status=?, result=?, last_error=COALESCE(?, last_error),"
@@ -461,11 +470,13 @@ class Journal:
         entry = self.get(seq)
         if entry is None:
             raise JournalError(f"no journal entry {seq}")
-        if entry.status != REJECTED:
+        if entry.status != EntryStatus.REJECTED:
             raise JournalError(f"entry {seq} is {entry.status}, only rejected entries are retried")
-        self._update("UPDATE entries SET status='pending', finished_at=NULL WHERE seq=?", (seq,))
+        self._update("UPDATE entries SET status=?, finished_at=NULL WHERE seq=?",
+                     (EntryStatus.PENDING, seq))
         again = self.get(seq)
-        assert again is not None
+        if again is None:
+            raise JournalError(f"journal entry {seq} vanished while it was put back in line")
         return again
 
     def prune(self, older_than_seconds: float, now: float | None = None) -> int:
@@ -489,29 +500,28 @@ class Journal:
         with self._lock:
             try:
                 self._db.execute("PRAGMA synchronous=FULL")
-                self._db.execute("BEGIN IMMEDIATE")
-                fresh = []
-                for e in entries:
-                    if self._db.execute("SELECT 1 FROM entries WHERE operation_id=?",
-                                        (e.operation_id,)).fetchone():
-                        present += 1
-                    else:
-                        fresh.append(e)
-                # original numbers only if every one is free: a partial clash would
-                # reorder them; otherwise they all go after the live entries, in order
-                free = all(self._db.execute("SELECT 1 FROM entries WHERE seq=?",
-                                            (e.seq,)).fetchone() is None for e in fresh)
-                for e in fresh:
-                    self._db.execute(
-                        "INSERT INTO entries (seq, op, purchase_id, operation_id, operation_date,"
-                        " request, created_at, attempts, last_error, status)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
-                        (e.seq if free else None, e.op, e.purchase_id, e.operation_id,
-                         e.operation_date, e.raw_text or dumps(e.request).decode("utf-8"),
-                         e.created_at, e.attempts, e.last_error),
-                    )
-                    recovered.append(e.operation_id)
-                self._db.execute("COMMIT")
+                with transaction(self._db):
+                    fresh = []
+                    for e in entries:
+                        if self._db.execute("SELECT 1 FROM entries WHERE operation_id=?",
+                                            (e.operation_id,)).fetchone():
+                            present += 1
+                        else:
+                            fresh.append(e)
+                    # original numbers only if every one is free: a partial clash would
+                    # reorder them; otherwise they all go after the live entries, in order
+                    free = all(self._db.execute("SELECT 1 FROM entries WHERE seq=?",
+                                                (e.seq,)).fetchone() is None for e in fresh)
+                    for e in fresh:
+                        self._db.execute(
+                            "INSERT INTO entries (seq, op, purchase_id, operation_id,"
+                            " operation_date, request, created_at, attempts, last_error, status)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+                            (e.seq if free else None, e.op, e.purchase_id, e.operation_id,
+                             e.operation_date, e.raw_text or dumps(e.request).decode("utf-8"),
+                             e.created_at, e.attempts, e.last_error),
+                        )
+                        recovered.append(e.operation_id)
             except sqlite3.Error as exc:
                 raise self._failed(exc) from None
             self._succeeded()
@@ -557,12 +567,18 @@ class Journal:
         return [_entry(row) for row in rows]
 
     def entries(self, status: str | None = None) -> Iterator[Entry]:
-        if status is not None and status not in STATUSES:
-            raise JournalError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
-        if status is None:
+        """Every entry in order, or those with one status (a command line's word is
+        checked here, so a typo is a clear error rather than an empty list)."""
+        try:
+            wanted = None if status is None else EntryStatus(status)
+        except ValueError:
+            raise JournalError(
+                f"unknown status {status!r}; expected one of {', '.join(EntryStatus)}"
+            ) from None
+        if wanted is None:
             rows = self._all("SELECT * FROM entries ORDER BY seq", ())
         else:
-            rows = self._all("SELECT * FROM entries WHERE status=? ORDER BY seq", (status,))
+            rows = self._all("SELECT * FROM entries WHERE status=? ORDER BY seq", (wanted,))
         for row in rows:
             yield _entry(row)
 
@@ -578,7 +594,8 @@ class Journal:
                 ).fetchone()[0]
             except sqlite3.Error as exc:
                 raise self._failed(exc) from None
-        return Counts(rows.get(PENDING, 0), rows.get(DONE, 0), rows.get(REJECTED, 0), oldest)
+        return Counts(rows.get(EntryStatus.PENDING, 0), rows.get(EntryStatus.DONE, 0),
+                      rows.get(EntryStatus.REJECTED, 0), oldest)
 
     def check(self) -> str | None:
         """The integrity problem of the open file, or None when it is sound."""
@@ -726,7 +743,7 @@ def read_salvageable(path: str | os.PathLike[str]) -> tuple[list[Entry], Salvage
                 except (sqlite3.Error, ValueError, TypeError, KeyError, IndexError):
                     report.unreadable += 1
                     continue
-                if entry.status != PENDING or not entry.operation_id:
+                if entry.status != EntryStatus.PENDING or not entry.operation_id:
                     report.not_pending += 1
                     continue
                 out.append(entry)
@@ -860,7 +877,7 @@ def _entry(row: sqlite3.Row) -> Entry:
         attempts=row["attempts"],
         # masked when written; again when read, for rows an older version wrote
         last_error=None if row["last_error"] is None else mask_text(row["last_error"]),
-        status=row["status"],
+        status=EntryStatus(row["status"]),
         result=None if row["result"] is None else loads(row["result"]),
         raw_body=_raw_body(row["request"]),
         raw_text=row["request"],

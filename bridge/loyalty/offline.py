@@ -35,9 +35,7 @@ When the journal cannot be written (disk full, read-only, I/O error), the rule i
 from __future__ import annotations
 
 import enum
-import fcntl
 import logging
-import os
 import random
 import threading
 import time
@@ -49,14 +47,7 @@ from typing import Any, Literal
 
 from bridge.loyalty import errors
 from bridge.loyalty.client import LoyaltyClient, PreparedRequest
-from bridge.loyalty.journal import (
-    DONE,
-    PENDING,
-    REJECTED,
-    Entry,
-    Journal,
-    JournalUnavailable,
-)
+from bridge.loyalty.journal import Entry, EntryStatus, Journal, JournalUnavailable
 from bridge.loyalty.protocol import (
     ErrorCode,
     Identifier,
@@ -65,6 +56,7 @@ from bridge.loyalty.protocol import (
     ResponseCheque,
     ResponseLine,
 )
+from bridge.loyalty.sequencer import RegisterLock
 from drivers.reconnect import Backoff
 
 log = logging.getLogger("posbridge.offline")
@@ -103,6 +95,14 @@ class Connectivity(enum.StrEnum):
     RECOVERING = "recovering"  # processing answers again; the journal backlog is being sent
 
 
+class ReplayOutcome(enum.StrEnum):
+    """What sending one journal entry came to (a drain's progress reports it per entry)."""
+
+    DONE = "done"  # processing took it, or it had already taken effect
+    REJECTED = "rejected"  # processing refused it: kept for a technician, the drain goes on
+    STOPPED = "stopped"  # not answered (or a retryable refusal): the drain stops, in order
+
+
 class LocalResponse(ProcessingResponse):
     """An answer made on the register, not by processing."""
 
@@ -136,31 +136,30 @@ class DrainReport:
 
 
 class ReplayLock:
-    """One replayer per register: a thread lock inside the process, flock across processes."""
+    """One replayer per register: a thread lock inside the process, the register's flock
+    helper across processes.  The file is closed after each drain, so an idle client
+    holds no descriptor for it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._file = RegisterLock(path, purpose="journal replay")
         self._thread_lock = threading.Lock()
 
-    def acquire(self, wait: bool) -> int | None:
+    def acquire(self, wait: bool) -> bool:
         if not self._thread_lock.acquire(blocking=wait):
-            return None
+            return False
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError:
+            taken = self._file.acquire(wait)
+        except BaseException:
             self._thread_lock.release()
             raise
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            os.close(fd)
+        if not taken:
+            self._file.close()
             self._thread_lock.release()
-            return None
-        return fd
+        return taken
 
-    def release(self, fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    def release(self) -> None:
+        self._file.close()  # closing the file lets go of the flock
         self._thread_lock.release()
 
 
@@ -190,6 +189,11 @@ class OfflineClient:
         self.retention_seconds = retention_seconds
         self._pruned_at = float("-inf")
         self._replay_lock = ReplayLock(journal.path.with_name(journal.path.name + ".replay.lock"))
+        # Cashier threads, the replayer and the sender thread all move the state.  A
+        # move and the check it depends on happen under this lock, in one step: above all,
+        # ONLINE is set only while the journal holds nothing pending, and a must-reach step
+        # decides under it whether to send itself (ONLINE) or leave it to the replayer.
+        self._state_lock = threading.RLock()
         self._state = (
             Connectivity.RECOVERING if journal.first_pending_seq() else Connectivity.ONLINE
         )
@@ -205,17 +209,42 @@ class OfflineClient:
 
     @property
     def state(self) -> Connectivity:
+        """A snapshot, for views; decisions read it under the state lock (`_is_online`)."""
         return self._state
 
-    def _set_state(self, state: Connectivity, reason: str = "") -> None:
-        if state is not self._state:
-            log.warning("processing connectivity %s -> %s %s", self._state, state, reason)
+    def _set_state(
+        self, state: Connectivity, reason: str = "", *, only_from: Connectivity | None = None
+    ) -> bool:
+        """Move to `state` (with `only_from`: only from that state); True if it moved.
+
+        `on_change` is called under the lock, so listeners see the moves in the order
+        they happened (a cashier thread and the replayer may move it at once).
+        """
+        with self._state_lock:
+            current = self._state
+            if state is current or (only_from is not None and current is not only_from):
+                return False
+            log.warning("processing connectivity %s -> %s %s", current, state, reason)
             self._state = state
             if state is Connectivity.ONLINE:
                 self.backoff.reset()
             if self.on_change is not None:
                 self.on_change(state)
-            self._wake.set()
+        self._wake.set()
+        return True
+
+    def _is_online(self) -> bool:
+        with self._state_lock:
+            return self._state is Connectivity.ONLINE
+
+    def _online_if_caught_up(self) -> bool:
+        """ONLINE, if nothing is pending: checked and set in one step, so a step journaled
+        in between is either seen here or sees ONLINE and sends itself."""
+        with self._state_lock:
+            if self.journal.first_pending_seq() is not None:
+                return False
+            self._set_state(Connectivity.ONLINE)
+            return True
 
     def _went_offline(self, exc: errors.LoyaltyError) -> None:
         self._set_state(Connectivity.OFFLINE, f"({exc})")
@@ -273,7 +302,7 @@ class OfflineClient:
         except JournalUnavailable as exc:
             return self._unjournaled(request, exc)
         warning = self._check_limits()
-        if entry.status == PENDING and self._state is Connectivity.ONLINE:
+        if entry.status == EntryStatus.PENDING and self._is_online():
             try:
                 self.drain(until=entry.seq, wait=False)
             except JournalUnavailable as exc:
@@ -281,17 +310,17 @@ class OfflineClient:
                 # resent later, which processing recognises by its operationId
                 log.warning("journal entry %s: %s", entry.seq, exc)
         entry = self.journal.get(entry.seq) or entry
-        if entry.status == DONE and entry.result is not None:
+        if entry.status == EntryStatus.DONE and entry.result is not None:
             response = ProcessingResponse.model_validate(entry.result)
             if response.ok:
                 return response
             return LocalResponse(
                 code=ErrorCode.OK, local="already_processed", journal_seq=entry.seq, warning=warning
             )
-        if entry.status == REJECTED and entry.result is not None:
+        if entry.status == EntryStatus.REJECTED and entry.result is not None:
             raise errors.business_error(ProcessingResponse.model_validate(entry.result))
-        if self._state is Connectivity.ONLINE:
-            self._set_state(Connectivity.RECOVERING, "(a request is waiting to be resent)")
+        self._set_state(Connectivity.RECOVERING, "(a request is waiting to be resent)",
+                        only_from=Connectivity.ONLINE)
         return LocalResponse(
             code=ErrorCode.OK,
             local="queued",
@@ -318,8 +347,9 @@ class OfflineClient:
             except errors.BusinessError:
                 pass  # logged; the redemption is refused to the cashier all the same
             return
-        if self._state is Connectivity.ONLINE:  # the replayer sends it now, not at the next sale
-            self._set_state(Connectivity.RECOVERING, "(a lost redemption is to be cancelled)")
+        # the replayer sends it now, not at the next sale
+        self._set_state(Connectivity.RECOVERING, "(a lost redemption is to be cancelled)",
+                        only_from=Connectivity.ONLINE)
 
     # ------------------------------------------------------------------ journal unavailable
 
@@ -334,14 +364,12 @@ class OfflineClient:
             raise exc.with_undone("the cancel is kept and sent once the journal or processing"
                                   " is back") from exc
         if request.op in (Operation.DISCOUNT, Operation.CONFIRM) and request.purchase_id:
-            raise exc.with_undone(self._undo_purchase(request)) from exc
+            raise exc.with_undone(self._undo_purchase(request, request.purchase_id)) from exc
         raise exc
 
-    def _undo_purchase(self, request: PreparedRequest) -> str | None:
-        """Cancel at processing whatever this purchase started (a held redemption, a sent
-        discount): the step that would have finished it cannot be journaled."""
-        pid = request.purchase_id
-        assert pid is not None
+    def _undo_purchase(self, request: PreparedRequest, pid: str) -> str | None:
+        """Cancel at processing whatever purchase `pid` started (a held redemption, a sent
+        discount): `request`, the step that would have finished it, cannot be journaled."""
         try:
             earlier = self.journal.for_purchase(pid)
         except JournalUnavailable:
@@ -350,7 +378,7 @@ class OfflineClient:
             return None  # confirmed (or being confirmed) already: nothing half-done
         cancel = self.client.prepare(Operation.CANCEL, purchase_id=pid,
                                      identifier=request.body.identifier)
-        if any(e.status == PENDING for e in earlier):
+        if any(e.status == EntryStatus.PENDING for e in earlier):
             self._owe(cancel)  # it must follow those entries in journal order
             return f"purchase {pid} will be cancelled at processing once the journal is back"
         try:
@@ -391,8 +419,8 @@ class OfflineClient:
             while self._owed:
                 self.journal.append(self._owed[0])
                 self._owed.pop(0)
-                if self._state is Connectivity.ONLINE:
-                    self._set_state(Connectivity.RECOVERING, "(a kept cancel is to be sent)")
+                self._set_state(Connectivity.RECOVERING, "(a kept cancel is to be sent)",
+                                only_from=Connectivity.ONLINE)
 
     @property
     def owed(self) -> int:
@@ -462,23 +490,24 @@ class OfflineClient:
         self,
         until: int | None = None,
         wait: bool = True,
-        progress: Callable[[Entry, str], None] | None = None,
+        progress: Callable[[Entry, ReplayOutcome], None] | None = None,
     ) -> DrainReport:
         """Send pending entries in order until the journal is empty, `until` is passed,
         or processing fails; `wait=False` returns at once if another replayer runs."""
         report = DrainReport()
-        fd = self._replay_lock.acquire(wait)
-        if fd is None:
+        if not self._replay_lock.acquire(wait):
             report.busy = True
             return report
         try:
             self._drain_locked(report, until, progress)
         finally:
-            self._replay_lock.release(fd)
-        if report.stopped is None and self.journal.first_pending_seq() is None:
-            self._set_state(Connectivity.ONLINE)
-            if report.done:
-                self.prune()
+            self._replay_lock.release()
+        if report.stopped is None:
+            if self._online_if_caught_up():
+                if report.done:
+                    self.prune()
+            else:  # journaled after this drain's last page: the replayer goes again at once
+                self._wake.set()
         return report
 
     def prune(self, force: bool = False) -> int:
@@ -497,7 +526,7 @@ class OfflineClient:
         self,
         report: DrainReport,
         until: int | None,
-        progress: Callable[[Entry, str], None] | None,
+        progress: Callable[[Entry, ReplayOutcome], None] | None,
     ) -> None:
         after = 0
         while True:
@@ -512,7 +541,7 @@ class OfflineClient:
                     outcome = self._replay_one(entry, report)
                     if progress is not None:
                         progress(entry, outcome)
-                    if outcome == "stopped":
+                    if outcome is ReplayOutcome.STOPPED:
                         return False
                 return True
 
@@ -522,7 +551,7 @@ class OfflineClient:
                 return
             after = page[-1].seq
 
-    def _replay_one(self, entry: Entry, report: DrainReport) -> str:
+    def _replay_one(self, entry: Entry, report: DrainReport) -> ReplayOutcome:
         report.sent += 1
         try:
             response = self.client.send_stored(
@@ -533,17 +562,18 @@ class OfflineClient:
             if exc.code == ErrorCode.NOT_UNIQUE_OPERATION_ID or exc.code in _SETTLED.get(
                 Operation(entry.op), frozenset()
             ):
-                self.journal.finish(entry.seq, DONE, result, error=exc.code)
+                self.journal.finish(entry.seq, EntryStatus.DONE, result, error=exc.code)
                 report.done += 1
-                return "done"
+                return ReplayOutcome.DONE
             if exc.retryable:
                 self.journal.failed_attempt(entry.seq, str(exc))
                 report.stopped = str(exc)
-                return "stopped"
-            self.journal.finish(entry.seq, REJECTED, result, error=f"{exc.code}: {exc}")
+                return ReplayOutcome.STOPPED
+            self.journal.finish(entry.seq, EntryStatus.REJECTED, result,
+                                error=f"{exc.code}: {exc}")
             log.error("journal entry %s rejected by processing: %s", entry.seq, exc.code)
             report.rejected.append(entry)
-            return "rejected"
+            return ReplayOutcome.REJECTED
         except errors.LoyaltyError as exc:
             self.journal.failed_attempt(entry.seq, str(exc))
             report.stopped = str(exc)
@@ -551,12 +581,14 @@ class OfflineClient:
                 self._went_offline(exc)
             else:
                 log.error("journal entry %s not sent: %s", entry.seq, exc)
-            return "stopped"
+            return ReplayOutcome.STOPPED
         self.journal.finish(
-            entry.seq, DONE, response.model_dump(mode="json", by_alias=True, exclude_none=True)
+            entry.seq,
+            EntryStatus.DONE,
+            response.model_dump(mode="json", by_alias=True, exclude_none=True),
         )
         report.done += 1
-        return "done"
+        return ReplayOutcome.DONE
 
     def probe(self) -> bool:
         """Is processing reachable? The first pending entry is the probe when there is one."""
@@ -568,15 +600,14 @@ class OfflineClient:
         except errors.LoyaltyError as exc:
             self._went_offline(exc)
             return False
-        self._set_state(Connectivity.ONLINE)
+        self._online_if_caught_up()  # else a step journaled meanwhile: recover sends it
         return True
 
     def recover(self) -> DrainReport | None:
         """One recovery attempt: probe, then send the backlog."""
         if not self.probe():
             return None
-        if self._state is Connectivity.OFFLINE:
-            self._set_state(Connectivity.RECOVERING)
+        self._set_state(Connectivity.RECOVERING, only_from=Connectivity.OFFLINE)
         return self.drain(wait=False)
 
     # ------------------------------------------------------------------ background

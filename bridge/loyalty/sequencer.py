@@ -27,14 +27,21 @@ T = TypeVar("T")
 
 
 class LockFileError(OSError):
-    """The register's request lock file cannot be opened (path and reason in the message)."""
+    """A lock file cannot be opened (path and reason in the message)."""
 
 
 class RegisterLock:
-    """An exclusive `flock` on a file, shared by all posbridge processes of one register."""
+    """An exclusive `flock` on a file, shared by all posbridge processes of one register.
 
-    def __init__(self, path: Path | None) -> None:
+    The one flock helper of the register: the request lock (here), the journal's replay
+    lock and the catalogue push lock are each one of these on a file of their own.  The
+    request lock is shared with the posbridge group (0660); `purpose` names a private
+    (0600) one in its errors.
+    """
+
+    def __init__(self, path: Path | None, *, purpose: str | None = None) -> None:
         self.path = path
+        self.purpose = purpose
         self._fd: int | None = None
 
     def _open(self) -> int:
@@ -43,23 +50,35 @@ class RegisterLock:
                 raise LockFileError("no register lock file is configured")
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o660)
+                mode = 0o660 if self.purpose is None else 0o600
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)
             except OSError as exc:
+                if self.purpose is not None:
+                    raise LockFileError(
+                        f"cannot open the {self.purpose} lock file {self.path}: {exc.strerror}"
+                    ) from None
                 raise LockFileError(
                     f"cannot open the register lock file {self.path}: {exc.strerror}"
                     " (is this user in the posbridge group?)"
                 ) from None
         return self._fd
 
-    def acquire(self) -> None:
-        if self.path is not None:
-            fcntl.flock(self._open(), fcntl.LOCK_EX)
+    def acquire(self, wait: bool = True) -> bool:
+        """Take the lock; with `wait=False`, False at once while another holder has it."""
+        if self.path is None:
+            return True
+        try:
+            fcntl.flock(self._open(), fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
 
     def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
+        """Close the file, which also lets go of the lock if it is held."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

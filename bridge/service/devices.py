@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from drivers.masking import mask_text
 from drivers.transport.base import Transport
 
 if TYPE_CHECKING:
-    from bridge.service.register import Register
+    from bridge.service.events import EventBus
     from drivers.hotplug import HotplugEvent, HotplugMonitor
     from drivers.printer.document import Receipt
     from drivers.printer.queue import PrintQueue
@@ -32,9 +33,14 @@ log = logging.getLogger("posbridge.devices")
 
 
 class DeviceManager:
-    def __init__(self, config: Config, register: Register) -> None:
+    def __init__(self, config: Config, events: EventBus,
+                 on_card: Callable[[str, str], object]) -> None:
+        """`events` gets what the devices report; `on_card(number, device)` a card swiped
+        or scanned, for the cheque being rung up.  Given here, not reached through the
+        register: the devices need nothing else of it."""
         self.config = config
-        self.register = register
+        self.events = events
+        self.on_card = on_card
         self.devices: dict[str, Device] = {}
         self.kinds: dict[str, str] = {}
         self.queues: dict[str, PrintQueue] = {}
@@ -105,7 +111,7 @@ class DeviceManager:
         self.hotplug = monitor
 
     def _plugged(self, name: str, event: HotplugEvent) -> None:
-        self.register.events.publish("device_hotplug", device=name, action=event.action)
+        self.events.publish("device_hotplug", device=name, action=event.action)
         if event.action != "add":
             return
         device = self.devices[name]
@@ -149,7 +155,7 @@ class DeviceManager:
     # ------------------------------------------------------------------ events
 
     def _on_event(self, event: Event) -> None:
-        events = self.register.events
+        events = self.events
         if isinstance(event, StatusEvent):
             # the event line below says it (posbridge.events): one line per change, not two
             log.debug("device %s %s %s", event.device, event.power, event.detail.get("reason", ""))
@@ -172,23 +178,23 @@ class DeviceManager:
             try:
                 result = classify(raw, self.config.barcodes).to_json()
             except UnusableInput as exc:
-                self.register.events.publish("device_error", device=event.device,
-                                             message=f"unusable scan: {exc}")
+                self.events.publish("device_error", device=event.device,
+                                    message=f"unusable scan: {exc}")
                 return
             card = result.pop("card", None)
             if result["kind"] == "loyalty_card":
                 result["text"] = mask_card(result["text"])
             log.info("scan on %s: %s", event.device, result["kind"])
-            self.register.events.publish("scan", device=event.device, **result)
+            self.events.publish("scan", device=event.device, **result)
             if card:
-                self.register.card_presented(card, event.device)
+                self.on_card(card, event.device)
         elif isinstance(data, CardSwipe):
             tracks = {str(n): data.status(n).value for n in (1, 2, 3)}
             log.info("swipe on %s: card %s", event.device, data.masked_number)
-            self.register.events.publish("swipe", device=event.device,
-                                         card=data.masked_number, tracks=tracks)
+            self.events.publish("swipe", device=event.device,
+                                card=data.masked_number, tracks=tracks)
             if data.number:
-                self.register.card_presented(data.number, event.device)
+                self.on_card(data.number, event.device)
 
     # ------------------------------------------------------------------ views
 

@@ -31,13 +31,14 @@ STOP_TIMEOUT = 3.0  # seconds each loyalty thread gets to end once its request i
 class Register:
     def __init__(self, config: Config, *, client: LoyaltyClient | None = None,
                  devices: bool = True) -> None:
+        """Every part gets its listeners when it is built.  A `client` passed in (tests
+        with a fault transport) brings its own metrics observer."""
         self.config = config
         self.events = EventBus()
         self.metrics = Metrics()
-        self.offline = offline_client(config, client)
-        self.offline.client.observer = self.metrics.observe
-        self.offline.on_change = self._connectivity
-        self.offline.on_warning = self._journal_warning
+        self.offline = offline_client(config, client, observer=self.metrics.observe,
+                                      on_change=self._connectivity,
+                                      on_warning=self._journal_warning)
         c = config.cheques
         self.book = ChequeBook(self.offline, ChequeStore(config.cheques_path()),
                                max_open=c.max_open, expire_seconds=c.expire_hours * 3600,
@@ -48,7 +49,7 @@ class Register:
         if devices:
             from bridge.service.devices import DeviceManager
 
-            self.devices = DeviceManager(config, self)
+            self.devices = DeviceManager(config, self.events, on_card=self.card_presented)
         self.metrics.watch(self)
 
     # ------------------------------------------------------------------ lifecycle

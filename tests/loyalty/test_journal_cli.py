@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from bridge.cli import main
 from bridge.config import load
-from bridge.loyalty.journal import REJECTED
+from bridge.loyalty.journal import EntryStatus, Journal
 from bridge.loyalty.protocol import Identifier
 from bridge.loyalty.purchase import Purchase
 from bridge.runtime import offline_client
@@ -89,10 +90,36 @@ def test_retry_a_rejected_entry(cfg: Path, sandbox_server: SandboxServer,
     Purchase(oc, cheque, Identifier(value=CARD)).confirm()  # processing never saw it: refused
     sandbox_server.start()
     oc.drain()
-    (entry,) = oc.journal.entries(REJECTED)
+    (entry,) = oc.journal.entries(EntryStatus.REJECTED)
     assert main(["--config", str(cfg), "journal", "replay"]) == 0
     assert main(["--config", str(cfg), "journal", "retry", str(entry.seq)]) == 0
     assert "pending again" in capsys.readouterr().out
     assert main(["--config", str(cfg), "journal", "retry", "999"]) != 0
     oc.client.close()
     oc.journal.close()
+
+
+def test_statuses_are_the_strings_old_journals_hold(tmp_path: Path) -> None:
+    """EntryStatus serialises as the same three words: a file written before the enum (or
+    by hand) opens, filters and compares as it is, and `--status` offers the same words."""
+    from bridge.commands.journal import STATUSES
+
+    assert STATUSES == tuple(EntryStatus)
+    path = tmp_path / "old.sqlite"
+    Journal(path).close()  # the schema, with its CHECK on the words
+    raw = sqlite3.connect(path)
+    raw.execute(
+        "INSERT INTO entries (op, operation_id, operation_date, request, created_at, status)"
+        " VALUES ('confirm', 'op-1', '2026-01-01T10:00:00', ?, 0, 'rejected')",
+        ('{"op":"confirm","purchaseId":"p1","targetOperationId":null,"body":{}}',),
+    )
+    raw.commit()
+    raw.close()
+    journal = Journal(path)
+    (entry,) = journal.entries("rejected")
+    assert entry.status is EntryStatus.REJECTED and journal.counts().rejected == 1
+    journal.finish(entry.seq, EntryStatus.DONE, {"code": "Ok"})
+    journal.close()
+    raw = sqlite3.connect(path)
+    assert raw.execute("SELECT status FROM entries").fetchall() == [("done",)]
+    raw.close()

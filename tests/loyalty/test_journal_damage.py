@@ -22,8 +22,7 @@ import pytest
 from bridge.cli import main
 from bridge.loyalty.client import LoyaltyClient
 from bridge.loyalty.journal import (
-    DONE,
-    PENDING,
+    EntryStatus,
     Journal,
     JournalDamaged,
     alarm_path,
@@ -63,7 +62,7 @@ def build(path: Path, client: LoyaltyClient) -> list[str]:
                                  identifier=Identifier(value=CARD))
         entry = journal.append(request)
         if i % 5 == 0:
-            journal.finish(entry.seq, DONE, {"code": "Ok"})
+            journal.finish(entry.seq, EntryStatus.DONE, {"code": "Ok"})
         else:
             pending.append(request.operation_id)
     journal.close()
@@ -146,7 +145,7 @@ def test_damage_is_found_moved_aside_and_salvaged(
             assert code == 2 and "cannot be read as a journal" in err
             return
         assert code == 0, err
-        recovered = [e for e in journal.entries(PENDING) if e.operation_id != fresh.operation_id]
+        recovered = [e for e in journal.entries(EntryStatus.PENDING) if e.operation_id != fresh.operation_id]
         ids = [e.operation_id for e in recovered]
         assert f"{len(ids)} recovered, 0 already present" in out
         assert len(ids) >= AT_LEAST[kind]
@@ -307,7 +306,7 @@ def test_salvage_into_a_journal_whose_numbers_clash_keeps_the_order(
                 for i in range(5)]  # numbers 1-5: some salvaged ones had them too
         report = salvage(live, damaged)
         assert report.recovered >= AT_LEAST["last-page"]
-        entries = list(live.entries(PENDING))
+        entries = list(live.entries(EntryStatus.PENDING))
         assert [e.operation_id for e in entries[:5]] == [e.operation_id for e in mine]
         ids = [e.operation_id for e in entries[5:]]
         positions = [pending.index(i) for i in ids]

@@ -14,7 +14,7 @@ import pytest
 
 from bridge.loyalty import errors
 from bridge.loyalty.client import LoyaltyClient
-from bridge.loyalty.journal import DONE, PENDING, REJECTED, Journal
+from bridge.loyalty.journal import EntryStatus, Journal
 from bridge.loyalty.offline import Connectivity, LocalResponse, OfflineClient, RedemptionOffline
 from bridge.loyalty.protocol import Identifier, Operation
 from bridge.loyalty.purchase import Purchase
@@ -186,11 +186,11 @@ def test_rejected_entries_are_kept_reported_and_retryable(
     sandbox_server.start()
     report = offline.drain()
     assert [e.op for e in report.rejected] == ["confirm"]
-    (entry,) = journal.entries(REJECTED)
+    (entry,) = journal.entries(EntryStatus.REJECTED)
     assert "PurchaseNotFound" in (entry.last_error or "")
     assert offline.state is Connectivity.ONLINE  # a refusal is not a connectivity problem
     journal.retry(entry.seq)
-    assert journal.get(entry.seq).status == PENDING  # type: ignore[union-attr]
+    assert journal.get(entry.seq).status == EntryStatus.PENDING  # type: ignore[union-attr]
     with pytest.raises(Exception, match="only rejected"):
         journal.retry(entry.seq)
 
@@ -199,7 +199,7 @@ def test_wall_clock_jump_backwards_does_not_reorder(journal: Journal, client: Lo
     reqs = [client.prepare(Operation.CONFIRM, purchase_id=f"p{i}") for i in range(5)]
     for req, now in zip(reqs, [1000.0, 999.0, 10.0, 5000.0, 1.0], strict=True):
         journal.append(req, now=now)
-    assert [e.operation_id for e in journal.entries(PENDING)] == [r.operation_id for r in reqs]
+    assert [e.operation_id for e in journal.entries(EntryStatus.PENDING)] == [r.operation_id for r in reqs]
 
 
 def test_journal_file_is_private_and_durable(tmp_path: Path, client: LoyaltyClient) -> None:
@@ -235,7 +235,7 @@ def test_limits_warn_but_never_drop(
 def test_prune_only_old_done_entries(journal: Journal, client: LoyaltyClient) -> None:
     a = journal.append(client.prepare(Operation.CONFIRM, purchase_id="a"))
     b = journal.append(client.prepare(Operation.CONFIRM, purchase_id="b"))
-    journal.finish(a.seq, DONE, {"code": "Ok"})
+    journal.finish(a.seq, EntryStatus.DONE, {"code": "Ok"})
     assert journal.prune(older_than_seconds=-1) == 1
     assert [e.seq for e in journal.entries()] == [b.seq]
 
@@ -299,3 +299,85 @@ def test_sent_entries_are_pruned_after_the_retention(
     assert oc.prune(force=True) == 0  # all sent just now: kept for the audit period
     oc.retention_seconds = -1
     assert oc.prune(force=True) == 4 and journal.counts().done == 0
+
+
+def test_online_is_never_read_while_an_entry_waits(
+    make_client: Callable[..., LoyaltyClient],
+    journal: Journal,
+    sandbox_server: SandboxServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The replayer has found the journal empty and is about to say ONLINE; in that very
+    moment a cashier's discount is journaled and decides whether to send itself.  Without
+    a lock it read RECOVERING and stayed queued, then the replayer said ONLINE: ONLINE
+    with an entry pending, and a replayer asleep until the next sale.  Now the check and
+    the move are one step, and the cashier's read waits for it: it reads ONLINE and sends
+    itself.  The replayer is held at that point until the cashier has decided (old code:
+    it asks the journal for its entry) or waits for the state (new code)."""
+    stale = make_client().prepare(Operation.CONFIRM, purchase_id="never-seen")
+    journal.append(stale)  # a backlog of one (processing refuses it: rejected, not stuck)
+    oc = OfflineClient(make_client(), journal)
+    initially = oc.state
+    assert initially is Connectivity.RECOVERING
+    (cheque, _, _, _), = shift(15, 1)
+    p = Purchase(oc, cheque, Identifier(value=ACTIVE))
+    p.calculate()
+
+    checked, appended, decided = threading.Event(), threading.Event(), threading.Event()
+    real_check, real_append, real_get = journal.first_pending_seq, journal.append, journal.get
+    replayer_held: list[bool] = []
+
+    def cashier() -> bool:
+        return threading.current_thread() is threading.main_thread() and appended.is_set()
+
+    def first_pending_seq() -> int | None:
+        seq = real_check()
+        if threading.current_thread() is replayer and not checked.is_set():
+            checked.set()  # found empty: now the cashier's step is journaled
+            replayer_held.append(decided.wait(10))
+        return seq
+
+    def append(request: Any, now: float | None = None) -> Any:
+        entry = real_append(request, now)
+        if threading.current_thread() is threading.main_thread():
+            appended.set()
+        return entry
+
+    def get(seq: int) -> Any:
+        if cashier():
+            decided.set()
+        return real_get(seq)
+
+    class Watched:
+        """The state lock, telling the replayer when the cashier waits for it."""
+
+        def __init__(self, lock: Any) -> None:
+            self.lock = lock
+
+        def __enter__(self) -> Any:
+            if cashier():
+                decided.set()
+            return self.lock.__enter__()
+
+        def __exit__(self, *exc: object) -> Any:
+            return self.lock.__exit__(*exc)
+
+    monkeypatch.setattr(journal, "first_pending_seq", first_pending_seq)
+    monkeypatch.setattr(journal, "append", append)
+    monkeypatch.setattr(journal, "get", get)
+    if hasattr(oc, "_state_lock"):
+        monkeypatch.setattr(oc, "_state_lock", Watched(oc._state_lock))
+    reports = []
+    replayer = threading.Thread(target=lambda: reports.append(oc.drain()), name="replayer")
+    replayer.start()
+    assert checked.wait(10), "the replayer never reached its last check"
+    answer = p.discount()
+    replayer.join(10)
+    monkeypatch.undo()
+
+    assert replayer_held == [True] and not replayer.is_alive()
+    assert [e.op for e in reports[0].rejected] == ["confirm"] and reports[0].stopped is None
+    assert not isinstance(answer, LocalResponse), answer  # sent by the cashier's own thread
+    assert oc.state is Connectivity.ONLINE
+    assert journal.first_pending_seq() is None  # ONLINE means nothing waits
+    assert admin(sandbox_server, f"purchases/{p.purchase_id}")["status"] == "discounted"

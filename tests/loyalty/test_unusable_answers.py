@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bridge.loyalty.client import LoyaltyClient
-from bridge.loyalty.journal import DONE, PENDING, Journal
+from bridge.loyalty.journal import EntryStatus, Journal
 from bridge.loyalty.offline import (
     NO_REDEMPTION_OFFLINE,
     Connectivity,
@@ -178,7 +178,7 @@ def test_must_reach_step_is_resent_until_an_answer_can_be_read(
     assert step.purchase is not None
     op_id = step.request_op_id or step.purchase.last_request_id
     entry = oc.journal.by_operation_id(op_id)
-    assert entry is not None and entry.status == PENDING and entry.op == op.value
+    assert entry is not None and entry.status == EntryStatus.PENDING and entry.op == op.value
     assert processing_state(sandbox_server, op, step)  # processing did apply it
     assert oc.state is Connectivity.RECOVERING
 
@@ -189,7 +189,7 @@ def test_must_reach_step_is_resent_until_an_answer_can_be_read(
     assert fake.wait_for(lambda: len(requests_for(fake, op)) >= sent_before + 2)
     assert len(set(requests_for(fake, op))) == 1  # same bytes: same operationId and date
     entry = oc.journal.by_operation_id(op_id)
-    assert entry is not None and entry.status == PENDING and entry.attempts >= 2
+    assert entry is not None and entry.status == EntryStatus.PENDING and entry.attempts >= 2
 
     # readable again: the next resend is answered; processing recognised every duplicate
     online = when_online(oc)
@@ -197,6 +197,6 @@ def test_must_reach_step_is_resent_until_an_answer_can_be_read(
     oc.kick()
     assert online.wait(10), "the journal did not drain"
     entry = oc.journal.by_operation_id(op_id)
-    assert entry is not None and entry.status == DONE
+    assert entry is not None and entry.status == EntryStatus.DONE
     assert processing_state(sandbox_server, op, step)
     assert sandbox_server.status()["duplicates"] == len(requests_for(fake, op)) - 1

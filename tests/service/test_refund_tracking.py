@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from bridge.loyalty.journal import PENDING
+from bridge.loyalty.journal import EntryStatus
 from bridge.service.server import Service
 from sandbox.server import SandboxServer
 from tests.conftest import admin
@@ -34,7 +34,7 @@ def test_offline_the_same_cheque_is_refunded_once_not_three_times(
         assert again.status_code == 409, again.text
         assert again.headers["content-type"] == "application/problem+json"
         assert body(again)["code"] == "over_refund"
-    assert refund_entries(service) == [PENDING]
+    assert refund_entries(service) == [EntryStatus.PENDING]
     sandbox_server.start()
     report = service.register.offline.drain()
     assert report.stopped is None and not report.rejected

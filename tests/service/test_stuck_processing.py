@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from bridge.config import parse
-from bridge.loyalty.journal import DONE, Journal
+from bridge.loyalty.journal import EntryStatus, Journal
 from bridge.loyalty.protocol import loads
 from bridge.service.server import Service
 from sandbox.server import SandboxServer
@@ -286,7 +286,7 @@ def test_sigterm_exits_promptly_while_a_confirm_is_stuck_and_it_is_resent_after(
     try:
         for seq, payload in kept.items():  # sent as stored: the very bytes, the same ids
             entry = journal.get(seq)
-            assert entry is not None and entry.status == DONE and entry.payload() == payload
+            assert entry is not None and entry.status == EntryStatus.DONE and entry.payload() == payload
     finally:
         journal.close()
     purchase = admin(sandbox_server, f"purchases/{calculated['purchaseId']}")
