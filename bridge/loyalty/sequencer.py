@@ -18,6 +18,7 @@ import fcntl
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -188,9 +189,12 @@ class Sequencer:
         """Run what is queued, then stop; give up waiting after `timeout` seconds.
 
         The owner cuts a stuck request short first (`LoyaltyClient.close`); the timeout
-        is the last guard for a stop that must not hang.  A sender thread still busy
-        then is left to end by itself (it is a daemon); the lock file stays open for it.
+        is the last guard for a stop that must not hang.  A call still running then (on
+        the sender thread, a daemon, or on its caller's thread) is left to end by
+        itself, and the lock file stays open for it: closing it under a running call
+        would turn the call's own error into EBADF at its release.
         """
+        until = None if timeout is None else time.monotonic() + timeout
         with self._start_lock:
             self._closed = True
             thread, self._thread = self._thread, None
@@ -199,4 +203,10 @@ class Sequencer:
             thread.join(timeout)
             if thread.is_alive():
                 return
-        self._lock.close()
+        left = -1.0 if until is None else max(0.0, until - time.monotonic())
+        if not self._turn.acquire(timeout=left):  # a fast-path call still runs
+            return
+        try:
+            self._lock.close()
+        finally:
+            self._turn.release()
