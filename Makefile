@@ -22,6 +22,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bridge drivers sandbox tests bench tools
+	$(VENV)/bin/ruff format --check bridge drivers sandbox tests bench tools
 	$(VENV)/bin/mypy bridge drivers sandbox
 	$(VENV)/bin/lint-imports
 

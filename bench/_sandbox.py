@@ -21,8 +21,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_listening(proc: subprocess.Popen[bytes], port: int, what: str,
-                   timeout: float = 30.0) -> None:
+def wait_listening(
+    proc: subprocess.Popen[bytes], port: int, what: str, timeout: float = 30.0
+) -> None:
     """Until the child accepts connections on `port` (both servers listen only once ready)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -60,8 +61,9 @@ def sandbox_process(latency_ms: float = 0.0, cpus: set[int] | None = None) -> It
         if latency_ms:
             cmd += ["--latency", str(latency_ms)]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, preexec_fn=pin(cpus))
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=pin(cpus)
+        )
         try:
             wait_listening(proc, port, "sandbox")
             yield f"http://127.0.0.1:{port}/publicapi"

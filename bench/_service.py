@@ -16,8 +16,14 @@ TOKEN = "bench-token-0123456789"
 
 
 @contextmanager
-def service_process(sandbox_url: str, cpus: set[int] | None = None, *, where: Path | None = None,
-                    processing: str = "", journal: str = "") -> Iterator[tuple[str, int]]:
+def service_process(
+    sandbox_url: str,
+    cpus: set[int] | None = None,
+    *,
+    where: Path | None = None,
+    processing: str = "",
+    journal: str = "",
+) -> Iterator[tuple[str, int]]:
     """Yields (base URL, pid).  `processing` and `journal` are extra TOML lines for those
     sections; `where` keeps the service's files (a tmpfs, say) instead of a temp dir."""
     port = free_port()
@@ -31,10 +37,13 @@ def service_process(sandbox_url: str, cpus: set[int] | None = None, *, where: Pa
             f'[api]\nport = {port}\ntoken = "{TOKEN}"\n'
         )
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen([sys.executable, "-m", "bridge", "--config", str(cfg),
-                                 "--log-level", "ERROR", "run"],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                preexec_fn=pin(cpus))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bridge", "--config", str(cfg), "--log-level", "ERROR", "run"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=pin(cpus),
+        )
         try:
             wait_listening(proc, port, "service")
             yield f"http://127.0.0.1:{port}", proc.pid

@@ -56,8 +56,10 @@ class RawPos:
         self.sock = socket.create_connection((host, port), timeout=30)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.rfile = self.sock.makefile("rb")
-        self.request = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                        f"X-Posbridge-Token: {token}\r\nContent-Length: 0\r\n\r\n").encode()
+        self.request = (
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"X-Posbridge-Token: {token}\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
 
     def post(self) -> tuple[int, bytes]:
         self.sock.sendall(self.request)
@@ -80,44 +82,75 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("-n", type=int, default=20, help="calls per round and side")
     ap.add_argument("--rounds", type=int, default=60)
-    ap.add_argument("--sessions", type=int, default=5,
-                    help="fresh sandbox and service processes each; the result is their median")
+    ap.add_argument(
+        "--sessions",
+        type=int,
+        default=5,
+        help="fresh sandbox and service processes each; the result is their median",
+    )
     ap.add_argument("--pos-client", choices=["socket", "http.client"], default="socket")
-    ap.add_argument("--placement", choices=["split", "shared"], default="split",
-                    help="split: the sandbox on a CPU of its own (default); shared: no pinning")
+    ap.add_argument(
+        "--placement",
+        choices=["split", "shared"],
+        default="split",
+        help="split: the sandbox on a CPU of its own (default); shared: no pinning",
+    )
     args = ap.parse_args()
     split = split_cpus() if args.placement == "split" else None
     processing_cpus, register_cpus = split or (None, None)
     if register_cpus:
         os.sched_setaffinity(0, register_cpus)
-    where = (f"sandbox on CPU {sorted(processing_cpus)}, register side on {sorted(register_cpus)}"
-             if processing_cpus and register_cpus else "no pinning")
-    print(f"calculate x{args.n} x{args.rounds} rounds x{args.sessions} sessions, "
-          f"POS side: {args.pos_client}, {where}")
+    where = (
+        f"sandbox on CPU {sorted(processing_cpus)}, register side on {sorted(register_cpus)}"
+        if processing_cpus and register_cpus
+        else "no pinning"
+    )
+    print(
+        f"calculate x{args.n} x{args.rounds} rounds x{args.sessions} sessions, "
+        f"POS side: {args.pos_client}, {where}"
+    )
     results = []
     for number in range(1, args.sessions + 1):
         t_api, t_direct, ratio = session(args, processing_cpus, register_cpus)
         results.append(ratio)
-        print(f"  session {number}: API {t_api:.3f} ms/call, direct {t_direct:.3f} ms/call, "
-              f"median ratio {ratio:.3f}", flush=True)
-    print(f"  median ratio api/direct = {statistics.median(results):.3f}  (target <= 1.30; "
-          f"sessions {min(results):.3f}-{max(results):.3f})")
+        print(
+            f"  session {number}: API {t_api:.3f} ms/call, direct {t_direct:.3f} ms/call, "
+            f"median ratio {ratio:.3f}",
+            flush=True,
+        )
+    print(
+        f"  median ratio api/direct = {statistics.median(results):.3f}  (target <= 1.30; "
+        f"sessions {min(results):.3f}-{max(results):.3f})"
+    )
 
 
-def session(args: argparse.Namespace, processing_cpus: set[int] | None,
-            register_cpus: set[int] | None) -> tuple[float, float, float]:
+def session(
+    args: argparse.Namespace, processing_cpus: set[int] | None, register_cpus: set[int] | None
+) -> tuple[float, float, float]:
     """One sandbox and one service; (median API ms, median direct ms, median round ratio).
 
     Fresh processes each session: a process's hash seed and memory layout move its speed
     by a few percent for its whole life, which rounds within it cannot average out."""
-    cheque = Cheque(number="B", date=datetime(2026, 11, 29, 15), lines=[
-        ChequeLine(position=i + 1, goods_id=ln["goodsId"], name=ln["name"],
-                   price=Decimal(ln["price"]), quantity=Decimal(ln["quantity"]),
-                   amount=Decimal(ln["price"]) * Decimal(ln["quantity"]))
-        for i, ln in enumerate(LINES)])
-    with sandbox_process(cpus=processing_cpus) as sandbox_url, \
-            service_process(sandbox_url, register_cpus) as (url, _), \
-            tempfile.TemporaryDirectory() as tmp:
+    cheque = Cheque(
+        number="B",
+        date=datetime(2026, 11, 29, 15),
+        lines=[
+            ChequeLine(
+                position=i + 1,
+                goods_id=ln["goodsId"],
+                name=ln["name"],
+                price=Decimal(ln["price"]),
+                quantity=Decimal(ln["quantity"]),
+                amount=Decimal(ln["price"]) * Decimal(ln["quantity"]),
+            )
+            for i, ln in enumerate(LINES)
+        ],
+    )
+    with (
+        sandbox_process(cpus=processing_cpus) as sandbox_url,
+        service_process(sandbox_url, register_cpus) as (url, _),
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         direct = LoyaltyClient(sandbox_url, "register-1", "secret-1", lock_file=Path(tmp) / "l")
         api = httpx.Client(base_url=url, headers={"X-Posbridge-Token": TOKEN}, timeout=30)
         cid = api.post("/v1/cheques", json={"card": CARD, "lines": LINES}).json()["id"]

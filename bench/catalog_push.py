@@ -55,20 +55,28 @@ def main() -> int:
         t = time.perf_counter()
         warm = write_catalogue(tmp / "warm.csv", range(2000))
         big = write_catalogue(tmp / "big.csv", range(args.items))
-        print(f"generated {args.items:,} rows in {time.perf_counter() - t:.1f} s"
-              f" ({big.stat().st_size / 1e6:.1f} MB)")
+        print(
+            f"generated {args.items:,} rows in {time.perf_counter() - t:.1f} s"
+            f" ({big.stat().st_size / 1e6:.1f} MB)"
+        )
         with SandboxServer(tmp / "processing.db") as server:
             cfg = write_config(tmp / "posbridge.toml", server.url, tmp)
             elapsed, (w, b) = push(cfg, warm, big)
             growth_mb = (b["maxrss_kib"] - w["maxrss_kib"]) / 1024
-            print(f"push of {args.items:,} items (after a 2,000-item warm-up): {elapsed:.1f} s"
-                  f" in all, {args.items / elapsed:,.0f} items/s")
-            print(f"peak RSS: {w['maxrss_kib'] / 1024:.1f} MB after warm-up,"
-                  f" {b['maxrss_kib'] / 1024:.1f} MB after the big push (+{growth_mb:.1f} MB)")
+            print(
+                f"push of {args.items:,} items (after a 2,000-item warm-up): {elapsed:.1f} s"
+                f" in all, {args.items / elapsed:,.0f} items/s"
+            )
+            print(
+                f"peak RSS: {w['maxrss_kib'] / 1024:.1f} MB after warm-up,"
+                f" {b['maxrss_kib'] / 1024:.1f} MB after the big push (+{growth_mb:.1f} MB)"
+            )
             print(f"processing now knows {server.inventory()['goods']:,} goods")
             elapsed, _ = push(cfg, big)
             print(f"second push, nothing changed: {elapsed:.1f} s")
-            write_catalogue(big, range(args.items), names={1: "a", args.items // 2: "b", args.items - 1: "c"})
+            write_catalogue(
+                big, range(args.items), names={1: "a", args.items // 2: "b", args.items - 1: "c"}
+            )
             elapsed, _ = push(cfg, big)
             print(f"push of 3 changed rows: {elapsed:.1f} s")
         if args.max_growth_mb is not None and growth_mb > args.max_growth_mb:

@@ -40,18 +40,34 @@ def requests(n: int) -> list[PreparedRequest]:
         number="B1",
         date=datetime(2026, 11, 29, 15, 0),
         lines=[
-            ChequeLine(position=1, goods_id="1001", name="Milk", price=Decimal("89.90"),
-                       quantity=Decimal(2), amount=Decimal("179.80")),
-            ChequeLine(position=2, goods_id="5001", name="Soap", price=Decimal("150.00"),
-                       quantity=Decimal(1), amount=Decimal("150.00")),
+            ChequeLine(
+                position=1,
+                goods_id="1001",
+                name="Milk",
+                price=Decimal("89.90"),
+                quantity=Decimal(2),
+                amount=Decimal("179.80"),
+            ),
+            ChequeLine(
+                position=2,
+                goods_id="5001",
+                name="Soap",
+                price=Decimal("150.00"),
+                quantity=Decimal(1),
+                amount=Decimal("150.00"),
+            ),
         ],
     )
     pid = new_id()
     return [
         PreparedRequest(
             Operation.CALCULATE,
-            CalculateRequest(operation_id=new_id(), operation_date=datetime.now().replace(microsecond=0),
-                             identifier=Identifier(value=CARD), cheque=cheque),
+            CalculateRequest(
+                operation_id=new_id(),
+                operation_date=datetime.now().replace(microsecond=0),
+                identifier=Identifier(value=CARD),
+                cheque=cheque,
+            ),
             purchase_id=pid,
         )
         for _ in range(n)
@@ -65,8 +81,12 @@ def main() -> None:
     args = ap.parse_args()
     with sandbox_process() as url, tempfile.TemporaryDirectory() as tmp:
         ours = LoyaltyClient(url, "register-1", "secret-1", lock_file=Path(tmp) / "lock")
-        bare = httpx.Client(base_url=url, auth=("register-1", "secret-1"),
-                            headers={"Content-Type": "application/json"}, timeout=10)
+        bare = httpx.Client(
+            base_url=url,
+            auth=("register-1", "secret-1"),
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
         ratios, t_ours, t_bare = [], [], []
         ours.send(requests(1)[0])  # warm both connections
         bare.post(requests(1)[0].path, content=requests(1)[0].payload())
@@ -89,7 +109,9 @@ def main() -> None:
         bare.close()
     print(f"calculate x{args.n} x{args.rounds} rounds")
     print(f"  our client : median {statistics.median(t_ours):.3f} ms/call")
-    print(f"  bare httpx : median {statistics.median(t_bare):.3f} ms/call (encode excluded, parse included)")
+    print(
+        f"  bare httpx : median {statistics.median(t_bare):.3f} ms/call (encode excluded, parse included)"
+    )
     print(f"  median ratio ours/bare = {statistics.median(ratios):.3f}  (target <= 1.10)")
 
 

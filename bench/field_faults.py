@@ -61,8 +61,11 @@ class Phase:
 
 def service(processing_url: str, deadline: float) -> AbstractContextManager[tuple[str, int]]:
     """`posbridge run` in its own process: (base URL, pid)."""
-    return service_process(processing_url, processing=f"read_timeout = 5.0\ndeadline = {deadline}\n",
-                           journal="probe_min_seconds = 0.2\nprobe_max_seconds = 1.0\n")
+    return service_process(
+        processing_url,
+        processing=f"read_timeout = 5.0\ndeadline = {deadline}\n",
+        journal="probe_min_seconds = 0.2\nprobe_max_seconds = 1.0\n",
+    )
 
 
 def peak_rss_kb(pid: int) -> int:
@@ -74,8 +77,10 @@ def peak_rss_kb(pid: int) -> int:
 
 def cheque_lines(i: int) -> list[dict[str, Any]]:
     goods = [GOODS[(i + k) % len(GOODS)] for k in range(1 + i % 3)]
-    return [{"goodsId": g, "name": f"goods {g}", "price": p, "quantity": str(1 + (i + k) % 2)}
-            for k, (g, p) in enumerate(goods)]
+    return [
+        {"goodsId": g, "name": f"goods {g}", "price": p, "quantity": str(1 + (i + k) % 2)}
+        for k, (g, p) in enumerate(goods)
+    ]
 
 
 def timed(api: httpx.Client, phase: Phase, method: str, path: str, **kw: Any) -> Any:
@@ -98,23 +103,30 @@ def wait_drained(api: httpx.Client, limit: float = 60.0) -> float:
         time.sleep(0.1)
 
 
-def sell_shift(sandbox_url: str, deadline: float, per_phase: int,
-               faults: bool) -> tuple[list[Phase], dict[str, Any]]:
+def sell_shift(
+    sandbox_url: str, deadline: float, per_phase: int, faults: bool
+) -> tuple[list[Phase], dict[str, Any]]:
     parts = urlsplit(sandbox_url)
     assert parts.hostname is not None and parts.port is not None
     proxy = FaultProxy(parts.hostname, parts.port)
     phases: list[Phase] = []
     try:
-        with service(proxy.url, deadline) as (base, pid), \
-                httpx.Client(base_url=base, headers={"X-Posbridge-Token": TOKEN},
-                             timeout=60) as api:
+        with (
+            service(proxy.url, deadline) as (base, pid),
+            httpx.Client(base_url=base, headers={"X-Posbridge-Token": TOKEN}, timeout=60) as api,
+        ):
             n = 0
             for label, fault, options in PHASES:
                 phase = Phase(label)
                 proxy.set_fault(fault if faults else "pass", **options)
                 for _ in range(per_phase):
-                    cheque = timed(api, phase, "POST", "/v1/cheques",
-                                   json={"card": CARD, "lines": cheque_lines(n)})
+                    cheque = timed(
+                        api,
+                        phase,
+                        "POST",
+                        "/v1/cheques",
+                        json={"card": CARD, "lines": cheque_lines(n)},
+                    )
                     n += 1
                     calc = timed(api, phase, "POST", f"/v1/cheques/{cheque['id']}/calculate")
                     done = timed(api, phase, "POST", f"/v1/cheques/{cheque['id']}/confirm")
@@ -151,30 +163,40 @@ def main() -> int:
     with sandbox_process() as faulted_url:
         phases, faulted = sell_shift(faulted_url, args.deadline, args.cheques, faults=True)
     bound = args.deadline + 0.5
-    print(f"field faults: {args.cheques} cheques + 1 balance per phase, deadline "
-          f"{args.deadline:g} s (bound {bound:g} s), {time.monotonic() - started:.0f} s in all")
-    print(f"  {'fault':<15} {'worst wait':>10} {'offline':>8} {'queued':>7} {'status':>8} "
-          f"{'drain':>7} {'peak RSS':>9}  verdict")
+    print(
+        f"field faults: {args.cheques} cheques + 1 balance per phase, deadline "
+        f"{args.deadline:g} s (bound {bound:g} s), {time.monotonic() - started:.0f} s in all"
+    )
+    print(
+        f"  {'fault':<15} {'worst wait':>10} {'offline':>8} {'queued':>7} {'status':>8} "
+        f"{'drain':>7} {'peak RSS':>9}  verdict"
+    )
     ok = True
     for phase, ref in zip(phases, reference, strict=True):
         worst = max(phase.waits)
         fine = worst <= bound
         ok &= fine
-        print(f"  {phase.label:<15} {worst:>9.2f}s {phase.offline_answers:>8} {phase.queued:>7} "
-              f"{phase.status:>8} {phase.drain_s:>6.1f}s {phase.peak_rss_kb / 1024:>7.1f}MB  "
-              f"{'ok' if fine else 'OVER'} (online run: {max(ref.waits):.2f}s, "
-              f"{ref.peak_rss_kb / 1024:.1f} MB)")
+        print(
+            f"  {phase.label:<15} {worst:>9.2f}s {phase.offline_answers:>8} {phase.queued:>7} "
+            f"{phase.status:>8} {phase.drain_s:>6.1f}s {phase.peak_rss_kb / 1024:>7.1f}MB  "
+            f"{'ok' if fine else 'OVER'} (online run: {max(ref.waits):.2f}s, "
+            f"{ref.peak_rss_kb / 1024:.1f} MB)"
+        )
     same_totals = faulted["totals"] == online["totals"]
     same_entries = faulted["entries"] == online["entries"]
     confirmed = sum(1 for e in faulted["entries"] if e[0] == "accrual" and e[1] == "final")
     expected = sum(1 for e in online["entries"] if e[0] == "accrual" and e[1] == "final")
-    print(f"  ledger of card {CARD}: balance {faulted['totals']['balance']} "
-          f"(online run {online['totals']['balance']}), accruals {confirmed}/{expected}, "
-          f"duplicates recognised by processing {faulted['status'].get('duplicates', '?')}")
+    print(
+        f"  ledger of card {CARD}: balance {faulted['totals']['balance']} "
+        f"(online run {online['totals']['balance']}), accruals {confirmed}/{expected}, "
+        f"duplicates recognised by processing {faulted['status'].get('duplicates', '?')}"
+    )
     lost = max(0, expected - confirmed)
     doubled = max(0, confirmed - expected)
-    print(f"  lost {lost}, doubled {doubled}; totals {'equal' if same_totals else 'DIFFERENT'}, "
-          f"entries {'equal' if same_entries else 'DIFFERENT'}")
+    print(
+        f"  lost {lost}, doubled {doubled}; totals {'equal' if same_totals else 'DIFFERENT'}, "
+        f"entries {'equal' if same_entries else 'DIFFERENT'}"
+    )
     ok &= same_totals and same_entries
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1

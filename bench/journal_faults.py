@@ -49,8 +49,10 @@ N = 8  # cheques per phase; phase 3 (2N..3N) is sold offline, where bonuses cann
 
 def sale(i: int) -> tuple[str | None, list[dict[str, Any]], str | None]:
     card = CARDS[i % len(CARDS)]
-    lines = [{"goodsId": g, "name": f"goods {g}", "price": p, "quantity": str(1 + (i + k) % 2)}
-             for k, (g, p) in enumerate(GOODS[(i + k) % len(GOODS)] for k in range(1 + i % 3))]
+    lines = [
+        {"goodsId": g, "name": f"goods {g}", "price": p, "quantity": str(1 + (i + k) % 2)}
+        for k, (g, p) in enumerate(GOODS[(i + k) % len(GOODS)] for k in range(1 + i % 3))
+    ]
     offline_phase = 2 * N <= i < 3 * N
     return card, lines, "5" if card in PAYING and i % 2 == 0 and not offline_phase else None
 
@@ -96,8 +98,9 @@ class Till:
 
 @contextmanager
 def service(processing_url: str, where: Path) -> Iterator[tuple[Till, int]]:
-    with service_process(processing_url, where=where,
-                         journal="probe_min_seconds = 0.2\nprobe_max_seconds = 1.0\n") as (url, pid):
+    with service_process(
+        processing_url, where=where, journal="probe_min_seconds = 0.2\nprobe_max_seconds = 1.0\n"
+    ) as (url, pid):
         till = Till(url)
         try:
             yield till, pid
@@ -106,9 +109,21 @@ def service(processing_url: str, where: Path) -> Iterator[tuple[Till, int]]:
 
 
 def cli(where: Path, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "bridge", "--config", str(where / "posbridge.toml"),
-                           "journal", *args], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bridge",
+            "--config",
+            str(where / "posbridge.toml"),
+            "journal",
+            *args,
+        ],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return done.stdout.strip() or done.stderr.strip()
 
 
@@ -141,8 +156,9 @@ def ledger(url: str) -> dict[str, Any]:
     out = {}
     for card in [c for c in CARDS if c]:
         book = loads(httpx.get(f"{base}/sandbox/ledger/{card}", timeout=10).content)
-        out[card] = {k: book[k] for k in ("balance", "accrued", "redeemed", "held",
-                                          "pendingAccrual")}
+        out[card] = {
+            k: book[k] for k in ("balance", "accrued", "redeemed", "held", "pendingAccrual")
+        }
     return out
 
 
@@ -173,8 +189,9 @@ def main() -> int:
 
         disk = tmp / "disk"
         disk.mkdir()
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(disk)],
-                       check=True)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(disk)], check=True
+        )
         try:
             with sandbox_process() as url:
                 start = time.monotonic()
@@ -201,12 +218,21 @@ def main() -> int:
                     filler.unlink()
                     till.waits.clear()
                     for i, cid in refused:
-                        code = (till.pay(i, cid).status_code == 200 and
-                                till.confirm(cid).status_code) if cid else till.sell(i)
+                        code = (
+                            (till.pay(i, cid).status_code == 200 and till.confirm(cid).status_code)
+                            if cid
+                            else till.sell(i)
+                        )
                         assert code == 200, code
                     assert till.status()["health"] == "ok"
-                    rows.append(("disk full", f"{len(refused)} refused 503; {waits(full_waits)}",
-                                 f"{waits(till.waits)} after space returned", rss))
+                    rows.append(
+                        (
+                            "disk full",
+                            f"{len(refused)} refused 503; {waits(full_waits)}",
+                            f"{waits(till.waits)} after space returned",
+                            rss,
+                        )
+                    )
 
                 # damaged journal: a phase queued offline, then page 3 of the journal hit
                 dead = f"http://127.0.0.1:{free_port()}/publicapi"
@@ -231,12 +257,17 @@ def main() -> int:
                     replayed = cli(disk, "replay")
                     cli(disk, "acknowledge")
                     assert till.status()["health"] == "ok"
-                    rows.append(("damaged journal", f"start {started * 1000:.0f} ms (moved aside,"
-                                 f" fresh journal; a sound start took {normal_start * 1000:.0f}"
-                                 f" ms); {waits(till.waits)}",
-                                 f"{queued} queued; {salvaged.splitlines()[0].split(': ', 1)[-1]};"
-                                 f" {replayed.splitlines()[0]}",
-                                 peak_rss_mib(pid)))
+                    rows.append(
+                        (
+                            "damaged journal",
+                            f"start {started * 1000:.0f} ms (moved aside,"
+                            f" fresh journal; a sound start took {normal_start * 1000:.0f}"
+                            f" ms); {waits(till.waits)}",
+                            f"{queued} queued; {salvaged.splitlines()[0].split(': ', 1)[-1]};"
+                            f" {replayed.splitlines()[0]}",
+                            peak_rss_mib(pid),
+                        )
+                    )
                 final = ledger(url)
         finally:
             subprocess.run(["umount", "-l", str(disk)], check=False)
@@ -245,7 +276,9 @@ def main() -> int:
     same = final == online
     for name, wait, note, rss in rows:
         print(f"{name:16} {wait} | {note} | peak RSS {rss:.0f} MiB")
-    print(f"ledger vs the same shift sold online: {'equal (0 lost, 0 doubled)' if same else 'DIFFERENT'}")
+    print(
+        f"ledger vs the same shift sold online: {'equal (0 lost, 0 doubled)' if same else 'DIFFERENT'}"
+    )
     if not same:
         print(f"  online {online}\n  faults {final}")
     return 0 if same else 1

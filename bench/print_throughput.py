@@ -112,8 +112,9 @@ def main() -> int:
     args = parser.parse_args()
 
     drain = Drain()
-    printer = ReceiptPrinter("bench", SerialConnection(drain.path, 115200),
-                             PrinterConfig(paper_width_mm=80))
+    printer = ReceiptPrinter(
+        "bench", SerialConnection(drain.path, 115200), PrinterConfig(paper_width_mm=80)
+    )
     printer.open()
     printer.claim()
     printer.enable()
@@ -163,8 +164,10 @@ def main() -> int:
     plain.close()
 
     m_ours, m_theirs = statistics.median(ours), statistics.median(theirs)
-    print(f"receipt bytes: ours {ours_size}, python-escpos {plain_size} "
-          f"(first receipt {first_size}: later ones omit ESC t after ESC @)")
+    print(
+        f"receipt bytes: ours {ours_size}, python-escpos {plain_size} "
+        f"(first receipt {first_size}: later ones omit ESC t after ESC @)"
+    )
     print(f"runs: {args.runs} each, alternating")
     print(f"ours (ReceiptPrinter.print_receipt): median {m_ours:.3f} ms")
     print(f"python-escpos Serial:                median {m_theirs:.3f} ms")

@@ -57,8 +57,9 @@ def entries(n: int, seed: int) -> list[PreparedRequest]:
     for cheque, ident, when, _ in shift(seed, (n + 1) // 2):
         pid = new_id()
         for op, fields in ((Operation.DISCOUNT, {"cheque": cheque}), (Operation.CONFIRM, {})):
-            body = REQUEST_MODELS[op](operation_id=new_id(), operation_date=when,
-                                      identifier=ident, **fields)
+            body = REQUEST_MODELS[op](
+                operation_id=new_id(), operation_date=when, identifier=ident, **fields
+            )
             out.append(PreparedRequest(op, body, pid))
     return out[:n]
 
@@ -73,8 +74,10 @@ def bench_appends(tmp: Path, requests: list[PreparedRequest], size: int) -> tupl
     raw = sqlite3.connect(tmp / "raw.sqlite", isolation_level=None)
     raw.execute("PRAGMA journal_mode=WAL")
     raw.execute("PRAGMA synchronous=FULL")
-    raw.execute("CREATE TABLE entries (seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT, "
-                "operation_id TEXT UNIQUE, request TEXT, created_at REAL)")
+    raw.execute(
+        "CREATE TABLE entries (seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT, "
+        "operation_id TEXT UNIQUE, request TEXT, created_at REAL)"
+    )
     rows = [(r.op.value, r.operation_id, record_text(r)) for r in requests]
     ours, theirs = [], []
     for part in chunks(len(requests), size):
@@ -85,8 +88,10 @@ def bench_appends(tmp: Path, requests: list[PreparedRequest], size: int) -> tupl
         start = time.perf_counter()
         for i in part:
             raw.execute("BEGIN IMMEDIATE")
-            raw.execute("INSERT INTO entries (op, operation_id, request, created_at) "
-                        "VALUES (?, ?, ?, ?)", (*rows[i], time.time()))
+            raw.execute(
+                "INSERT INTO entries (op, operation_id, request, created_at) VALUES (?, ?, ?, ?)",
+                (*rows[i], time.time()),
+            )
             raw.execute("COMMIT")
         theirs.append(len(part) / (time.perf_counter() - start))
     journal.close()
@@ -115,8 +120,12 @@ def bench_replay(url: str, tmp: Path, n: int, size: int) -> Sides:
     oc = OfflineClient(LoyaltyClient(url, LOGIN, PASSWORD, lock_file=tmp / "lock"), journal)
     direct = LoyaltyClient(url, LOGIN, PASSWORD, lock_file=tmp / "lock")
     direct_reqs = entries(n, seed=1)
-    bare = httpx.Client(base_url=url, auth=(LOGIN, PASSWORD),
-                        headers={"Content-Type": "application/json"}, timeout=10)
+    bare = httpx.Client(
+        base_url=url,
+        auth=(LOGIN, PASSWORD),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
     bodies = [(r.path, r.payload()) for r in entries(n, seed=1)]
     warm = oc.client.prepare(Operation.BALANCE)  # open every connection before timing
     bare.post(warm.path, content=warm.payload())
@@ -149,7 +158,7 @@ def bench_replay(url: str, tmp: Path, n: int, size: int) -> Sides:
     sides = Sides()
     runners = [(replay, sides.replay), (client, sides.client), (loop, sides.bare)]
     for k, part in enumerate(chunks(n, size)):
-        for run, times in runners[k % 3:] + runners[: k % 3]:  # rotate who goes first
+        for run, times in runners[k % 3 :] + runners[: k % 3]:  # rotate who goes first
             times.append(run(part) / len(part) * 1e3)
     counts = journal.counts()
     assert counts.pending == 0 and counts.done == n, counts
@@ -161,11 +170,13 @@ def bench_replay(url: str, tmp: Path, n: int, size: int) -> Sides:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("-n", type=int, default=5000, help="journal entries (default %(default)s)")
-    ap.add_argument("--chunk", type=int, default=50,
-                    help="entries per alternation (default %(default)s)")
+    ap.add_argument(
+        "--chunk", type=int, default=50, help="entries per alternation (default %(default)s)"
+    )
     args = ap.parse_args()
     logging.getLogger("posbridge").setLevel(logging.ERROR)  # "recovering -> online" is expected
     if args.n < 2:
@@ -179,10 +190,14 @@ def main() -> None:
     print(f"offline journal, {args.n} entries, chunks of {args.chunk}")
     print(f"  replay (OfflineClient.drain) : median {med(sides.replay):.3f} ms/entry")
     print(f"  LoyaltyClient.send, no journal: median {med(sides.client):.3f} ms/request")
-    print(f"  bare httpx loop              : median {med(sides.bare):.3f} ms/request "
-          "(encode excluded, parse included)")
-    print(f"  median ratio replay/bare   = {sides.ratio(sides.replay, sides.bare):.3f}"
-          "  (target <= 1.25)")
+    print(
+        f"  bare httpx loop              : median {med(sides.bare):.3f} ms/request "
+        "(encode excluded, parse included)"
+    )
+    print(
+        f"  median ratio replay/bare   = {sides.ratio(sides.replay, sides.bare):.3f}"
+        "  (target <= 1.25)"
+    )
     print(f"    of which client/bare     = {sides.ratio(sides.client, sides.bare):.3f}")
     print(f"    and journal replay/client = {sides.ratio(sides.replay, sides.client):.3f}")
     print(f"  durable appends : {ours_rate:.0f}/s (fsync each; target >= 200/s)")

@@ -26,8 +26,10 @@ import httpx
 from bench._sandbox import sandbox_process
 from bench._service import TOKEN, service_process
 
-LINES = [{"goodsId": "1001", "name": "Milk", "price": "89.90", "quantity": "2"},
-         {"goodsId": "5001", "name": "Soap", "price": "150.00", "quantity": "1"}]
+LINES = [
+    {"goodsId": "1001", "name": "Milk", "price": "89.90", "quantity": "2"},
+    {"goodsId": "5001", "name": "Soap", "price": "150.00", "quantity": "1"},
+]
 CARDS = ["2775000000012", "2775000000029", None]
 PAYER = "2775000000012"  # the active card with bonuses: its held total must come back to 0
 
@@ -44,8 +46,11 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=10_000)
     ap.add_argument("--every", type=int, default=1000)
     ap.add_argument("--receipts", action="store_true", help="fetch each loyalty block too")
-    ap.add_argument("--abandoned", action="store_true",
-                    help="cheques left open (calculated, some with bonuses paid), then expired")
+    ap.add_argument(
+        "--abandoned",
+        action="store_true",
+        help="cheques left open (calculated, some with bonuses paid), then expired",
+    )
     ap.add_argument("--shift", type=int, default=100, help="cheques per shift (--abandoned)")
     args = ap.parse_args()
     if args.abandoned:
@@ -66,10 +71,12 @@ def main() -> None:
                 points.append(rss_mb(pid))
                 print(f"{i:>6} purchases: {points[-1]:.1f} MB", flush=True)
         api.close()
-    tail = points[len(points) // 2:]
+    tail = points[len(points) // 2 :]
     growth = tail[-1] - tail[0] if len(tail) > 1 else 0.0
-    print(f"final {points[-1]:.1f} MB (target <= 80), growth over the second half {growth:+.1f} MB,"
-          f" ratio final/start {points[-1] / base:.2f}")
+    print(
+        f"final {points[-1]:.1f} MB (target <= 80), growth over the second half {growth:+.1f} MB,"
+        f" ratio final/start {points[-1] / base:.2f}"
+    )
 
 
 def held(sandbox_url: str) -> Decimal:
@@ -106,17 +113,21 @@ def abandoned(args: argparse.Namespace) -> None:
                     raise SystemExit(f"after shift close {i // args.shift}: {after} still held")
             if i % args.every == 0:
                 points.append(rss_mb(pid))
-                print(f"{i:>6} abandoned cheques: {points[-1]:.1f} MB, held now "
-                      f"{held(sandbox_url)}", flush=True)
+                print(
+                    f"{i:>6} abandoned cheques: {points[-1]:.1f} MB, held now {held(sandbox_url)}",
+                    flush=True,
+                )
         closed = api.post("/v1/shift/close")
         cancelled += closed.json()["cancelled"]
         final_held = held(sandbox_url)
         api.close()
-    tail = points[len(points) // 2:]
+    tail = points[len(points) // 2 :]
     growth = tail[-1] - tail[0] if len(tail) > 1 else 0.0
-    print(f"final {points[-1]:.1f} MB, growth over the second half {growth:+.1f} MB, ratio "
-          f"final/start {points[-1] / base:.2f}; {cancelled} cheques cancelled by shift close, "
-          f"held peak {peak_held}, held at the end {final_held} (target 0.00)")
+    print(
+        f"final {points[-1]:.1f} MB, growth over the second half {growth:+.1f} MB, ratio "
+        f"final/start {points[-1] / base:.2f}; {cancelled} cheques cancelled by shift close, "
+        f"held peak {peak_held}, held at the end {final_held} (target 0.00)"
+    )
 
 
 if __name__ == "__main__":

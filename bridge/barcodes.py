@@ -59,8 +59,7 @@ class BarcodeSettings(BaseModel):
     )
     # 13 characters: literal digits, P = PLU, W = weight in grams, $ = price in cents, C = check
     weight_templates: list[str] = Field(
-        default_factory=lambda: ["20PPPPPWWWWWC", "21PPPPPWWWWWC", "22PPPPPWWWWWC",
-                                 "23PPPPP$$$$$C"]
+        default_factory=lambda: ["20PPPPPWWWWWC", "21PPPPPWWWWWC", "22PPPPPWWWWWC", "23PPPPP$$$$$C"]
     )
 
     @field_validator("weight_templates")
@@ -84,8 +83,13 @@ class Classification:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "symbology": self.symbology, "gtin": self.gtin,
-                "text": self.text, **self.extra}
+        return {
+            "kind": self.kind,
+            "symbology": self.symbology,
+            "gtin": self.gtin,
+            "text": self.text,
+            **self.extra,
+        }
 
 
 class UnusableInput(ValueError):
@@ -171,9 +175,16 @@ def _tobacco(data: str, sym: str | None, s: BarcodeSettings) -> Classification |
     if m is None or not ean.is_valid(m.group(1)):
         return None
     return Classification(
-        "marking_code", data, sym, gtin=m.group(1),
-        extra={"marking": "tobacco_pack", "serial": m.group(2), "mrp": m.group(3),
-               "verification": m.group(4)},
+        "marking_code",
+        data,
+        sym,
+        gtin=m.group(1),
+        extra={
+            "marking": "tobacco_pack",
+            "serial": m.group(2),
+            "mrp": m.group(3),
+            "verification": m.group(4),
+        },
     )
 
 
@@ -243,8 +254,10 @@ def _why_unknown(data: str, sym: str | None, s: BarcodeSettings) -> str:
         if n in (6, 7) or (n == 8 and sym == "]E0"):
             return f"UPC-E: {_upc_e_problem(data)}"
         if n == 8 and sym is None and data[0] in "01":
-            return (f"check digit should be {ean.calc_check_digit(data[:-1])} (EAN-8) or "
-                    f"{_upc_e_check(data[:7])} (UPC-E)")
+            return (
+                f"check digit should be {ean.calc_check_digit(data[:-1])} (EAN-8) or "
+                f"{_upc_e_check(data[:7])} (UPC-E)"
+            )
         if n in (8, 12, 13, 14):
             return _check_digit(data)
         return f"{n} digits: no GTIN, loyalty range or weight template has that length"

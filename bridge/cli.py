@@ -29,8 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("bridge.commands.config", "check or show the configuration"),
     "balance": ("bridge.commands.balance", "show a card's bonus balance"),
     "purchase": ("bridge.commands.purchase", "run a loyalty purchase for a cheque file"),
-    "journal": ("bridge.commands.journal",
-                "inspect, replay, check and salvage the offline journal"),
+    "journal": (
+        "bridge.commands.journal",
+        "inspect, replay, check and salvage the offline journal",
+    ),
     "shift": ("bridge.commands.shift", "close the shift: cancel the cheques left open"),
     "catalog": ("bridge.commands.catalog", "push the product nomenclature to processing"),
     "receipt": ("bridge.commands.receipt", "preview receipts as text and PNG"),
@@ -69,6 +71,7 @@ def _common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     Below the top level the default is SUPPRESS, so an option given before the
     subcommand is not reset by the subparser's own default.
     """
+
     def default(value: object) -> dict[str, Any]:
         return {"default": value if top else argparse.SUPPRESS}
 
@@ -84,8 +87,12 @@ def _common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         help="log verbosity on stderr (default WARNING)",
         **default("WARNING"),
     )
-    parser.add_argument("--debug", action="store_true",
-                        help="show the traceback of an unexpected error", **default(False))
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of an unexpected error",
+        **default(False),
+    )
 
 
 def _with_subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
@@ -126,11 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             where = getattr(args, "log_file", None)
             if where:  # the service's log keeps what the terminal of a unit never shows
                 logging.getLogger("posbridge").error("unexpected error", exc_info=exc)
-            print(f"posbridge {args.command}: unexpected error ({type(exc).__name__}:"
-                  f" {_one_line(str(exc))}); this is a bug: "
-                  + (f"see {where}, or " if where else "")
-                  + "run again with --debug for the traceback, and report it",
-                  file=sys.stderr)
+            print(
+                f"posbridge {args.command}: unexpected error ({type(exc).__name__}:"
+                f" {_one_line(str(exc))}); this is a bug: "
+                + (f"see {where}, or " if where else "")
+                + "run again with --debug for the traceback, and report it",
+                file=sys.stderr,
+            )
             return EXIT_BUG
         print(f"posbridge {args.command}: {_message(exc)}", file=sys.stderr)
         return code
@@ -191,9 +200,11 @@ def _message(exc: Exception) -> str:
     if isinstance(exc, errors.BusinessError):
         return f"{exc.code}: {exc.cashier_text}"
     if _wrong_path(exc):
-        return (f"processing answered HTTP {getattr(exc, 'status', '?')} (no such path): check"
-                " processing.url, the API's base URL such as https://processing.example/publicapi"
-                f" ({_one_line(str(exc))})")
+        return (
+            f"processing answered HTTP {getattr(exc, 'status', '?')} (no such path): check"
+            " processing.url, the API's base URL such as https://processing.example/publicapi"
+            f" ({_one_line(str(exc))})"
+        )
     from pydantic import ValidationError
 
     if isinstance(exc, ValidationError):
@@ -201,17 +212,22 @@ def _message(exc: Exception) -> str:
 
         return "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {describe_error(e)}"
-            for e in exc.errors())
+            for e in exc.errors()
+        )
     from drivers.device import DeviceError
     from drivers.transport.base import TransportError
 
     if isinstance(exc, TransportError | DeviceError):
-        return (f"device unreachable: {_one_line(str(exc))}; check cable, power and the"
-                " [[devices]] address (`posbridge devices` lists what is connected)")
+        return (
+            f"device unreachable: {_one_line(str(exc))}; check cable, power and the"
+            " [[devices]] address (`posbridge devices` lists what is connected)"
+        )
     if isinstance(exc, OSError):
         where = f" {exc.filename}" if exc.filename else ""
-        return (f"cannot use{where}: {exc.strerror or _one_line(str(exc))}; check the path"
-                " and its permissions")
+        return (
+            f"cannot use{where}: {exc.strerror or _one_line(str(exc))}; check the path"
+            " and its permissions"
+        )
     return str(exc)
 
 

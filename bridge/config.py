@@ -61,19 +61,25 @@ def _section(data: Any, name: str) -> dict[str, Any]:
 def _password_problem(p: dict[str, Any]) -> str | None:
     has_inline, has_file = p.get("password") is not None, p.get("password_file") is not None
     if has_inline and has_file:
-        return ("processing: both password and password_file are set; keep one"
-                " (password_file, mode 0600, is better)")
+        return (
+            "processing: both password and password_file are set; keep one"
+            " (password_file, mode 0600, is better)"
+        )
     if not has_inline and not has_file:
-        return ("processing.password_file: missing; set exactly one of processing.password or"
-                " processing.password_file (a 0600 file holding only the password)")
+        return (
+            "processing.password_file: missing; set exactly one of processing.password or"
+            " processing.password_file (a 0600 file holding only the password)"
+        )
     return None
 
 
 def _probe_problem(j: dict[str, Any]) -> str | None:
     lo, hi = j.get("probe_min_seconds", 2.0), j.get("probe_max_seconds", 60.0)
     if isinstance(lo, int | float) and isinstance(hi, int | float) and hi < lo:
-        return (f"journal.probe_max_seconds: {hi!r} is below journal.probe_min_seconds {lo!r};"
-                " make the maximum at least the minimum")
+        return (
+            f"journal.probe_max_seconds: {hi!r} is below journal.probe_min_seconds {lo!r};"
+            " make the maximum at least the minimum"
+        )
     return None
 
 
@@ -136,17 +142,22 @@ def _read_secret_file(path: Path, key: str) -> str:
         st = path.stat()
         text = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
-        raise ValueError(f"{key} {path} does not exist; create it (mode 0600) holding only"
-                         " the secret, or fix the path") from None
+        raise ValueError(
+            f"{key} {path} does not exist; create it (mode 0600) holding only"
+            " the secret, or fix the path"
+        ) from None
     except OSError as exc:
-        raise ValueError(f"cannot read {key} {path}: {exc.strerror}; it must be readable by"
-                         " the user posbridge runs as (mode 0600, owned by that user)") from None
+        raise ValueError(
+            f"cannot read {key} {path}: {exc.strerror}; it must be readable by"
+            " the user posbridge runs as (mode 0600, owned by that user)"
+        ) from None
     except UnicodeDecodeError:
         raise ValueError(f"{key} {path} is not UTF-8 text") from None
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o077:
-        raise ValueError(f"{key} {path} is readable by group or others (mode {mode:04o});"
-                         f" run: chmod 0600 {path}")
+        raise ValueError(
+            f"{key} {path} is readable by group or others (mode {mode:04o}); run: chmod 0600 {path}"
+        )
     if not text:
         raise ValueError(f"{key} {path} is empty; write the secret into it")
     return text
@@ -216,8 +227,9 @@ class JournalSettings(Section):
 class ChequeSettings(Section):
     """The register's open cheques: kept on disk, bounded, cancelled when abandoned."""
 
-    path: Path | None = Field(default=None,
-                              description="default: cheques.sqlite beside the journal")
+    path: Path | None = Field(
+        default=None, description="default: cheques.sqlite beside the journal"
+    )
     max_open: int = Field(default=200, ge=1, le=10_000)
     expire_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     keep_closed_days: float = Field(default=14.0, ge=0, le=3650)
@@ -228,13 +240,24 @@ class ApiSettings(Section):
     port: int = Field(default=8765, ge=1, le=65535)
     token: SecretStr | None = None
     token_file: Path | None = None
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024,
-                                description="larger request bodies are refused (413)")
-    header_timeout: float = Field(default=5.0, gt=0, le=60,
-                                  description="seconds a client has to send a request's "
-                                  "headers, and again its body")
-    max_connections: int = Field(default=256, ge=4, le=10_000, description=(
-        "open connections at most; past it the one idle longest is closed"))
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="larger request bodies are refused (413)",
+    )
+    header_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="seconds a client has to send a request's headers, and again its body",
+    )
+    max_connections: int = Field(
+        default=256,
+        ge=4,
+        le=10_000,
+        description=("open connections at most; past it the one idle longest is closed"),
+    )
 
     @field_validator("host")
     @classmethod
@@ -353,9 +376,14 @@ def read_raw(source: Path) -> dict[str, Any]:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             os.close(fd)
-            raise ConfigError(str(source), [
-                "is a directory; give the config file itself" if stat.S_ISDIR(mode)
-                else "is not a regular file; give the config file itself"])
+            raise ConfigError(
+                str(source),
+                [
+                    "is a directory; give the config file itself"
+                    if stat.S_ISDIR(mode)
+                    else "is not a regular file; give the config file itself"
+                ],
+            )
         with os.fdopen(fd, "rb") as f:
             raw = f.read(1 << 20)
             if f.read(1):
@@ -365,8 +393,13 @@ def read_raw(source: Path) -> dict[str, Any]:
             str(source), [f"file not found (use --config FILE or {ENV_VAR})"]
         ) from None
     except OSError as exc:
-        raise ConfigError(str(source), [f"cannot read: {exc.strerror}; it must be readable by"
-                                        f" the user posbridge runs as ({_user()})"]) from None
+        raise ConfigError(
+            str(source),
+            [
+                f"cannot read: {exc.strerror}; it must be readable by"
+                f" the user posbridge runs as ({_user()})"
+            ],
+        ) from None
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -434,8 +467,14 @@ def describe_error(err: Any) -> str:
     msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if kind == "string_too_short" and err.get("ctx", {}).get("min_length") == 1:
         return "must not be empty"
-    for pydantic_words in ("Input should be", "input should be", "String should have",
-                           "List should have", "Value should have", "Decimal input should have"):
+    for pydantic_words in (
+        "Input should be",
+        "input should be",
+        "String should have",
+        "List should have",
+        "Value should have",
+        "Decimal input should have",
+    ):
         msg = msg.replace(pydantic_words, "expected")
     return msg
 
@@ -497,8 +536,10 @@ def _readable_file_problem(key: str, path: Path) -> str | None:
         with path.open("rb") as f:
             f.read(1)
     except OSError as exc:
-        return (f"{key}: cannot read {path} ({exc.strerror}); make it readable by the user"
-                f" posbridge runs as ({_user()})")
+        return (
+            f"{key}: cannot read {path} ({exc.strerror}); make it readable by the user"
+            f" posbridge runs as ({_user()})"
+        )
     return None
 
 
@@ -509,8 +550,10 @@ def _ca_problem(path: Path) -> str | None:
     try:
         ssl.create_default_context(cafile=str(path))
     except (ssl.SSLError, ValueError) as exc:
-        return (f"processing.ca_file: {path} holds no usable PEM certificate ({exc}); give the"
-                " CA certificate of the processing's private CA")
+        return (
+            f"processing.ca_file: {path} holds no usable PEM certificate ({exc}); give the"
+            " CA certificate of the processing's private CA"
+        )
     except OSError as exc:
         return f"processing.ca_file: cannot read {path} ({exc.strerror})"
     return None
@@ -524,8 +567,10 @@ def writable_file_problem(key: str, path: Path) -> str | None:
         if not path.is_file():
             return f"{key}: {path} is not a regular file; give a file path"
         if not os.access(path, os.R_OK | os.W_OK):
-            return (f"{key}: {path} is not writable by {_user()}; run: chown {_user()} {path}"
-                    " (or run posbridge as its owner)")
+            return (
+                f"{key}: {path} is not writable by {_user()}; run: chown {_user()} {path}"
+                " (or run posbridge as its owner)"
+            )
         return None
     ancestor = path.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
@@ -533,8 +578,10 @@ def writable_file_problem(key: str, path: Path) -> str | None:
     if not ancestor.is_dir():
         return f"{key}: cannot create {path}: {ancestor} is not a directory; fix the path"
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        return (f"{key}: cannot create {path}: {ancestor} is not writable by {_user()};"
-                f" run: install -d -o {_user()} {path.parent}")
+        return (
+            f"{key}: cannot create {path}: {ancestor} is not writable by {_user()};"
+            f" run: install -d -o {_user()} {path.parent}"
+        )
     return None
 
 
@@ -554,11 +601,15 @@ def file_problems(data: Any, *, service: bool = False) -> list[str]:
         if token_file is not None:
             out.append(_secret_file_problem("api.token_file", token_file))
             if api.get("token") is not None:
-                out.append("api: both token and token_file are set; keep one"
-                           " (token_file, mode 0600, is better)")
+                out.append(
+                    "api: both token and token_file are set; keep one"
+                    " (token_file, mode 0600, is better)"
+                )
         elif api.get("token") is None:
-            out.append("api.token_file: missing; the POS API needs a token: set api.token_file"
-                       " to a 0600 file holding a long random token")
+            out.append(
+                "api.token_file: missing; the POS API needs a token: set api.token_file"
+                " to a 0600 file holding a long random token"
+            )
         lock = _path_at(p, "lock_file", ProcessingSettings.model_fields["lock_file"].default)
         journal = _path_at(j, "path", JournalSettings.model_fields["path"].default)
         if lock is not None:
@@ -670,8 +721,9 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value if v is not None) + "]"
     if isinstance(value, dict):
-        pairs = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()
-                          if v is not None)
+        pairs = ", ".join(
+            f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None
+        )
         return "{" + pairs + "}"
     # JSON's string escapes are TOML's, but for DEL, which TOML wants escaped too
     return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")

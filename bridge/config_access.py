@@ -39,8 +39,9 @@ def writable_by_others(path: Path) -> Finding | None:
     except OSError:
         return None
     if mode & stat.S_IWOTH:
-        return Finding("fail", f"{path} is writable by others (mode {mode:04o})",
-                       f"chmod o-w {path}")
+        return Finding(
+            "fail", f"{path} is writable by others (mode {mode:04o})", f"chmod o-w {path}"
+        )
     return None
 
 
@@ -54,10 +55,14 @@ def check(path: Path, cfg: Config) -> list[Finding]:
         out.append(writable)
     secrets = inline_secrets(cfg)
     if secrets and mode & stat.S_IROTH:
-        out.append(Finding(
-            "warn", f"{path} holds {' and '.join(secrets)} inline and is readable by others "
-            f"(mode {mode:04o})",
-            f"chmod o-r {path}, or move the secrets to password_file / token_file (0600)"))
+        out.append(
+            Finding(
+                "warn",
+                f"{path} holds {' and '.join(secrets)} inline and is readable by others "
+                f"(mode {mode:04o})",
+                f"chmod o-r {path}, or move the secrets to password_file / token_file (0600)",
+            )
+        )
     return out
 
 

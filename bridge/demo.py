@@ -158,8 +158,13 @@ class Pos:
         else:
             goods, name, price = PRODUCTS[scan["gtin"]]
             qty = Decimal(1)
-        line = {"goodsId": goods, "name": name, "price": str(price), "quantity": str(qty),
-                "barcode": scan["text"] if scan["kind"] != "marking_code" else scan["gtin"]}
+        line = {
+            "goodsId": goods,
+            "name": name,
+            "price": str(price),
+            "quantity": str(qty),
+            "barcode": scan["text"] if scan["kind"] != "marking_code" else scan["gtin"],
+        }
         return self.call("POST", f"/v1/cheques/{cheque_id}/lines", json={"lines": [line]})
 
 
@@ -185,26 +190,53 @@ def run(out: Path, language: str = "ru", say: Callable[[str], None] = print) -> 
         token = secrets.token_hex(16)
         sandbox = SandboxServer(work / "processing.db").start()
         say(f"1. processing sandbox at {sandbox.url}")
-        config = parse({
-            "processing": {"url": sandbox.url, "login": "register-1", "password": "secret-1",
-                           "lock_file": str(work / "processing.lock"), "read_timeout": 5.0,
-                           "register_id": "demo-pos-1"},
-            "journal": {"path": str(work / "journal.sqlite"), "probe_min_seconds": 0.2,
-                        "probe_max_seconds": 1.0},
-            "api": {"port": free_port(), "token": token},
-            "receipt": {"language": language, "columns": 42, "printer": "receipt"},
-            "devices": [
-                {"name": "scanner", "kind": "scanner", "connection": "serial",
-                 "port": scanner.path},
-                {"name": "msr", "kind": "card_reader", "connection": "serial", "port": msr.path},
-                {"name": "receipt", "kind": "printer", "connection": "serial",
-                 "port": printer.path, "profile": "TM-T88III", "paper_mm": 80},
-            ],
-        })
+        config = parse(
+            {
+                "processing": {
+                    "url": sandbox.url,
+                    "login": "register-1",
+                    "password": "secret-1",
+                    "lock_file": str(work / "processing.lock"),
+                    "read_timeout": 5.0,
+                    "register_id": "demo-pos-1",
+                },
+                "journal": {
+                    "path": str(work / "journal.sqlite"),
+                    "probe_min_seconds": 0.2,
+                    "probe_max_seconds": 1.0,
+                },
+                "api": {"port": free_port(), "token": token},
+                "receipt": {"language": language, "columns": 42, "printer": "receipt"},
+                "devices": [
+                    {
+                        "name": "scanner",
+                        "kind": "scanner",
+                        "connection": "serial",
+                        "port": scanner.path,
+                    },
+                    {
+                        "name": "msr",
+                        "kind": "card_reader",
+                        "connection": "serial",
+                        "port": msr.path,
+                    },
+                    {
+                        "name": "receipt",
+                        "kind": "printer",
+                        "connection": "serial",
+                        "port": printer.path,
+                        "profile": "TM-T88III",
+                        "paper_mm": 80,
+                    },
+                ],
+            }
+        )
         service = Service(config, token).start()
         try:
-            say(f"2. service up, POS API at {service.url}; virtual scanner {scanner.path},"
-                f" card reader {msr.path}, printer {printer.path}")
+            say(
+                f"2. service up, POS API at {service.url}; virtual scanner {scanner.path},"
+                f" card reader {msr.path}, printer {printer.path}"
+            )
             pos = Pos(service.url, token)
             _wait_devices(pos, shift)
             _online_purchase(shift, pos, service, scanner, msr, printer)
@@ -233,8 +265,14 @@ def _wait_devices(pos: Pos, shift: Shift) -> None:
     shift.check(True, "scanner and card reader online")
 
 
-def _online_purchase(shift: Shift, pos: Pos, service: Service, scanner: VirtualPort,
-                     msr: VirtualPort, printer: VirtualPrinter) -> None:
+def _online_purchase(
+    shift: Shift,
+    pos: Pos,
+    service: Service,
+    scanner: VirtualPort,
+    msr: VirtualPort,
+    printer: VirtualPrinter,
+) -> None:
     say = shift.say
     say("3. customer 1: cashier opens a cheque, customer swipes a loyalty card")
     cheque = pos.call("POST", "/v1/cheques", json={})
@@ -253,9 +291,11 @@ def _online_purchase(shift: Shift, pos: Pos, service: Service, scanner: VirtualP
     for code in codes:
         scanner.send(code.encode("latin-1") + b"\r")
         scan = pos.wait("scan")
-        say(f"     scan -> {scan['kind']}"
+        say(
+            f"     scan -> {scan['kind']}"
             + (f", PLU {scan['plu']}, {scan['weight_kg']} kg" if "plu" in scan else "")
-            + (f", GTIN {scan['gtin']}" if scan.get("gtin") else ""))
+            + (f", GTIN {scan['gtin']}" if scan.get("gtin") else "")
+        )
         pos.line_for_scan(cheque["id"], scan)
     kinds_ok = True
     view = pos.call("GET", f"/v1/cheques/{cheque['id']}")
@@ -268,17 +308,29 @@ def _online_purchase(shift: Shift, pos: Pos, service: Service, scanner: VirtualP
     shift.check(calc["balanceBefore"] == Decimal("500.00"), "balance before is 500.00")
     pos.call("POST", f"/v1/cheques/{cheque['id']}/payment", json={"amount": "50"})
     done = pos.call("POST", f"/v1/cheques/{cheque['id']}/confirm")
-    say(f"     redeemed {done['redeemed']}, accrued {done['accrued']},"
-        f" balance now {done['balanceAfter']}")
-    shift.check(done["redeemed"] == Decimal("50.00") and (done["accrued"] or 0) > 0,
-                "bonuses redeemed and accrued")
-    shift.check(done["balanceAfter"] == Decimal("450.00") + done["accrued"],
-                "balance after = 500 - 50 + accrued")
+    say(
+        f"     redeemed {done['redeemed']}, accrued {done['accrued']},"
+        f" balance now {done['balanceAfter']}"
+    )
+    shift.check(
+        done["redeemed"] == Decimal("50.00") and (done["accrued"] or 0) > 0,
+        "bonuses redeemed and accrued",
+    )
+    shift.check(
+        done["balanceAfter"] == Decimal("450.00") + done["accrued"],
+        "balance after = 500 - 50 + accrued",
+    )
     _print_and_save(shift, pos, service, printer, cheque["id"], 1)
 
 
-def _offline_purchase(shift: Shift, pos: Pos, service: Service, sandbox: SandboxServer,
-                      scanner: VirtualPort, printer: VirtualPrinter) -> None:
+def _offline_purchase(
+    shift: Shift,
+    pos: Pos,
+    service: Service,
+    sandbox: SandboxServer,
+    scanner: VirtualPort,
+    printer: VirtualPrinter,
+) -> None:
     say = shift.say
     say("6. processing goes away")
     sandbox.stop()
@@ -295,8 +347,10 @@ def _offline_purchase(shift: Shift, pos: Pos, service: Service, sandbox: Sandbox
     done = pos.call("POST", f"/v1/cheques/{cheque['id']}/confirm")
     shift.check(done["queued"], "accrual queued in the journal")
     status = pos.call("GET", "/v1/status")
-    shift.check(status["connectivity"] == "offline" and status["journal"]["pending"] == 2,
-                f"status: {status['connectivity']}, {status['journal']['pending']} waiting")
+    shift.check(
+        status["connectivity"] == "offline" and status["journal"]["pending"] == 2,
+        f"status: {status['connectivity']}, {status['journal']['pending']} waiting",
+    )
     lines = _print_and_save(shift, pos, service, printer, cheque["id"], 2)
     notice = "восстановления связи" if shift.language == "ru" else "connection is restored"
     shift.check(notice in " ".join(" ".join(lines).split()), "receipt carries the offline notice")
@@ -307,15 +361,20 @@ def _offline_purchase(shift: Shift, pos: Pos, service: Service, sandbox: Sandbox
     status = pos.call("GET", "/v1/status")
     shift.check(status["journal"]["pending"] == 0, "journal drained")
     ledger = sandbox.ledger(CARD_SCANNED) or {}
-    shift.check(ledger.get("accrued", 0) > 0,
-                f"processing accrued {ledger.get('accrued')} to card 2 after the fact")
+    shift.check(
+        ledger.get("accrued", 0) > 0,
+        f"processing accrued {ledger.get('accrued')} to card 2 after the fact",
+    )
     stats = sandbox.status()
-    shift.check(stats["overlaps"] == 0 and stats["duplicates"] == 0,
-                "processing saw no overlapping and no duplicate requests")
+    shift.check(
+        stats["overlaps"] == 0 and stats["duplicates"] == 0,
+        "processing saw no overlapping and no duplicate requests",
+    )
 
 
-def _print_and_save(shift: Shift, pos: Pos, service: Service, printer: VirtualPrinter,
-                    cheque_id: str, n: int) -> list[str]:
+def _print_and_save(
+    shift: Shift, pos: Pos, service: Service, printer: VirtualPrinter, cheque_id: str, n: int
+) -> list[str]:
     job = pos.call("POST", "/v1/receipts/print", json={"chequeId": cheque_id})
     try:
         printed = printer.jobs.get(timeout=15)
@@ -323,27 +382,45 @@ def _print_and_save(shift: Shift, pos: Pos, service: Service, printer: VirtualPr
         state = pos.call("GET", "/v1/status")["devices"]
         raise TimeoutError(f"printer job {job['jobId']} not printed in 15 s: {state}") from None
     (shift.out / f"receipt-{n}.escpos").write_bytes(printed)
-    shift.check(b"\x1bt" in printed, f"printer job {job['jobId']}: {len(printed)} bytes,"
-                " code page pinned")
+    shift.check(
+        b"\x1bt" in printed, f"printer job {job['jobId']}: {len(printed)} bytes, code page pinned"
+    )
     loyalty = pos.call("POST", "/v1/receipts/loyalty", json={"chequeId": cheque_id})
     for_pos = base64.b64decode(loyalty["escposBase64"])
-    shift.check(b"\x1bt" in for_pos and len(loyalty["lines"]) > 3,
-                "loyalty block for a POS that prints itself: text and ESC/POS")
+    shift.check(
+        b"\x1bt" in for_pos and len(loyalty["lines"]) > 3,
+        "loyalty block for a POS that prints itself: text and ESC/POS",
+    )
     register_cheque = service.register.book.get(cheque_id)
     view = register_cheque.view()
-    cheque = Cheque(number=view["number"], date=local_now(), lines=[
-        ChequeLine(position=ln["position"], goods_id=ln["goodsId"], name=ln["name"],
-                   price=ln["price"], quantity=ln["quantity"], amount=ln["amount"])
-        for ln in view["lines"]])
+    cheque = Cheque(
+        number=view["number"],
+        date=local_now(),
+        lines=[
+            ChequeLine(
+                position=ln["position"],
+                goods_id=ln["goodsId"],
+                name=ln["name"],
+                price=ln["price"],
+                quantity=ln["quantity"],
+                amount=ln["amount"],
+            )
+            for ln in view["lines"]
+        ],
+    )
     receipt = cheque_receipt(
-        shift.language, header=["posbridge demo", "Магазин №1" if shift.language == "ru"
-                                else "Shop 1"],
-        cheque=cheque, discount=register_cheque.discount, block=block_for(register_cheque),
+        shift.language,
+        header=["posbridge demo", "Магазин №1" if shift.language == "ru" else "Shop 1"],
+        cheque=cheque,
+        discount=register_cheque.discount,
+        block=block_for(register_cheque),
         qr=None,
     )
     lines = text_lines(receipt, 42)
     (shift.out / f"receipt-{n}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     write_png(receipt, 42, shift.out / f"receipt-{n}.png")
-    shift.check(all(CARD_SWIPED not in ln and CARD_SCANNED not in ln for ln in lines),
-                f"receipt-{n}.txt/.png written, card number masked")
+    shift.check(
+        all(CARD_SWIPED not in ln and CARD_SCANNED not in ln for ln in lines),
+        f"receipt-{n}.txt/.png written, card number masked",
+    )
     return lines

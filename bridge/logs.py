@@ -28,8 +28,9 @@ _SHORT = {'"': '\\"', "\\": "\\\\", "\r": "\\r", "\t": "\\t"}
 
 def _escaped(match: re.Match[str]) -> str:
     char = match[0]
-    return _SHORT.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100
-                                else f"\\u{ord(char):04x}")
+    return _SHORT.get(char) or (
+        f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+    )
 
 
 def escape(text: str) -> str:
@@ -39,7 +40,7 @@ def escape(text: str) -> str:
 def _value(text: str) -> str:
     """A key=value value: escaped, quoted when it holds a blank, '=' or an escape."""
     text = escape(text.replace("\n", " | "))
-    return f'"{text}"' if not text or any(c in text for c in ' =\\') else text
+    return f'"{text}"' if not text or any(c in text for c in " =\\") else text
 
 
 class LogFileError(Exception):
@@ -52,8 +53,11 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     points)."""
 
     def _open(self) -> io.TextIOWrapper:
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND
-                     | os.O_NOFOLLOW | os.O_CLOEXEC, LOG_FILE_MODE)
+        fd = os.open(
+            self.baseFilename,
+            os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC,
+            LOG_FILE_MODE,
+        )
         try:
             if os.fstat(fd).st_mode & 0o777 != LOG_FILE_MODE:
                 os.fchmod(fd, LOG_FILE_MODE)
@@ -103,7 +107,8 @@ def setup(level: str = "INFO", file: Path | None = None) -> None:
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise LogFileError(
-                    f"log file {file} is a symbolic link; give the file itself") from None
+                    f"log file {file} is a symbolic link; give the file itself"
+                ) from None
             raise LogFileError(f"cannot open log file {file}: {exc.strerror}") from None
         handler.setFormatter(KeyValueFormatter(with_time=True))
     else:

@@ -30,12 +30,17 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "posbridge_processing_requests", "Requests sent to processing",
-            ["operation", "outcome"], registry=self.registry,
+            "posbridge_processing_requests",
+            "Requests sent to processing",
+            ["operation", "outcome"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "posbridge_processing_request_seconds", "Time for processing to answer",
-            ["operation"], buckets=_BUCKETS, registry=self.registry,
+            "posbridge_processing_request_seconds",
+            "Time for processing to answer",
+            ["operation"],
+            buckets=_BUCKETS,
+            registry=self.registry,
         )
 
     def observe(self, operation: str, outcome: str, seconds: float) -> None:
@@ -55,31 +60,42 @@ class _RegisterCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         health = self.register.offline.journal_health()
-        yield GaugeMetricFamily("posbridge_journal_degraded",
-                                "1 while the offline journal cannot be written (disk full,"
-                                " read-only, I/O error): loyalty steps are refused",
-                                value=1.0 if health["degraded"] else 0.0)
-        yield GaugeMetricFamily("posbridge_journal_damaged_alarm",
-                                "1 until a technician acknowledges a damaged journal moved aside",
-                                value=1.0 if health["alarm"] else 0.0)
+        yield GaugeMetricFamily(
+            "posbridge_journal_degraded",
+            "1 while the offline journal cannot be written (disk full,"
+            " read-only, I/O error): loyalty steps are refused",
+            value=1.0 if health["degraded"] else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "posbridge_journal_damaged_alarm",
+            "1 until a technician acknowledges a damaged journal moved aside",
+            value=1.0 if health["alarm"] else 0.0,
+        )
         try:
             counts = self.register.offline.journal.counts()
         except JournalError:  # unreadable: the degraded gauge says so
             counts = None
         if counts is not None:
-            journal = GaugeMetricFamily("posbridge_journal_entries", "Offline journal entries",
-                                        labels=["status"])
-            for status, n in (("pending", counts.pending), ("rejected", counts.rejected),
-                              ("done", counts.done)):
+            journal = GaugeMetricFamily(
+                "posbridge_journal_entries", "Offline journal entries", labels=["status"]
+            )
+            for status, n in (
+                ("pending", counts.pending),
+                ("rejected", counts.rejected),
+                ("done", counts.done),
+            ):
                 journal.add_metric([status], n)
             yield journal
             age = counts.oldest_pending_age()
-            yield GaugeMetricFamily("posbridge_journal_oldest_pending_seconds",
-                                    "Age of the oldest request waiting to be sent",
-                                    value=0.0 if age is None else age)
+            yield GaugeMetricFamily(
+                "posbridge_journal_oldest_pending_seconds",
+                "Age of the oldest request waiting to be sent",
+                value=0.0 if age is None else age,
+            )
         state = self.register.offline.state.value
-        conn = GaugeMetricFamily("posbridge_connectivity", "1 for the current state",
-                                 labels=["state"])
+        conn = GaugeMetricFamily(
+            "posbridge_connectivity", "1 for the current state", labels=["state"]
+        )
         for s in ("online", "offline", "recovering"):
             conn.add_metric([s], 1.0 if s == state else 0.0)
         yield conn
@@ -93,9 +109,13 @@ class _RegisterCollector(Collector):
         for (operation, field, kind), n in sorted(drifted.items()):
             drift.add_metric([operation, field, kind], n)
         yield drift
-        devices = GaugeMetricFamily("posbridge_device_online", "1 if the device is online",
-                                    labels=["device", "kind", "power"])
+        devices = GaugeMetricFamily(
+            "posbridge_device_online",
+            "1 if the device is online",
+            labels=["device", "kind", "power"],
+        )
         for d in self.register.status()["devices"]:
-            devices.add_metric([d["name"], d["kind"], d["power"]],
-                               1.0 if d["power"] == "online" else 0.0)
+            devices.add_metric(
+                [d["name"], d["kind"], d["power"]], 1.0 if d["power"] == "online" else 0.0
+            )
         yield devices

@@ -28,8 +28,17 @@ from drivers.transport.usb import UsbId
 SYSFS = Path("/sys")
 DEVFS = Path("/dev")
 
-_USB_CLASSES = {0x02: "cdc", 0x03: "hid", 0x07: "printer", 0x08: "storage", 0x09: "hub",
-                0x0A: "cdc-data", 0x0E: "video", 0xE0: "wireless", 0xFF: "vendor"}
+_USB_CLASSES = {
+    0x02: "cdc",
+    0x03: "hid",
+    0x07: "printer",
+    0x08: "storage",
+    0x09: "hub",
+    0x0A: "cdc-data",
+    0x0E: "video",
+    0xE0: "wireless",
+    0xFF: "vendor",
+}
 _EV_KEY = 0x01
 _KEY_ENTER = 28
 _KEY_1_TO_0 = range(2, 12)
@@ -64,11 +73,17 @@ class DeviceSpec:
         object.__setattr__(self, "kind", DeviceKind(self.kind))  # "usb" from a config file
         if self.usb is not None:
             UsbId.parse(self.usb)  # raises ValueError naming the bad text
-        given = {DeviceKind.SERIAL: self.port or self.usb, DeviceKind.USB: self.usb,
-                 DeviceKind.INPUT: self.input_path or self.usb}[self.kind]
+        given = {
+            DeviceKind.SERIAL: self.port or self.usb,
+            DeviceKind.USB: self.usb,
+            DeviceKind.INPUT: self.input_path or self.usb,
+        }[self.kind]
         if given is None:
-            what = {DeviceKind.SERIAL: "port or usb", DeviceKind.USB: "usb",
-                    DeviceKind.INPUT: "input_path or usb"}[self.kind]
+            what = {
+                DeviceKind.SERIAL: "port or usb",
+                DeviceKind.USB: "usb",
+                DeviceKind.INPUT: "input_path or usb",
+            }[self.kind]
             raise ValueError(f"device {self.name!r} of kind {self.kind}: {what} is required")
 
     @property
@@ -129,6 +144,7 @@ class Inventory:
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types only: ids as "04b8"-style hex strings, as lsusb and udev show."""
+
         def fix(row: dict[str, Any]) -> dict[str, Any]:
             for key in ("vid", "pid"):
                 if isinstance(row.get(key), int):
@@ -184,18 +200,27 @@ def list_serial_ports(*, devfs: Path = DEVFS) -> list[SerialPortInfo]:
     by_id = _links(devfs / "serial" / "by-id")
     ports = []
     for port in sorted(list_ports.comports(), key=lambda p: p.device):
-        node = devfs / Path(port.device).relative_to(DEVFS) if port.device.startswith("/dev/") \
+        node = (
+            devfs / Path(port.device).relative_to(DEVFS)
+            if port.device.startswith("/dev/")
             else Path(port.device)
+        )
         if devfs != DEVFS and not node.exists():
             continue
         links = [_as_dev(Path(link), devfs) for link in by_id.get(Path(port.device).name, [])]
-        ports.append(SerialPortInfo(
-            device=port.device, by_id=tuple(links),
-            description=None if port.description in (None, "n/a") else port.description,
-            vid=port.vid, pid=port.pid, serial=port.serial_number,
-            manufacturer=port.manufacturer, product=port.product,
-            usb_parent=port.location.split(":")[0] if port.location else None,
-        ))
+        ports.append(
+            SerialPortInfo(
+                device=port.device,
+                by_id=tuple(links),
+                description=None if port.description in (None, "n/a") else port.description,
+                vid=port.vid,
+                pid=port.pid,
+                serial=port.serial_number,
+                manufacturer=port.manufacturer,
+                product=port.product,
+                usb_parent=port.location.split(":")[0] if port.location else None,
+            )
+        )
     return ports
 
 
@@ -215,12 +240,19 @@ def list_usb_devices(*, sysfs: Path = SYSFS) -> list[UsbDeviceInfo]:
             name = _USB_CLASSES.get(code) if code else None
             if name and name not in classes:
                 classes.append(name)
-        devices.append(UsbDeviceInfo(
-            bus=int(_read(entry / "busnum") or 0), address=int(_read(entry / "devnum") or 0),
-            vid=vid, pid=pid, manufacturer=_read(entry / "manufacturer"),
-            product=_read(entry / "product"), serial=_read(entry / "serial"),
-            classes=tuple(classes), sysfs_name=entry.name,
-        ))
+        devices.append(
+            UsbDeviceInfo(
+                bus=int(_read(entry / "busnum") or 0),
+                address=int(_read(entry / "devnum") or 0),
+                vid=vid,
+                pid=pid,
+                manufacturer=_read(entry / "manufacturer"),
+                product=_read(entry / "product"),
+                serial=_read(entry / "serial"),
+                classes=tuple(classes),
+                sysfs_name=entry.name,
+            )
+        )
     return devices
 
 
@@ -256,12 +288,17 @@ def list_input_devices(*, sysfs: Path = SYSFS, devfs: Path = DEVFS) -> list[Inpu
         events = _bitmap(_read(parent / "capabilities" / "ev"))
         keys = _bitmap(_read(parent / "capabilities" / "key"))
         keyboard = _EV_KEY in events and _KEY_ENTER in keys and set(_KEY_1_TO_0) <= keys
-        devices.append(InputDeviceInfo(
-            device=str(DEVFS / "input" / entry.name), name=_read(parent / "name"),
-            by_id=tuple(_as_dev(Path(link), devfs) for link in by_id.get(entry.name, [])),
-            vid=_hex(_read(parent / "id" / "vendor")), pid=_hex(_read(parent / "id" / "product")),
-            keyboard_like=keyboard, usb_parent=_usb_parent(entry),
-        ))
+        devices.append(
+            InputDeviceInfo(
+                device=str(DEVFS / "input" / entry.name),
+                name=_read(parent / "name"),
+                by_id=tuple(_as_dev(Path(link), devfs) for link in by_id.get(entry.name, [])),
+                vid=_hex(_read(parent / "id" / "vendor")),
+                pid=_hex(_read(parent / "id" / "product")),
+                keyboard_like=keyboard,
+                usb_parent=_usb_parent(entry),
+            )
+        )
     return devices
 
 
@@ -270,8 +307,12 @@ def list_input_devices(*, sysfs: Path = SYSFS, devfs: Path = DEVFS) -> list[Inpu
 
 def _usb_matches(spec: DeviceSpec, vid: int | None, pid: int | None, serial: str | None) -> bool:
     wanted = spec.usb_id
-    return bool(wanted and wanted.vid == vid and wanted.pid == pid
-                and (wanted.serial is None or wanted.serial == serial))
+    return bool(
+        wanted
+        and wanted.vid == vid
+        and wanted.pid == pid
+        and (wanted.serial is None or wanted.serial == serial)
+    )
 
 
 def _match_serial(port: SerialPortInfo, specs: Sequence[DeviceSpec]) -> str | None:
@@ -315,8 +356,9 @@ def match_devices(inventory: Inventory, specs: Iterable[DeviceSpec]) -> Inventor
         raise ValueError(f"configured device names must be unique: {', '.join(dupes)}")
     serial = tuple(_replace(p, _match_serial(p, specs)) for p in inventory.serial_ports)
     inputs = tuple(_replace(d, _match_input(d, specs)) for d in inventory.input_devices)
-    behind = {row.usb_parent: row.match for row in (*serial, *inputs)
-              if row.usb_parent and row.match}
+    behind = {
+        row.usb_parent: row.match for row in (*serial, *inputs) if row.usb_parent and row.match
+    }
     usb = tuple(_replace(d, _match_usb(d, specs, behind)) for d in inventory.usb_devices)
     found = {row.match for row in (*serial, *inputs, *usb) if row.match}
     return Inventory(serial, usb, inputs, tuple(n for n in names if n not in found))
@@ -350,24 +392,34 @@ def render_table(inventory: Inventory) -> str:
     rows: list[tuple[str, ...]] = [("KIND", "DEVICE", "ID", "DESCRIPTION", "CONFIG")]
     for p in inventory.serial_ports:
         desc = " ".join(x for x in (p.manufacturer, p.product) if x) or p.description or ""
-        rows.append(("serial", p.by_id[0] if p.by_id else p.device,
-                     _ids(p.vid, p.pid) + (f":{p.serial}" if p.serial else ""), desc,
-                     p.match or "-"))
+        rows.append(
+            (
+                "serial",
+                p.by_id[0] if p.by_id else p.device,
+                _ids(p.vid, p.pid) + (f":{p.serial}" if p.serial else ""),
+                desc,
+                p.match or "-",
+            )
+        )
     for d in inventory.usb_devices:
         desc = " ".join(x for x in (d.manufacturer, d.product) if x)
         if d.classes:
             desc += f" [{','.join(d.classes)}]"
-        rows.append(("usb", f"bus {d.bus:03d} dev {d.address:03d}", d.usb_id, desc.strip(),
-                     d.match or "-"))
+        rows.append(
+            ("usb", f"bus {d.bus:03d} dev {d.address:03d}", d.usb_id, desc.strip(), d.match or "-")
+        )
     for i in inventory.input_devices:
         desc = (i.name or "") + (" [keyboard]" if i.keyboard_like else "")
-        rows.append(("input", i.by_id[0] if i.by_id else i.device, _ids(i.vid, i.pid), desc,
-                     i.match or "-"))
+        rows.append(
+            ("input", i.by_id[0] if i.by_id else i.device, _ids(i.vid, i.pid), desc, i.match or "-")
+        )
     if len(rows) == 1:
         lines = ["no serial, USB or input devices found"]
     else:
         widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
-                 for r in rows]
+        lines = [
+            "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+            for r in rows
+        ]
     lines += [f"missing: {name} (configured, not found)" for name in inventory.missing]
     return "\n".join(lines) + "\n"

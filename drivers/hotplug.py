@@ -271,8 +271,9 @@ class HotplugMonitor:
             watched = [m for m in self._watches if m.matches(device)]
         for match in watched:
             self._present[match] = device.action == "add"
-            self._emit(HotplugEvent(device.action, match, device.device_node,
-                                    device.sys_path, "udev"))
+            self._emit(
+                HotplugEvent(device.action, match, device.device_node, device.sys_path, "udev")
+            )
 
     def _poll(self) -> bool:
         changed = False
@@ -284,10 +285,15 @@ class HotplugMonitor:
                 continue
             self._present[match] = found.present
             changed = True
-            self._emit(HotplugEvent(
-                "add" if found.present else "remove", match,
-                found.devnode or match.devnode, found.syspath, "poll",
-            ))
+            self._emit(
+                HotplugEvent(
+                    "add" if found.present else "remove",
+                    match,
+                    found.devnode or match.devnode,
+                    found.syspath,
+                    "poll",
+                )
+            )
         return changed
 
     def _emit(self, event: HotplugEvent) -> None:

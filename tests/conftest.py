@@ -16,9 +16,7 @@ from sandbox.server import SandboxServer
 LOGIN, PASSWORD = "register-1", "secret-1"
 
 # Two shared cores under load: property tests judge correctness, not speed.
-settings.register_profile(
-    "posbridge", deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("posbridge", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("posbridge")
 
 

@@ -44,8 +44,19 @@ from dataclasses import dataclass, field
 
 import h11
 
-KINDS = ("pass", "refuse", "reset", "stall", "status", "garbage", "trickle", "headers",
-         "blackhole", "huge", "endless")
+KINDS = (
+    "pass",
+    "refuse",
+    "reset",
+    "stall",
+    "status",
+    "garbage",
+    "trickle",
+    "headers",
+    "blackhole",
+    "huge",
+    "endless",
+)
 HUGE_LENGTH = 100_000_000
 _FLOOD = b" " * 65536
 GARBAGE = b"<html><body><h1>Service temporarily overloaded</h1></body></html>"
@@ -94,8 +105,9 @@ class FaultProxy:
         self._tasks: set[asyncio.Task[None]] = set()
         self._released: asyncio.Event | None = None
         self.port = 0
-        self._thread = threading.Thread(target=self._loop.run_forever, name="fault-proxy",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="fault-proxy", daemon=True
+        )
         self._thread.start()
         self._call(self._init())
 
@@ -107,9 +119,17 @@ class FaultProxy:
     def fault(self) -> Fault:
         return self._fault
 
-    def set_fault(self, kind: str, *, status: int = 500, forward: bool = False,
-                  body: bytes = GARBAGE, content_type: str = "text/html",
-                  only: str | None = None, interval: float = 0.2) -> None:
+    def set_fault(
+        self,
+        kind: str,
+        *,
+        status: int = 500,
+        forward: bool = False,
+        body: bytes = GARBAGE,
+        content_type: str = "text/html",
+        only: str | None = None,
+        interval: float = 0.2,
+    ) -> None:
         """Switch the fault; returns once the listener is closed or open again.
 
         `only`: a path suffix (e.g. "/Bonus/Payment"); other requests pass through.
@@ -164,8 +184,9 @@ class FaultProxy:
         await self._listen()
 
     async def _listen(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port,
-                                                  reuse_address=True)
+        self._server = await asyncio.start_server(
+            self._serve, "127.0.0.1", self.port, reuse_address=True
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _switch(self, fault: Fault) -> None:
@@ -288,7 +309,7 @@ class FaultProxy:
         """The whole answer, one byte at a time, until the client hangs up."""
         try:
             for i in range(len(answer)):
-                writer.write(answer[i:i + 1])
+                writer.write(answer[i : i + 1])
                 await writer.drain()
                 await asyncio.sleep(interval)  # the fault itself: a slow peer, not a wait
                 if writer.transport.is_closing():
@@ -300,11 +321,15 @@ class FaultProxy:
     async def _flood(self, writer: asyncio.StreamWriter, kind: str) -> None:
         """A 200 answer of 100 MB, or one that never ends, until the client hangs up."""
         if kind == "huge":
-            head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {HUGE_LENGTH}\r\n\r\n").encode()
+            head = (
+                f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {HUGE_LENGTH}\r\n\r\n"
+            ).encode()
         else:
-            head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                    b"Transfer-Encoding: chunked\r\n\r\n")
+            head = (
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n"
+            )
         chunk = _FLOOD if kind == "huge" else b"%x\r\n%s\r\n" % (len(_FLOOD), _FLOOD)
         sent = 0
         try:
@@ -317,8 +342,9 @@ class FaultProxy:
             self._hung_up()
 
 
-async def _read_request(reader: asyncio.StreamReader,
-                        pending: bytes) -> tuple[_Request, bytes] | None:
+async def _read_request(
+    reader: asyncio.StreamReader, pending: bytes
+) -> tuple[_Request, bytes] | None:
     """One whole request (raw bytes and parsed events) and the bytes after it; None on EOF."""
     conn = h11.Connection(h11.SERVER)
     request = _Request(b"")
@@ -369,8 +395,10 @@ def _answer(fault: Fault) -> bytes:
     else:
         status, reason = fault.status, "Proxy Error"
         body, ctype = f"proxy: HTTP {status}".encode(), "text/plain"
-    head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
     return head.encode() + body
 
 

@@ -15,8 +15,15 @@ from contextlib import contextmanager
 
 
 def http_response(status: int, body: bytes, content_type: str = "application/json") -> bytes:
-    reason = {200: "OK", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-              504: "Gateway Timeout", 401: "Unauthorized", 404: "Not Found"}.get(status, "X")
+    reason = {
+        200: "OK",
+        500: "Internal Server Error",
+        502: "Bad Gateway",
+        503: "Service Unavailable",
+        504: "Gateway Timeout",
+        401: "Unauthorized",
+        404: "Not Found",
+    }.get(status, "X")
     head = (
         f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
@@ -77,7 +84,9 @@ class FaultyPeer:
     def close(self) -> None:
         self._release.set()
         try:
-            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() below; close() alone does not
+            self._sock.shutdown(
+                socket.SHUT_RDWR
+            )  # wakes the accept() below; close() alone does not
         except OSError:
             pass
         self._sock.close()

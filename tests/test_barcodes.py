@@ -76,7 +76,11 @@ def test_drivers_corpus_classifies_without_error() -> None:
     for scan in corpus:
         if scan["wire"].strip():
             assert classify(scan["wire"]).kind in {
-                "loyalty_card", "gtin", "weight_item", "marking_code", "unknown"
+                "loyalty_card",
+                "gtin",
+                "weight_item",
+                "marking_code",
+                "unknown",
             }
 
 
@@ -93,14 +97,26 @@ def test_any_text_classifies_or_is_unusable(text: str) -> None:
 def decode(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bridge.cli", "--config", "/nonexistent-ok", "decode", *args],
-        capture_output=True, text=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
 
 
 def test_cli_decode_barcode_json() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "decode", "barcode", r"]d201046040600060002131\x1d93abcd"],
-        capture_output=True, text=True, cwd=ROOT, env={"POSBRIDGE_CONFIG": "/nonexistent", "PATH": ""},
+        [
+            sys.executable,
+            "-m",
+            "bridge.cli",
+            "decode",
+            "barcode",
+            r"]d201046040600060002131\x1d93abcd",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"POSBRIDGE_CONFIG": "/nonexistent", "PATH": ""},
     )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
@@ -111,11 +127,21 @@ def test_cli_decode_barcode_json() -> None:
 def test_cli_decode_masks_cards_and_rejects_empty() -> None:
     env = {"POSBRIDGE_CONFIG": "/nonexistent", "PATH": ""}
     cmd = [sys.executable, "-m", "bridge.cli", "decode"]
-    out = subprocess.run([*cmd, "barcode", "2775000000012"], capture_output=True, text=True, cwd=ROOT, env=env)
+    out = subprocess.run(
+        [*cmd, "barcode", "2775000000012"], capture_output=True, text=True, cwd=ROOT, env=env
+    )
     assert json.loads(out.stdout)["text"] == "27*******0012"
-    out = subprocess.run([*cmd, "barcode", "2775000000012", "--unmasked"], capture_output=True, text=True, cwd=ROOT, env=env)
+    out = subprocess.run(
+        [*cmd, "barcode", "2775000000012", "--unmasked"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     assert json.loads(out.stdout)["card"] == "2775000000012"
-    out = subprocess.run([*cmd, "barcode", r"\r\n"], capture_output=True, text=True, cwd=ROOT, env=env)
+    out = subprocess.run(
+        [*cmd, "barcode", r"\r\n"], capture_output=True, text=True, cwd=ROOT, env=env
+    )
     assert out.returncode == 2 and "unusable" in out.stderr
 
 
@@ -125,8 +151,14 @@ def test_cli_decode_track() -> None:
     swipe = "%B4111111111111111^DOE/JOHN^2512101?;4111111111111111=2512101?"
     out = subprocess.run([*cmd, swipe], capture_output=True, text=True, cwd=ROOT, env=env)
     data = json.loads(out.stdout)
-    assert data["number"] == "4111********1111" and data["tracks"] == {"1": "ok", "2": "ok", "3": "absent"}
-    out = subprocess.run([*cmd, "%E?;4111111111111111=2512?"], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert data["number"] == "4111********1111" and data["tracks"] == {
+        "1": "ok",
+        "2": "ok",
+        "3": "absent",
+    }
+    out = subprocess.run(
+        [*cmd, "%E?;4111111111111111=2512?"], capture_output=True, text=True, cwd=ROOT, env=env
+    )
     assert json.loads(out.stdout)["tracks"]["1"] == "error"
     out = subprocess.run([*cmd, "garbage"], capture_output=True, text=True, cwd=ROOT, env=env)
     assert out.returncode == 2 and "unusable swipe" in out.stderr
@@ -141,9 +173,12 @@ def test_upc_e_without_aim_id_expands_when_ean8_check_fails() -> None:
 
 def test_a_valid_ean8_stays_ean8_even_when_it_reads_as_upc_e() -> None:
     """Both check digits valid: EAN-8 wins (the symbology Russian goods carry)."""
-    both = next(c for c in (f"0{n:06d}" for n in range(10**6))
-                if ean.is_valid(c + ean.calc_check_digit(c))
-                and Upc.parse(c).as_upc_a()[-1] == ean.calc_check_digit(c))
+    both = next(
+        c
+        for c in (f"0{n:06d}" for n in range(10**6))
+        if ean.is_valid(c + ean.calc_check_digit(c))
+        and Upc.parse(c).as_upc_a()[-1] == ean.calc_check_digit(c)
+    )
     code = both + ean.calc_check_digit(both)
     result = classify(code).to_json()
     assert result["kind"] == "gtin" and result["gtin"] == code.zfill(14)
@@ -161,9 +196,14 @@ def test_a_valid_ean8_stays_ean8_even_when_it_reads_as_upc_e() -> None:
         ("2775000000013", "loyalty range 2775: check digit should be 2"),
         ("01046040600060", "check digit should be 9"),
         ("0104604060006001215N4N579192RSC91ffd092" + "B" * 44, "GTIN check digit should be 0"),
-        ("]C101095011015300031714070410AB-123",
-         "GS1 data without a marking serial (21) and crypto tail (91+92 or 93)"),
-        ("4111111111111111", "16 digits: no GTIN, loyalty range or weight template has that length"),
+        (
+            "]C101095011015300031714070410AB-123",
+            "GS1 data without a marking serial (21) and crypto tail (91+92 or 93)",
+        ),
+        (
+            "4111111111111111",
+            "16 digits: no GTIN, loyalty range or weight template has that length",
+        ),
         ("hello world", "matches no rule: not a loyalty card, GTIN, weight item or marking code"),
     ],
 )
@@ -175,7 +215,8 @@ def test_a_refused_code_says_why(raw: str, reason: str) -> None:
 def test_luhn_loyalty_range_says_which_check_digit() -> None:
     luhn = BarcodeSettings(loyalty=[LoyaltyRule(prefix="6", length=16, check="luhn")])
     assert classify("6011111111111118", luhn).to_json()["reason"] == (
-        "loyalty range 6: Luhn check digit should be 7")
+        "loyalty range 6: Luhn check digit should be 7"
+    )
 
 
 @given(st.text(alphabet="0123456789", min_size=1, max_size=24))
@@ -191,23 +232,32 @@ def test_cli_decode_barcode_reason_and_masked_unknown_card() -> None:
     assert json.loads(out.stdout)["reason"] == "check digit should be 1"
     out = subprocess.run([*cmd, "04252614"], capture_output=True, text=True, cwd=ROOT, env=env)
     assert json.loads(out.stdout)["gtin"] == "00042100005264"
-    out = subprocess.run([*cmd, "4111111111111111"], capture_output=True, text=True, cwd=ROOT, env=env)
+    out = subprocess.run(
+        [*cmd, "4111111111111111"], capture_output=True, text=True, cwd=ROOT, env=env
+    )
     assert json.loads(out.stdout)["text"] == "4111********1111"
     assert "4111111111111111" not in out.stdout
-    out = subprocess.run([*cmd, "4111111111111111", "--unmasked"], capture_output=True, text=True,
-                         cwd=ROOT, env=env)
+    out = subprocess.run(
+        [*cmd, "4111111111111111", "--unmasked"], capture_output=True, text=True, cwd=ROOT, env=env
+    )
     assert json.loads(out.stdout)["text"] == "4111111111111111"
 
 
 def test_cli_decode_track_typed_under_a_russian_layout() -> None:
     env = {"POSBRIDGE_CONFIG": "/nonexistent", "PATH": ""}
     cmd = [sys.executable, "-m", "bridge.cli", "decode", "track"]
-    out = subprocess.run([*cmd, "ж7000000000017=4912,"], capture_output=True, text=True, cwd=ROOT,
-                         env=env)
+    out = subprocess.run(
+        [*cmd, "ж7000000000017=4912,"], capture_output=True, text=True, cwd=ROOT, env=env
+    )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["number"] == "70*******0017" and data["expiry"] == "4912"
     assert data["tracks"]["2"] == "ok" and data["layoutRepaired"] is True
-    out = subprocess.run([*cmd, "ж7000000000017=4912,", "--unmasked"], capture_output=True,
-                         text=True, cwd=ROOT, env=env)
+    out = subprocess.run(
+        [*cmd, "ж7000000000017=4912,", "--unmasked"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     assert json.loads(out.stdout)["number"] == "7000000000017"

@@ -21,10 +21,23 @@ CHEQUE = {
     "number": "77",
     "date": "2026-11-29T15:00:00",
     "lines": [
-        {"position": 1, "goodsId": "1001", "barcode": "4600000000015", "name": "Milk",
-         "price": "89.90", "quantity": "2", "amount": "179.80"},
-        {"position": 2, "goodsId": "5001", "name": "Dish soap", "price": "150.00",
-         "quantity": "1", "amount": "150.00"},
+        {
+            "position": 1,
+            "goodsId": "1001",
+            "barcode": "4600000000015",
+            "name": "Milk",
+            "price": "89.90",
+            "quantity": "2",
+            "amount": "179.80",
+        },
+        {
+            "position": 2,
+            "goodsId": "5001",
+            "name": "Dish soap",
+            "price": "150.00",
+            "quantity": "1",
+            "amount": "150.00",
+        },
     ],
 }
 
@@ -51,7 +64,11 @@ def cheque_file(tmp_path: Path) -> Path:
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "bridge.cli", *args], capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, "-m", "bridge.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
 
 
@@ -95,7 +112,9 @@ def test_bad_config_exits_2_with_one_line_per_problem(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text('[processing]\nurl = "x"\nlogin = "a"\npassword = "p4ss-w0rd"\nread_timeout = "soon"\n')
+    bad.write_text(
+        '[processing]\nurl = "x"\nlogin = "a"\npassword = "p4ss-w0rd"\nread_timeout = "soon"\n'
+    )
     assert main(["config", "check", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "processing.url" in err and "processing.read_timeout" in err and "'soon'" in err
@@ -109,8 +128,20 @@ def test_balance(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_purchase_json(cfg: Path, cheque_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["--config", str(cfg), "purchase", "--card", "2775000000012",
-               "--cheque", str(cheque_file), "--pay", "40", "--json"])
+    rc = main(
+        [
+            "--config",
+            str(cfg),
+            "purchase",
+            "--card",
+            "2775000000012",
+            "--cheque",
+            str(cheque_file),
+            "--pay",
+            "40",
+            "--json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out, parse_float=Decimal)
     assert rc == 0
     assert out["redeemed"] == Decimal("40.00") and out["accrued"] > 0
@@ -119,8 +150,20 @@ def test_purchase_json(cfg: Path, cheque_file: Path, capsys: pytest.CaptureFixtu
 
 
 def test_purchase_table(cfg: Path, cheque_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--config", str(cfg), "purchase", "--card", "2775000000012",
-                 "--cheque", str(cheque_file)]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                str(cfg),
+                "purchase",
+                "--card",
+                "2775000000012",
+                "--cheque",
+                str(cheque_file),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "bonuses accrued" in out and "27*******0012" in out and "2775000000012" not in out
 
@@ -128,12 +171,16 @@ def test_purchase_table(cfg: Path, cheque_file: Path, capsys: pytest.CaptureFixt
 def test_refusal_exits_1_with_cashier_text(
     cfg: Path, cheque_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rc = main(["--config", str(cfg), "purchase", "--card", "2775000000036", "--cheque", str(cheque_file)])
+    rc = main(
+        ["--config", str(cfg), "purchase", "--card", "2775000000036", "--cheque", str(cheque_file)]
+    )
     assert rc == 1
     assert "Card is blocked" in capsys.readouterr().err
 
 
-def test_unreachable_exits_3(tmp_path: Path, cheque_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_exits_3(
+    tmp_path: Path, cheque_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import socket
 
     with socket.socket() as s:
@@ -148,7 +195,9 @@ def test_unreachable_exits_3(tmp_path: Path, cheque_file: Path, capsys: pytest.C
     assert "cannot connect" in capsys.readouterr().err
 
 
-def test_bad_cheque_file_exits_2(cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_cheque_file_exits_2(
+    cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text('{"number": "1", "lines": [')
     assert main(["--config", str(cfg), "purchase", "--cheque", str(broken)]) == 2
@@ -159,9 +208,25 @@ def test_bad_cheque_file_exits_2(cfg: Path, tmp_path: Path, capsys: pytest.Captu
     assert "lines.0.price" in capsys.readouterr().err
 
 
-def test_bad_pay_amount_exits_2(cfg: Path, cheque_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--config", str(cfg), "purchase", "--card", "2775000000012",
-                 "--cheque", str(cheque_file), "--pay", "lots"]) == 2
+def test_bad_pay_amount_exits_2(
+    cfg: Path, cheque_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "--config",
+                str(cfg),
+                "purchase",
+                "--card",
+                "2775000000012",
+                "--cheque",
+                str(cheque_file),
+                "--pay",
+                "lots",
+            ]
+        )
+        == 2
+    )
     assert "--pay" in capsys.readouterr().err
 
 

@@ -50,12 +50,14 @@ class Case:
     unreadable: bool = False  # run the child as nobody
 
     def label(self) -> str:
-        return " ".join(a if a else "''" for a in self.argv) + (" (as nobody)" if self.unreadable
-                                                               else "")
+        return " ".join(a if a else "''" for a in self.argv) + (
+            " (as nobody)" if self.unreadable else ""
+        )
 
 
-def leaves(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
-           ) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+def leaves(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
     subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     if not subs:
         yield path, parser
@@ -120,19 +122,43 @@ def files(scratch: Path) -> dict[str, Path]:
     f["unreadable"].write_text(absent)
     f["unreadable"].chmod(0o000)
     os.mkfifo(f["fifo"])
-    f["cheque"].write_text(json.dumps({"number": "1", "date": "2026-11-29T15:00:00", "lines": [
-        {"position": 1, "goodsId": "1", "name": "Milk", "price": "1.00", "quantity": "1",
-         "amount": "1.00"}]}))
+    f["cheque"].write_text(
+        json.dumps(
+            {
+                "number": "1",
+                "date": "2026-11-29T15:00:00",
+                "lines": [
+                    {
+                        "position": 1,
+                        "goodsId": "1",
+                        "name": "Milk",
+                        "price": "1.00",
+                        "quantity": "1",
+                        "amount": "1.00",
+                    }
+                ],
+            }
+        )
+    )
     return f
 
 
-def build(path: tuple[str, ...], parser: argparse.ArgumentParser, files: dict[str, Path],
-          vary: argparse.Action | None = None, value: str = "") -> list[str]:
+def build(
+    path: tuple[str, ...],
+    parser: argparse.ArgumentParser,
+    files: dict[str, Path],
+    vary: argparse.Action | None = None,
+    value: str = "",
+) -> list[str]:
     """The command's base arguments, with `vary` (a positional or an option) set to value."""
     argv = [*path, *BASE.get(path, [])]
     if path == ("config", "init"):
-        argv += ["--dir", str(files["directory"] / "etc"),
-                 "--state-dir", str(files["directory"] / "state")]
+        argv += [
+            "--dir",
+            str(files["directory"] / "etc"),
+            "--state-dir",
+            str(files["directory"] / "state"),
+        ]
     for action in parser._actions:
         if action is vary:
             argv += [action.option_strings[0], value] if action.option_strings else [value]
@@ -147,25 +173,42 @@ def build(path: tuple[str, ...], parser: argparse.ArgumentParser, files: dict[st
 def cases(files: dict[str, Path]) -> list[Case]:
     out: list[Case] = []
     config_free = {("sandbox",), ("demo",), ("config", "init")}
-    values = ["", "abc", str(files["missing"]), str(files["directory"]), str(files["empty"]),
-              str(files["binary"]), "/proc/posbridge-x.jsonl"]
+    values = [
+        "",
+        "abc",
+        str(files["missing"]),
+        str(files["directory"]),
+        str(files["empty"]),
+        str(files["binary"]),
+        "/proc/posbridge-x.jsonl",
+    ]
     for path, parser in leaves(build_parser()):
         if path not in config_free:
             base = build(path, parser, files)
-            for key in ("missing", "empty", "directory", "binary", "wrong_types", "absent",
-                        "fifo"):
+            for key in ("missing", "empty", "directory", "binary", "wrong_types", "absent", "fifo"):
                 out.append(Case(["--config", str(files[key]), *base]))
-            out.append(Case(["--config", str(files["unreadable"]), *base],
-                            unreadable=os.geteuid() == 0))
+            out.append(
+                Case(["--config", str(files["unreadable"]), *base], unreadable=os.geteuid() == 0)
+            )
         for action in parser._actions:
-            if action.nargs == 0 or SHARED & set(action.option_strings) or isinstance(
-                    action, argparse._SubParsersAction):
+            if (
+                action.nargs == 0
+                or SHARED & set(action.option_strings)
+                or isinstance(action, argparse._SubParsersAction)
+            ):
                 continue
             if (*path, *action.option_strings[:1]) in NOT_VARIED:
                 continue
             for value in values:
-                out.append(Case(["--config", str(files["absent"]),
-                                 *build(path, parser, files, action, value)]))
+                out.append(
+                    Case(
+                        [
+                            "--config",
+                            str(files["absent"]),
+                            *build(path, parser, files, action, value),
+                        ]
+                    )
+                )
     return out
 
 
@@ -243,7 +286,12 @@ def test_no_subcommand_ends_in_a_traceback(files: dict[str, Path], scratch: Path
     proc = subprocess.run(
         [sys.executable, "-c", DRIVER, str(workdir), "20"],
         input=json.dumps([{"argv": c.argv, "unreadable": c.unreadable} for c in battery]),
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout)
     bad = []
@@ -262,11 +310,19 @@ def test_no_subcommand_ends_in_a_traceback(files: dict[str, Path], scratch: Path
             bad.append(f"{case.label()}: {', '.join(why)}\n    {r['err'].strip()[-600:]}")
     assert not bad, f"{len(bad)} of {len(battery)} cases:\n" + "\n".join(bad)
     # the bad files were bad in the way meant (a battery of no-ops would pass the above)
-    said = {(c.argv[1], c.unreadable): r for c, r in zip(battery, results, strict=True)
-            if c.argv[2:4] == ["config", "check"]}
-    for key, words in [("missing", "file not found"), ("empty", "processing: missing"),
-                       ("directory", "is a directory"), ("fifo", "not a regular file"),
-                       ("binary", "not UTF-8"), ("wrong_types", "probe_max_seconds")]:
+    said = {
+        (c.argv[1], c.unreadable): r
+        for c, r in zip(battery, results, strict=True)
+        if c.argv[2:4] == ["config", "check"]
+    }
+    for key, words in [
+        ("missing", "file not found"),
+        ("empty", "processing: missing"),
+        ("directory", "is a directory"),
+        ("fifo", "not a regular file"),
+        ("binary", "not UTF-8"),
+        ("wrong_types", "probe_max_seconds"),
+    ]:
         result = said[(str(files[key]), False)]
         assert result["rc"] == 2 and words in result["err"], (key, result)
     unreadable = said[(str(files["unreadable"]), os.geteuid() == 0)]

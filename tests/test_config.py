@@ -135,7 +135,9 @@ def test_redacted_show_hides_secrets(tmp_path: Path) -> None:
 
 def test_receipt_printer_must_exist(tmp_path: Path) -> None:
     text = GOOD + '\n[receipt]\nprinter = "front"\n'
-    with pytest.raises(config.ConfigError, match="receipt.printer: 'front' is not a configured printer"):
+    with pytest.raises(
+        config.ConfigError, match="receipt.printer: 'front' is not a configured printer"
+    ):
         config.load(write(tmp_path, text))
 
 
@@ -147,7 +149,7 @@ def test_device_needs_its_address(tmp_path: Path) -> None:
 
 def test_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    path.write_bytes(b"[processing]\nlogin = \"\xff\"\n")
+    path.write_bytes(b'[processing]\nlogin = "\xff"\n')
     with pytest.raises(config.ConfigError, match="not UTF-8"):
         config.load(path)
     assert os.path.exists(path)

@@ -52,11 +52,14 @@ def test_example_config_round_trips(secrets: Path, tmp_path: Path) -> None:
     assert show_and_load(cfg, tmp_path) == cfg
 
 
-def test_show_prints_barcodes_as_toml_not_python(secrets: Path, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_show_prints_barcodes_as_toml_not_python(
+    secrets: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "c.toml"
-    path.write_text(f'[processing]\nurl = "https://p.example/api"\nlogin = "a"\n'
-                    f'password_file = "{secrets / "pw"}"\n')
+    path.write_text(
+        f'[processing]\nurl = "https://p.example/api"\nlogin = "a"\n'
+        f'password_file = "{secrets / "pw"}"\n'
+    )
     assert main(["config", "show", str(path)]) == 0  # FILE accepted, as by `config check`
     shown = capsys.readouterr().out
     assert "[[barcodes.loyalty]]" in shown and "{'prefix'" not in shown
@@ -74,8 +77,11 @@ def devices(draw: st.DrawFn) -> list[dict[str, Any]]:
     out = []
     for name in names:
         connection = draw(st.sampled_from(["serial", "usb", "tcp", "file", "hid"]))
-        d: dict[str, Any] = {"name": name, "connection": connection,
-                             "kind": draw(st.sampled_from(["scanner", "card_reader", "printer"]))}
+        d: dict[str, Any] = {
+            "name": name,
+            "connection": connection,
+            "kind": draw(st.sampled_from(["scanner", "card_reader", "printer"])),
+        }
         if connection in ("serial", "file", "hid"):
             d["port"] = draw(st.sampled_from(["/dev/ttyS0", "/dev/usb/lp0", "socket://x:1"]))
         if connection == "usb" or draw(st.booleans()):
@@ -105,19 +111,34 @@ def configs(draw: st.DrawFn, secrets: Path) -> dict[str, Any]:
             "max_answer_bytes": draw(st.integers(1024, 1 << 30)),
         },
         "barcodes": {
-            "loyalty": draw(st.lists(st.fixed_dictionaries(
-                {"prefix": st.from_regex(r"[0-9]{0,6}", fullmatch=True),
-                 "length": st.integers(4, 64),
-                 "check": st.sampled_from(["ean", "luhn", "none"])},
-                optional={"symbology": st.sampled_from(["]E0", "]C1"])}), max_size=3)),
-            "weight_templates": draw(st.lists(st.sampled_from(
-                ["20PPPPPWWWWWC", "23PPPPP$$$$$C", "2PPPPPPWWWWWC"]), max_size=3)),
+            "loyalty": draw(
+                st.lists(
+                    st.fixed_dictionaries(
+                        {
+                            "prefix": st.from_regex(r"[0-9]{0,6}", fullmatch=True),
+                            "length": st.integers(4, 64),
+                            "check": st.sampled_from(["ean", "luhn", "none"]),
+                        },
+                        optional={"symbology": st.sampled_from(["]E0", "]C1"])},
+                    ),
+                    max_size=3,
+                )
+            ),
+            "weight_templates": draw(
+                st.lists(
+                    st.sampled_from(["20PPPPPWWWWWC", "23PPPPP$$$$$C", "2PPPPPPWWWWWC"]), max_size=3
+                )
+            ),
         },
-        "journal": {"probe_min_seconds": lo,
-                    "probe_max_seconds": draw(st.floats(min_value=lo, max_value=600))},
+        "journal": {
+            "probe_min_seconds": lo,
+            "probe_max_seconds": draw(st.floats(min_value=lo, max_value=600)),
+        },
         "api": {"token_file": str(secrets / "token"), "port": draw(st.integers(1, 65535))},
-        "receipt": {"language": draw(st.sampled_from(["ru", "en"])),
-                    "columns": draw(st.sampled_from([32, 42, 48]))},
+        "receipt": {
+            "language": draw(st.sampled_from(["ru", "en"])),
+            "columns": draw(st.sampled_from([32, 42, 48])),
+        },
         "devices": devs,
     }
     if draw(st.booleans()):
@@ -129,9 +150,11 @@ def configs(draw: st.DrawFn, secrets: Path) -> dict[str, Any]:
 
 @pytest.mark.parametrize("seed", [0])
 def test_generated_configs_round_trip(secrets: Path, tmp_path: Path, seed: int) -> None:
-    @settings(max_examples=150, deadline=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                     HealthCheck.too_slow])
+    @settings(
+        max_examples=150,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
     @given(configs(secrets))
     def round_trip(data: dict[str, Any]) -> None:
         cfg = config.parse(data)
@@ -141,8 +164,12 @@ def test_generated_configs_round_trip(secrets: Path, tmp_path: Path, seed: int) 
 
 
 def test_inline_secrets_round_trip_as_stars(tmp_path: Path) -> None:
-    cfg = config.parse({"processing": {"url": "https://p.example/x", "login": "a",
-                                       "password": "hunter2"}, "api": {"token": "t0k"}})
+    cfg = config.parse(
+        {
+            "processing": {"url": "https://p.example/x", "login": "a", "password": "hunter2"},
+            "api": {"token": "t0k"},
+        }
+    )
     back = show_and_load(cfg, tmp_path)
     assert back.processing.secret_password() == "***" and back.api.secret_token() == "***"
     same = back.model_copy(update={"processing": cfg.processing, "api": cfg.api})
@@ -206,7 +233,11 @@ def starts(path: Path) -> tuple[bool, str]:
     """Whether `posbridge run` comes up on this config (stopped again at once)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "bridge", "--config", str(path), "--log-level", "INFO", "run"],
-        cwd=ROOT, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.stderr is not None
     seen = []
     try:
@@ -225,7 +256,8 @@ def starts(path: Path) -> tuple[bool, str]:
 
 @pytest.mark.parametrize("name", sorted(SITUATIONS))
 def test_config_check_accepts_exactly_what_run_starts(
-        tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = situation(tmp_path, name)
     accepted = main(["config", "check", str(path)]) == 0
     err = capsys.readouterr().err
@@ -246,7 +278,7 @@ def test_every_problem_in_one_run(tmp_path: Path) -> None:
     path.write_text(
         f'[processing]\nurl = "ftp://x"\nlogin = "a"\npassword = "hunter2"\n'
         f'password_file = "{pw}"\nread_timeout = "soon"\n'
-        '[journal]\nprobe_min_seconds = 30.0\nprobe_max_seconds = 5.0\n'
+        "[journal]\nprobe_min_seconds = 30.0\nprobe_max_seconds = 5.0\n"
         '[receipt]\nprinter = "front"\ncolumns = 40\n'
         '[[devices]]\nname = "p"\nkind = "printer"\nconnection = "tcp"\n'
         '[[devices]]\nname = "p"\nkind = "scanner"\nconnection = "serial"\nport = "/dev/x"\n'
@@ -254,16 +286,27 @@ def test_every_problem_in_one_run(tmp_path: Path) -> None:
     with pytest.raises(config.ConfigError) as info:
         config.load(path, service=True)
     text = info.value.render()
-    for expected in ("processing.url", "processing.read_timeout", "'soon'",
-                     "both password and password_file", "probe_max_seconds",
-                     "receipt.printer: 'front'", "receipt.columns", "devices[0]: a tcp device",
-                     "repeated: p", "password_file", "chmod 0600", "api.token_file: missing"):
+    for expected in (
+        "processing.url",
+        "processing.read_timeout",
+        "'soon'",
+        "both password and password_file",
+        "probe_max_seconds",
+        "receipt.printer: 'front'",
+        "receipt.columns",
+        "devices[0]: a tcp device",
+        "repeated: p",
+        "password_file",
+        "chmod 0600",
+        "api.token_file: missing",
+    ):
         assert expected in text, (expected, text)
     assert "hunter2" not in text and "Value error" not in text and "Input should" not in text
 
 
 def test_a_config_others_can_write_is_reported_with_its_other_problems(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "c.toml"
     path.write_text('[processing]\nurl = "ftp://x"\nlogin = "a"\npassword = "b"\n')
     path.chmod(0o666)

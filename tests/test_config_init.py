@@ -91,7 +91,9 @@ def test_default_places(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     root = config_init.layout(None)
     assert (root.config, root.state_dir) == (
-        Path("/etc/posbridge/posbridge.toml"), Path("/var/lib/posbridge"))
+        Path("/etc/posbridge/posbridge.toml"),
+        Path("/var/lib/posbridge"),
+    )
 
 
 def test_an_explicit_config_path_is_where_init_writes(

@@ -46,7 +46,9 @@ def cfg(tmp_path: Path) -> Path:
     return path
 
 
-def test_devices_json_marks_missing_config_entries(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_devices_json_marks_missing_config_entries(
+    cfg: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["--config", str(cfg), "devices", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert set(data) >= {"serial_ports", "usb_devices", "input_devices", "missing"}
@@ -60,8 +62,9 @@ def test_devices_table(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "missing: receipt" in out
 
 
-def test_udev_rules_grant_the_group_only(cfg: Path, tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_udev_rules_grant_the_group_only(
+    cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out_file = tmp_path / "99-posbridge.rules"
     assert main(["--config", str(cfg), "udev-rules", "-o", str(out_file)]) == 0
     text = out_file.read_text()

@@ -129,10 +129,13 @@ def test_udev_rules_work_with_the_example_config(
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_udev_rules_match_by_id_when_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_udev_rules_match_by_id_when_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = example_with_secrets(tmp_path)
     text = cfg.read_text().replace(
-        'usb = "0c2e:0b61"\n', 'by_id = "/dev/serial/by-id/usb-Honeywell_FAKE-if00"\n', 1)
+        'usb = "0c2e:0b61"\n', 'by_id = "/dev/serial/by-id/usb-Honeywell_FAKE-if00"\n', 1
+    )
     cfg.write_text(text)
     assert main(["--config", str(cfg), "udev-rules"]) == 0
     out = capsys.readouterr().out
@@ -161,14 +164,13 @@ def script_defaults() -> dict[str, str]:
 def script_steps(env: dict[str, str]) -> list[str]:
     """The step lines of the script as the doc shows them: variables at their defaults."""
     text = SCRIPT.read_text()
-    body = text[text.index("# step 1"):]
+    body = text[text.index("# step 1") :]
     out = []
     for line in body.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         line = re.sub(r"^host ", "", line)
-        line = re.sub(r"\$\{?([A-Z_]+)\}?",
-                      lambda m: env.get(m.group(1), m.group(0)), line)
+        line = re.sub(r"\$\{?([A-Z_]+)\}?", lambda m: env.get(m.group(1), m.group(0)), line)
         out.append(" ".join(line.split()))
     return out
 
@@ -178,8 +180,12 @@ def doc_steps() -> list[str]:
     begin = text.index("<!-- install-steps: begin")
     end = text.index("<!-- install-steps: end -->")
     blocks = re.findall(r"```sh\n(.*?)```", text[begin:end], re.S)
-    return [" ".join(line.split()) for block in blocks for line in block.splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        " ".join(line.split())
+        for block in blocks
+        for line in block.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def test_the_install_doc_shows_exactly_the_script_lines() -> None:
@@ -191,8 +197,15 @@ def test_the_install_doc_shows_exactly_the_script_lines() -> None:
     assert "sudo install -d -o root -g posbridge -m 0750 /etc/posbridge" in doc
     assert not any("> /etc/" in line for line in doc), "a redirect runs without sudo"
     assert not any("/dev/stdin" in line and "read -rs" not in " ".join(doc) for line in doc)
-    posbridge_runs = [line for line in doc if re.search(r"/bin/posbridge (journal|balance|"
-                                                         r"config check|devices)", line)]
+    posbridge_runs = [
+        line
+        for line in doc
+        if re.search(
+            r"/bin/posbridge (journal|balance|"
+            r"config check|devices)",
+            line,
+        )
+    ]
     assert posbridge_runs and all(x.startswith("sudo -u posbridge ") for x in posbridge_runs)
 
 
@@ -229,13 +242,26 @@ def test_the_install_steps_run_in_a_scratch_root(
     group = grp.getgrgid(os.getegid()).gr_name
     etc, var = root / "etc" / "posbridge", root / "var" / "lib" / "posbridge"
     env = {
-        **os.environ, "PYTHONPATH": str(ROOT), "ROOT": str(root), "SUDO": "", "AS_SERVICE": "",
-        "SVC_USER": user, "GROUP": group, "SKIP_HOST": "1",
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "ROOT": str(root),
+        "SUDO": "",
+        "AS_SERVICE": "",
+        "SVC_USER": user,
+        "GROUP": group,
+        "SKIP_HOST": "1",
         "INIT_ARGS": f"--dir {etc} --state-dir {var} --url {sandbox_server.url}",
         "POSBRIDGE_CONFIG": str(etc / "posbridge.toml"),
     }
-    done = subprocess.run([bash, str(SCRIPT)], input="secret-1\n", capture_output=True,
-                          text=True, env=env, cwd=tmp_path, timeout=120)
+    done = subprocess.run(
+        [bash, str(SCRIPT)],
+        input="secret-1\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     skipped = [x for x in done.stderr.splitlines() if x.startswith("skipped (host): ")]
@@ -254,11 +280,17 @@ def test_the_install_steps_run_in_a_scratch_root(
         moved = tmp_path / "verify" / "posbridge.service"
         moved.parent.mkdir()
         moved.write_text(unit.read_text().replace("/opt/posbridge", str(root / "opt/posbridge")))
-        verify = subprocess.run([analyze, "verify", str(moved)], capture_output=True,
-                                text=True, timeout=60)
+        verify = subprocess.run(
+            [analyze, "verify", str(moved)], capture_output=True, text=True, timeout=60
+        )
         assert verify.returncode == 0, verify.stdout + verify.stderr
-    check = subprocess.run([sys.executable, "-m", "bridge", "config", "check"], env=env,
-                           capture_output=True, text=True, timeout=60)
+    check = subprocess.run(
+        [sys.executable, "-m", "bridge", "config", "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert check.returncode == 0, check.stderr
     assert config.load(etc / "posbridge.toml").journal.path.parent == var
 
@@ -273,8 +305,15 @@ def test_the_readme_links_only_what_the_repo_holds() -> None:
     for ref in re.findall(r"`((?:docs|udev|systemd|tools|bench)/[^`\s]+)`", text):
         assert (ROOT / ref).exists(), ref
     protocol = (ROOT / "docs" / "protocol.md").read_text()
-    for needed in ("operationId", "operationDate", "Basic", "PurchaseOperationConflict",
-                   "NotUniqueOperationID", "without** an offset", "Offline"):
+    for needed in (
+        "operationId",
+        "operationDate",
+        "Basic",
+        "PurchaseOperationConflict",
+        "NotUniqueOperationID",
+        "without** an offset",
+        "Offline",
+    ):
         assert needed in protocol, needed
 
 
@@ -287,22 +326,37 @@ def test_the_readme_table_lists_every_command() -> None:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for name in COMMANDS:
         assert f"`{name}" in cells, f"README command table misses {name}"
-        actions = [a for a in sub.choices[name]._actions
-                   if isinstance(a, argparse._SubParsersAction)]
+        actions = [
+            a for a in sub.choices[name]._actions if isinstance(a, argparse._SubParsersAction)
+        ]
         for action in actions[:1]:
             for verb in action.choices:
-                assert re.search(rf"`{name} [^`]*(?<![\w-]){verb}(?![\w-])", cells), f"README misses {name} {verb}"
+                assert re.search(rf"`{name} [^`]*(?<![\w-]){verb}(?![\w-])", cells), (
+                    f"README misses {name} {verb}"
+                )
 
 
 def test_the_example_cheque_is_accepted_by_purchase(
     sandbox_server: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = tmp_path / "posbridge.toml"
-    assert main(["config", "init", "--sandbox", "--dir", str(tmp_path),
-                 "--url", sandbox_server.url]) == 0
+    assert (
+        main(["config", "init", "--sandbox", "--dir", str(tmp_path), "--url", sandbox_server.url])
+        == 0
+    )
     capsys.readouterr()
-    rc = main(["--config", str(cfg), "purchase", "--card", "2775000000012",
-               "--cheque", str(CHEQUE), "--json"])
+    rc = main(
+        [
+            "--config",
+            str(cfg),
+            "purchase",
+            "--card",
+            "2775000000012",
+            "--cheque",
+            str(CHEQUE),
+            "--json",
+        ]
+    )
     out = capsys.readouterr()
     assert rc == 0, out.err
     result = json.loads(out.out)

@@ -33,8 +33,10 @@ def verdicts(checks: list) -> dict[str, str]:  # type: ignore[type-arg]
 def test_healthy_register(sandbox_server: SandboxServer, tmp_path: Path) -> None:
     with Pty() as scanner:
         os.chmod(scanner.path, 0o660)
-        devices = (f'[[devices]]\nname = "scanner"\nkind = "scanner"\nconnection = "serial"\n'
-                   f'port = "{scanner.path}"\n')
+        devices = (
+            f'[[devices]]\nname = "scanner"\nkind = "scanner"\nconnection = "serial"\n'
+            f'port = "{scanner.path}"\n'
+        )
         cfg = write_cfg(tmp_path, sandbox_server.url, devices=devices)
         (tmp_path / "journal.sqlite").touch(mode=0o600)
         import grp
@@ -48,22 +50,29 @@ def test_healthy_register(sandbox_server: SandboxServer, tmp_path: Path) -> None
     assert v["journal"] == "pass" and v["disk"] == "pass"
 
 
-def test_everything_wrong_is_reported_at_once(tmp_path: Path, sandbox_server: SandboxServer,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
-    devices = ('[[devices]]\nname = "gone"\nkind = "scanner"\nconnection = "serial"\n'
-               'port = "/dev/does-not-exist"\n')
+def test_everything_wrong_is_reported_at_once(
+    tmp_path: Path, sandbox_server: SandboxServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    devices = (
+        '[[devices]]\nname = "gone"\nkind = "scanner"\nconnection = "serial"\n'
+        'port = "/dev/does-not-exist"\n'
+    )
     cfg = write_cfg(tmp_path, sandbox_server.url, password="wrong-one", devices=devices)
     rc = main(["--config", str(cfg), "doctor", "--json"])
     out = json.loads(capsys.readouterr().out)
     v = {c["check"]: c for c in out}
     assert rc == 1
-    assert v["device gone port"]["verdict"] == "fail" and "posbridge devices" in v["device gone port"]["fix"]
+    assert (
+        v["device gone port"]["verdict"] == "fail"
+        and "posbridge devices" in v["device gone port"]["fix"]
+    )
     assert v["credentials"]["verdict"] == "fail" and "partner settings" in v["credentials"]["fix"]
     assert "wrong-one" not in json.dumps(out)
 
 
-def test_unreachable_processing_and_bad_config(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_processing_and_bad_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = write_cfg(tmp_path, "http://127.0.0.1:9/publicapi")
     assert main(["--config", str(cfg), "doctor"]) == 1
     out = capsys.readouterr().out

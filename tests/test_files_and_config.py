@@ -30,13 +30,16 @@ def write_cfg(tmp_path: Path, mode: int, *, inline: bool = True) -> Path:
         for name, value in (("password", PASSWORD), ("token", TOKEN)):
             (tmp_path / name).write_text(value)
             (tmp_path / name).chmod(0o600)
-        secrets = (f'password_file = "{tmp_path / "password"}"\n',
-                   f'token_file = "{tmp_path / "token"}"\n')
+        secrets = (
+            f'password_file = "{tmp_path / "password"}"\n',
+            f'token_file = "{tmp_path / "token"}"\n',
+        )
     path = tmp_path / "posbridge.toml"
     path.write_text(
         f'[processing]\nurl = "http://127.0.0.1:9/publicapi"\nlogin = "{LOGIN}"\n{secrets[0]}'
         f'lock_file = "{tmp_path / "lock"}"\nconnect_timeout = 0.5\n'
-        f'[journal]\npath = "{tmp_path / "journal.sqlite"}"\n[api]\n{secrets[1]}')
+        f'[journal]\npath = "{tmp_path / "journal.sqlite"}"\n[api]\n{secrets[1]}'
+    )
     path.chmod(mode)
     return path
 
@@ -45,7 +48,8 @@ def write_cfg(tmp_path: Path, mode: int, *, inline: bool = True) -> Path:
 
 
 def test_config_check_warns_when_others_can_read_inline_secrets(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = write_cfg(tmp_path, 0o644)
     assert main(["config", "check", str(cfg)]) == 0
     out, err = capsys.readouterr()
@@ -59,14 +63,16 @@ def test_config_check_warns_when_others_can_read_inline_secrets(
 
 
 def test_secrets_kept_in_their_own_files_are_no_concern(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = write_cfg(tmp_path, 0o644, inline=False)
     assert main(["config", "check", str(cfg)]) == 0
     assert capsys.readouterr().err == ""
 
 
-def test_a_config_others_can_write_is_refused(tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_config_others_can_write_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = write_cfg(tmp_path, 0o666, inline=False)
     assert main(["config", "check", str(cfg)]) == 2
     err = capsys.readouterr().err
@@ -75,9 +81,14 @@ def test_a_config_others_can_write_is_refused(tmp_path: Path,
 
 def test_run_refuses_to_start_on_a_config_others_can_write(tmp_path: Path) -> None:
     cfg = write_cfg(tmp_path, 0o666)
-    done = subprocess.run([sys.executable, "-m", "bridge", "--config", str(cfg), "run"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=30,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge", "--config", str(cfg), "run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -88,8 +99,11 @@ def test_run_refuses_to_start_on_a_config_others_can_write(tmp_path: Path) -> No
 def test_doctor_reports_the_config_file_mode(tmp_path: Path) -> None:
     def verdicts(mode: int) -> dict[str, str]:
         write_cfg(tmp_path, mode)
-        return {c.detail: c.verdict for c in run_checks(str(tmp_path / "posbridge.toml"))
-                if c.name == "config file"}
+        return {
+            c.detail: c.verdict
+            for c in run_checks(str(tmp_path / "posbridge.toml"))
+            if c.name == "config file"
+        }
 
     found = verdicts(0o644)
     assert list(found.values()) == ["warn"] and "readable by others" in next(iter(found))
@@ -114,8 +128,7 @@ def restore_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
-def test_rotated_log_files_get_the_mode_of_the_first(tmp_path: Path,
-                                                     restore_logging: None) -> None:
+def test_rotated_log_files_get_the_mode_of_the_first(tmp_path: Path, restore_logging: None) -> None:
     log_file = tmp_path / "posbridge.log"
     old = os.umask(0o022)
     try:
@@ -129,8 +142,7 @@ def test_rotated_log_files_get_the_mode_of_the_first(tmp_path: Path,
         os.umask(old)
     files = sorted(tmp_path.glob("posbridge.log*"))
     assert len(files) == 6  # the live file and 5 rotated ones
-    assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {
-        f.name: 0o640 for f in files}
+    assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {f.name: 0o640 for f in files}
 
 
 def test_log_file_that_is_a_symlink_is_refused(tmp_path: Path, restore_logging: None) -> None:
@@ -139,9 +151,14 @@ def test_log_file_that_is_a_symlink_is_refused(tmp_path: Path, restore_logging: 
     link = tmp_path / "posbridge.log"
     link.symlink_to(target)
     cfg = write_cfg(tmp_path, 0o600)
-    done = subprocess.run([sys.executable, "-m", "bridge", "--config", str(cfg), "run",
-                           "--log-file", str(link)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=30, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge", "--config", str(cfg), "run", "--log-file", str(link)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "symbolic link" in done.stderr
     assert target.read_text() == ""
@@ -156,15 +173,22 @@ def test_log_file_that_is_a_symlink_is_refused(tmp_path: Path, restore_logging: 
 
 
 def line_for(message: str, exc: BaseException | None = None) -> str:
-    record = logging.LogRecord("posbridge.test", logging.WARNING, __file__, 1, "%s",
-                               (message,), (type(exc), exc, None) if exc else None)
+    record = logging.LogRecord(
+        "posbridge.test",
+        logging.WARNING,
+        __file__,
+        1,
+        "%s",
+        (message,),
+        (type(exc), exc, None) if exc else None,
+    )
     return logs.KeyValueFormatter(with_time=False).format(record)
 
 
 def test_log_values_never_carry_raw_control_characters_or_quotes() -> None:
     hostile = 'scan "x" ok\x00\x1b[2J\x1b]0;pwned\x07\rlevel=error fake\x85\u2028'
     line = line_for(hostile, ValueError('bad "value"\x1b[31m'))
-    assert not any(ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f for c in line), repr(line)
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in line), repr(line)
     assert "\u2028" not in line
     assert 'msg="scan \\"x\\" ok\\x00\\x1b[2J\\x1b]0;pwned\\x07\\rlevel=error fake' in line
     assert 'error="ValueError: bad \\"value\\"\\x1b[31m"' in line

@@ -55,8 +55,15 @@ P16_RECEIPT = "6011111111111117"  # processing's cheque message, printed on the 
 P19 = "6011000000000000001"  # a bank card's track 1 on the card reader
 PANS = [P13, P15, P16_TRACK, P16_SCAN, P16_ERR, P16_RECEIPT, P19]
 GROUPED_P15 = "3782 822463 10005"
-LINES = [{"goodsId": "1001", "barcode": "4600000000015", "name": "Milk", "price": "89.90",
-          "quantity": "2"}]
+LINES = [
+    {
+        "goodsId": "1001",
+        "barcode": "4600000000015",
+        "name": "Milk",
+        "price": "89.90",
+        "quantity": "2",
+    }
+]
 
 
 def leaks(text: str) -> list[str]:
@@ -86,8 +93,9 @@ class RecordingSse(SseReader):
 
 
 def refusal(message: str, cashier: str) -> bytes:
-    return json.dumps({"code": "LimitGained", "errorMessage": message,
-                       "cashierMessage": cashier}).encode()
+    return json.dumps(
+        {"code": "LimitGained", "errorMessage": message, "cashierMessage": cashier}
+    ).encode()
 
 
 @pytest.fixture
@@ -115,10 +123,19 @@ def proxy(sandbox_server: SandboxServer) -> Iterator[FaultProxy]:
 def test_no_exit_shows_a_card_number(tmp_path: Path, log_file: Path, proxy: FaultProxy) -> None:
     outputs: dict[str, str] = {}
     with Pty() as scanner, Pty() as msr:
-        cfg = service_config(tmp_path, proxy.url, devices=[
-            {"name": "scanner", "kind": "scanner", "connection": "serial", "port": scanner.path},
-            {"name": "msr", "kind": "card_reader", "connection": "serial", "port": msr.path},
-        ])
+        cfg = service_config(
+            tmp_path,
+            proxy.url,
+            devices=[
+                {
+                    "name": "scanner",
+                    "kind": "scanner",
+                    "connection": "serial",
+                    "port": scanner.path,
+                },
+                {"name": "msr", "kind": "card_reader", "connection": "serial", "port": msr.path},
+            ],
+        )
         svc = Service(cfg, TOKEN).start()
         sse = RecordingSse(f"{svc.url}/v1/events", TOKEN)
         api = httpx.Client(base_url=svc.url, headers={"X-Posbridge-Token": TOKEN}, timeout=30)
@@ -155,29 +172,38 @@ def test_no_exit_shows_a_card_number(tmp_path: Path, log_file: Path, proxy: Faul
     assert "4000********5556" in outputs["answers"] and "378* ****** *0005" in outputs["answers"]
     assert "6011********1117" in outputs["answers"]  # receipt text
     assert "42*******2222" in outputs["journal export"]
-    assert "42*******2222" in outputs["journal cli"] and "4000********5556" in outputs["journal cli"]
+    assert (
+        "42*******2222" in outputs["journal cli"] and "4000********5556" in outputs["journal cli"]
+    )
     assert "incomplete scan discarded" in outputs["log"]
 
 
 def _journal_cli(tmp_path: Path, url: str) -> str:
     """`posbridge journal list` and `journal export`, as a technician runs them."""
     cfg = tmp_path / "posbridge.toml"
-    cfg.write_text(f'[processing]\nurl = "{url}"\nlogin = "{LOGIN}"\npassword = "{PASSWORD}"\n'
-                   f'lock_file = "{tmp_path / "cli.lock"}"\n'
-                   f'[journal]\npath = "{tmp_path / "journal.sqlite"}"\n')
+    cfg.write_text(
+        f'[processing]\nurl = "{url}"\nlogin = "{LOGIN}"\npassword = "{PASSWORD}"\n'
+        f'lock_file = "{tmp_path / "cli.lock"}"\n'
+        f'[journal]\npath = "{tmp_path / "journal.sqlite"}"\n'
+    )
     cfg.chmod(0o600)
     export = tmp_path / "export.jsonl"
     texts = []
     for args in (["list"], ["list", "--json"], ["export", str(export)]):
-        out = subprocess.run([sys.executable, "-m", "bridge", "--config", str(cfg), "journal", *args],
-                             capture_output=True, text=True, cwd=ROOT)
+        out = subprocess.run(
+            [sys.executable, "-m", "bridge", "--config", str(cfg), "journal", *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         assert out.returncode == 0, out.stderr
         texts += [out.stdout, out.stderr]
     return "\n".join([*texts, export.read_text(encoding="utf-8")])
 
 
-def _drive(sse: RecordingSse, api: httpx.Client, scanner: Pty, msr: Pty,
-           proxy: FaultProxy) -> list[str]:
+def _drive(
+    sse: RecordingSse, api: httpx.Client, scanner: Pty, msr: Pty, proxy: FaultProxy
+) -> list[str]:
     """Feed every card number in; return every API answer body read on the way."""
     answers: list[str] = []
 
@@ -199,8 +225,12 @@ def _drive(sse: RecordingSse, api: httpx.Client, scanner: Pty, msr: Pty,
     assert sse.next("swipe")["tracks"]["1"] == "ok"
 
     # processing quotes card numbers in a refusal: problem detail and cashier message
-    proxy.set_fault("garbage", content_type="application/json", only="/Calculate",
-                    body=refusal(f"limit reached for card {P16_ERR}", f"Карта {GROUPED_P15}: лимит"))
+    proxy.set_fault(
+        "garbage",
+        content_type="application/json",
+        only="/Calculate",
+        body=refusal(f"limit reached for card {P16_ERR}", f"Карта {GROUPED_P15}: лимит"),
+    )
     a = call("POST", "/v1/cheques", json={"card": LOYALTY, "lines": LINES})
     problem = call("POST", f"/v1/cheques/{a['id']}/calculate")
     assert problem["status"] == 422 and "limit reached" in problem["detail"]
@@ -213,15 +243,29 @@ def _drive(sse: RecordingSse, api: httpx.Client, scanner: Pty, msr: Pty,
     msr.send(f"ж{P13}=4912,\r".encode())
     assert sse.next("swipe")["tracks"]["2"] == "ok"
     assert sse.next("card_attached")["chequeId"] == b["id"]
-    proxy.set_fault("garbage", content_type="application/json", only="/Bonus",
-                    body=refusal(f"card {P16_ERR} refused", "refused"))
+    proxy.set_fault(
+        "garbage",
+        content_type="application/json",
+        only="/Bonus",
+        body=refusal(f"card {P16_ERR} refused", "refused"),
+    )
     call("POST", f"/v1/cheques/{b['id']}/confirm")
 
     # processing's texts on a good purchase reach the cheque view and the receipt
-    proxy.set_fault("garbage", content_type="application/json", only="/Confirm",
-                    body=json.dumps({"code": "Ok", "balance": 10, "accruedAmount": 1,
-                                     "chequeMessage": f"Спасибо! Карта {P16_RECEIPT}",
-                                     "cashierMessage": f"card {GROUPED_P15}"}).encode())
+    proxy.set_fault(
+        "garbage",
+        content_type="application/json",
+        only="/Confirm",
+        body=json.dumps(
+            {
+                "code": "Ok",
+                "balance": 10,
+                "accruedAmount": 1,
+                "chequeMessage": f"Спасибо! Карта {P16_RECEIPT}",
+                "cashierMessage": f"card {GROUPED_P15}",
+            }
+        ).encode(),
+    )
     c = call("POST", "/v1/cheques", json={"card": LOYALTY, "lines": LINES})
     call("POST", f"/v1/cheques/{c['id']}/calculate")
     call("POST", f"/v1/cheques/{c['id']}/confirm")
@@ -247,24 +291,35 @@ def test_journal_error_texts_and_export_are_masked(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "j.sqlite")
     try:
         requests = [
-            PreparedRequest(Operation.CONFIRM, REQUEST_MODELS[Operation.CONFIRM](
-                operation_id=new_id(), operation_date=local_now(),
-                identifier=Identifier(value=P16_TRACK)), purchase_id=new_id())
+            PreparedRequest(
+                Operation.CONFIRM,
+                REQUEST_MODELS[Operation.CONFIRM](
+                    operation_id=new_id(),
+                    operation_date=local_now(),
+                    identifier=Identifier(value=P16_TRACK),
+                ),
+                purchase_id=new_id(),
+            )
             for _ in range(2)
         ]
         first, second = (journal.append(r) for r in requests)
         journal.failed_attempt(first.seq, f"processing busy with card {P16_ERR}")
-        journal.finish(second.seq, "rejected", {"code": "LimitGained",
-                                                "errorMessage": f"card {GROUPED_P15}"},
-                       error=f"LimitGained: card {P19}")
+        journal.finish(
+            second.seq,
+            "rejected",
+            {"code": "LimitGained", "errorMessage": f"card {GROUPED_P15}"},
+            error=f"LimitGained: card {P19}",
+        )
         entries = list(journal.entries())
         stored = [e.last_error or "" for e in entries]
         exported = [dumps(e.export()).decode() for e in entries]
         unmasked = [dumps(e.export(unmasked=True)).decode() for e in entries]
     finally:
         journal.close()
-    assert stored == ["processing busy with card 4000********5556",
-                      "LimitGained: card 60110**********0001"]
+    assert stored == [
+        "processing busy with card 4000********5556",
+        "LimitGained: card 60110**********0001",
+    ]
     assert leaks("\n".join(stored + exported)) == []
     assert "378* ****** *0005" in exported[1] and "4111********1111" in exported[0]
     assert P16_TRACK in unmasked[0]  # --unmasked still gives the card back for replays
@@ -285,8 +340,17 @@ def test_log_lines_mask_arguments_and_exceptions(tmp_path: Path, log_file: Path)
 def test_problem_bodies_mask_every_text() -> None:
     from bridge.api.problems import problem
 
-    body = loads(bytes(problem(422, "x", f"card {P16_ERR}", f"Карта {GROUPED_P15}",
-                               errors=[{"msg": f"value {P19}"}]).body))
+    body = loads(
+        bytes(
+            problem(
+                422,
+                "x",
+                f"card {P16_ERR}",
+                f"Карта {GROUPED_P15}",
+                errors=[{"msg": f"value {P19}"}],
+            ).body
+        )
+    )
     assert leaks(dumps(body).decode()) == []
     assert body["detail"] == "card 4000********5556"
 
@@ -296,8 +360,9 @@ def test_events_mask_everything_but_a_product_code() -> None:
     from bridge.service.events import EventBus
 
     bus = EventBus()
-    product = bus.publish("scan", device="s", kind="gtin", text="4600000000060",
-                          gtin="04600000000060")
+    product = bus.publish(
+        "scan", device="s", kind="gtin", text="4600000000060", gtin="04600000000060"
+    )
     assert product["text"] == "4600000000060" and product["gtin"] == "04600000000060"
     unknown = bus.publish("scan", device="s", kind="unknown", text=P16_SCAN, reason="r")
     error = bus.publish("device_error", device="s", message=f"listener failed: {P19!r}")

@@ -57,7 +57,9 @@ def test_lock_pins_every_runtime_dependency_within_pyprojects_range() -> None:
         if req.marker is not None and not req.marker.evaluate(linux):
             continue
         name = canonicalize_name(req.name)
-        assert name in pins, f"{req.name} is in pyproject.toml but not in requirements.lock: make lock"
+        assert name in pins, (
+            f"{req.name} is in pyproject.toml but not in requirements.lock: make lock"
+        )
         version = pins[name][0]
         assert req.specifier.contains(version, prereleases=True), (
             f"requirements.lock pins {req.name}=={version}, outside pyproject's {req.specifier}"
@@ -159,13 +161,15 @@ def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
     assert posbridge.exists(), posbridge
     unit = tmp_path / "posbridge.service"
     unit.write_text(UNIT.read_text().replace("/opt/posbridge/.venv/bin/posbridge", str(posbridge)))
-    result = subprocess.run([analyze, "verify", "--man=no", str(unit)], capture_output=True,
-                            text=True, check=False)
+    result = subprocess.run(
+        [analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), (
         result.stdout + result.stderr
     )
     broken = tmp_path / "broken.service"
     broken.write_text(unit.read_text().replace("RestartSec=", "RestartSecs="))
-    result = subprocess.run([analyze, "verify", "--man=no", str(broken)], capture_output=True,
-                            text=True, check=False)
+    result = subprocess.run(
+        [analyze, "verify", "--man=no", str(broken)], capture_output=True, text=True, check=False
+    )
     assert "Unknown key 'RestartSecs'" in result.stdout + result.stderr  # the check can fail

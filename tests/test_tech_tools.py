@@ -20,8 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def cfg_with(tmp_path: Path, devices: str) -> Path:
     path = tmp_path / "posbridge.toml"
-    path.write_text('[processing]\nurl = "http://127.0.0.1:9/x"\nlogin = "a"\npassword = "b"\n'
-                    + devices)
+    path.write_text(
+        '[processing]\nurl = "http://127.0.0.1:9/x"\nlogin = "a"\npassword = "b"\n' + devices
+    )
     return path
 
 
@@ -40,9 +41,12 @@ def drain(fd: int) -> bytes:
 
 def test_test_print_to_a_serial_printer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with Pty() as printer:
-        cfg = cfg_with(tmp_path, f'[[devices]]\nname = "receipt"\nkind = "printer"\n'
-                                 f'connection = "serial"\nport = "{printer.path}"\n'
-                                 f'profile = "TM-T88III"\npaper_mm = 80\n')
+        cfg = cfg_with(
+            tmp_path,
+            f'[[devices]]\nname = "receipt"\nkind = "printer"\n'
+            f'connection = "serial"\nport = "{printer.path}"\n'
+            f'profile = "TM-T88III"\npaper_mm = 80\n',
+        )
         assert main(["--config", str(cfg), "test-print"]) == 0
         data = drain(printer.master)
     out = capsys.readouterr().out
@@ -50,7 +54,7 @@ def test_test_print_to_a_serial_printer(tmp_path: Path, capsys: pytest.CaptureFi
     for word in PANGRAM_RU.split():  # wrapped to the paper width, each word intact in CP866
         assert word.encode("cp866") in data, word
     reset = data.index(b"\x1b@")
-    assert data[reset + 2: reset + 4] == b"\x1bt"  # code page pinned right after ESC @
+    assert data[reset + 2 : reset + 4] == b"\x1bt"  # code page pinned right after ESC @
     assert b"\x1dk" in data and b"\x1d(k" in data and b"\x1dV" in data
 
 
@@ -64,9 +68,12 @@ def test_test_print_read_back_by_emupos(tmp_path: Path) -> None:
     from tests.drivers.emupos_helpers import running_emupos, zbar_decode
 
     for emu in running_emupos(tmp_path / "emu"):
-        cfg = cfg_with(tmp_path, f'[[devices]]\nname = "receipt"\nkind = "printer"\n'
-                                 f'connection = "tcp"\nhost = "127.0.0.1"\n'
-                                 f'tcp_port = {emu.tcp_port}\nprofile = "TM-T88III"\n')
+        cfg = cfg_with(
+            tmp_path,
+            f'[[devices]]\nname = "receipt"\nkind = "printer"\n'
+            f'connection = "tcp"\nhost = "127.0.0.1"\n'
+            f'tcp_port = {emu.tcp_port}\nprofile = "TM-T88III"\n',
+        )
         assert main(["--config", str(cfg), "test-print"]) == 0
         emu.wait_event("printer.job.completed")
         (receipt_id,) = emu.receipts_completed()
@@ -80,14 +87,29 @@ def test_test_print_read_back_by_emupos(tmp_path: Path) -> None:
 
 def test_scan_test_shows_classified_scans(tmp_path: Path) -> None:
     with Pty() as scanner, Pty() as msr:
-        cfg = cfg_with(tmp_path, f'[[devices]]\nname = "scanner"\nkind = "scanner"\n'
-                                 f'connection = "serial"\nport = "{scanner.path}"\n'
-                                 f'[[devices]]\nname = "msr"\nkind = "card_reader"\n'
-                                 f'connection = "serial"\nport = "{msr.path}"\n')
+        cfg = cfg_with(
+            tmp_path,
+            f'[[devices]]\nname = "scanner"\nkind = "scanner"\n'
+            f'connection = "serial"\nport = "{scanner.path}"\n'
+            f'[[devices]]\nname = "msr"\nkind = "card_reader"\n'
+            f'connection = "serial"\nport = "{msr.path}"\n',
+        )
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "--config", str(cfg), "scan-test", "--count", "4",
-             "--json"],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "bridge",
+                "--config",
+                str(cfg),
+                "scan-test",
+                "--count",
+                "4",
+                "--json",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         assert proc.stderr is not None and proc.stdout is not None
         assert "watching" in proc.stderr.readline()

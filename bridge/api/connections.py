@@ -38,8 +38,13 @@ class Guard:
     """What the connections of one server share: the limits, and the open ones oldest
     first (by their last finished request, else by arrival)."""
 
-    def __init__(self, *, max_connections: int, header_timeout: float,
-                 max_header_bytes: int = MAX_HEADER_BYTES) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        header_timeout: float,
+        max_header_bytes: int = MAX_HEADER_BYTES,
+    ) -> None:
         self.max_connections = max_connections
         self.header_timeout = header_timeout
         self.max_header_bytes = max_header_bytes
@@ -76,14 +81,25 @@ class Guard:
 
 
 def _problem_bytes(status: int, reason: bytes, code: str, detail: str) -> bytes:
-    body = dumps({"type": "about:blank", "title": reason.decode(), "status": status,
-                  "code": code, "detail": detail, "cashierMessage": None})
-    return b"".join([
-        b"HTTP/1.1 %d %s\r\n" % (status, reason),
-        b"content-type: application/problem+json\r\n",
-        b"content-length: %d\r\n" % len(body),
-        b"connection: close\r\n\r\n", body,
-    ])
+    body = dumps(
+        {
+            "type": "about:blank",
+            "title": reason.decode(),
+            "status": status,
+            "code": code,
+            "detail": detail,
+            "cashierMessage": None,
+        }
+    )
+    return b"".join(
+        [
+            b"HTTP/1.1 %d %s\r\n" % (status, reason),
+            b"content-type: application/problem+json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n",
+            body,
+        ]
+    )
 
 
 class GuardedHttp(HttpToolsProtocol):
@@ -102,13 +118,19 @@ class GuardedHttp(HttpToolsProtocol):
         return self.cycle is not None and not self.cycle.response_complete
 
     def receiving_body(self) -> bool:
-        return (self.busy() and self.cycle.more_body and not self.cycle.response_started)
+        return self.busy() and self.cycle.more_body and not self.cycle.response_started
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if not self.guard.admit(self):
-            transport.write(_problem_bytes(503, b"Service Unavailable", "too_many_connections",
-                                           "every POS API connection is answering a request"))
+            transport.write(
+                _problem_bytes(
+                    503,
+                    b"Service Unavailable",
+                    "too_many_connections",
+                    "every POS API connection is answering a request",
+                )
+            )
             transport.close()
             return
         self._arm()
@@ -129,8 +151,12 @@ class GuardedHttp(HttpToolsProtocol):
         if self.busy():
             self._disarm()  # headers in; the body has its own deadline (the front door)
         if self._header_bytes > self.guard.max_header_bytes:
-            self._refuse(431, b"Request Header Fields Too Large", "headers_too_large",
-                         f"request headers are over {self.guard.max_header_bytes} bytes")
+            self._refuse(
+                431,
+                b"Request Header Fields Too Large",
+                "headers_too_large",
+                f"request headers are over {self.guard.max_header_bytes} bytes",
+            )
 
     def on_headers_complete(self) -> None:
         self._header_bytes = 0
@@ -156,8 +182,12 @@ class GuardedHttp(HttpToolsProtocol):
         if self.busy() or self.transport.is_closing():
             return
         if self._header_bytes:
-            self._refuse(408, b"Request Timeout", "header_timeout",
-                         f"request headers did not arrive within {self.guard.header_timeout:g} s")
+            self._refuse(
+                408,
+                b"Request Timeout",
+                "header_timeout",
+                f"request headers did not arrive within {self.guard.header_timeout:g} s",
+            )
         else:
             self.transport.close()
 

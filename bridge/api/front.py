@@ -49,8 +49,15 @@ class FrontDoor:
     CHEQUES = "/v1/cheques/"
     WAITING = ("/v1/cheques/", "/v1/cards/")
 
-    def __init__(self, api: ASGIApp, token: str, lane: Mapping[str, ChequeAction], *,
-                 max_body_bytes: int = DEFAULT_MAX_BODY, body_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        api: ASGIApp,
+        token: str,
+        lane: Mapping[str, ChequeAction],
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY,
+        body_timeout: float = 5.0,
+    ) -> None:
         self.api = api
         self._token = token.encode()
         self._lane = dict(lane)
@@ -72,8 +79,12 @@ class FrontDoor:
             return
         path: str = scope["path"]
         if not host_is_loopback(scope["headers"]):
-            deny = problem(421, "bad_host", "the POS API answers only to a loopback Host "
-                           "(127.0.0.1, localhost or [::1])", title="Misdirected request")
+            deny = problem(
+                421,
+                "bad_host",
+                "the POS API answers only to a loopback Host (127.0.0.1, localhost or [::1])",
+                title="Misdirected request",
+            )
             await deny(scope, receive, send)
             return
         if path not in self.OPEN and not self._authorized(scope["headers"]):
@@ -92,39 +103,57 @@ class FrontDoor:
                 await self._too_large(scope, receive, send)
                 return
             except TimeoutError:
-                await self._closing(problem(
-                    408, "body_timeout", f"the request body did not arrive within "
-                    f"{self.body_timeout:g} s", title="Request timeout"), scope, receive, send)
+                await self._closing(
+                    problem(
+                        408,
+                        "body_timeout",
+                        f"the request body did not arrive within {self.body_timeout:g} s",
+                        title="Request timeout",
+                    ),
+                    scope,
+                    receive,
+                    send,
+                )
                 return
             receive = replaying(body, receive)
         if scope["method"] == "POST" and path.startswith(self.CHEQUES):
             # /v1/cheques/{cheque_id}/{action}: an id never holds '/', as in the route
-            cheque_id, _, action = path[len(self.CHEQUES):].partition("/")
+            cheque_id, _, action = path[len(self.CHEQUES) :].partition("/")
             handler = self._lane.get(action)
             if handler is not None and cheque_id:
+
                 async def answer(_: Receive, __: Send) -> Response:
                     try:
                         return await handler(cheque_id)
                     except Exception as exc:  # every failure becomes a problem body
                         return problem_for(exc)
 
-                response = await unless_gone(answer, receive, send,
-                                             f"{action} of cheque {cheque_id}",
-                                             grace=WATCH_AFTER)
+                response = await unless_gone(
+                    answer, receive, send, f"{action} of cheque {cheque_id}", grace=WATCH_AFTER
+                )
                 if response is not None:  # None: the POS hung up before its turn
                     await response(scope, receive, send)
                 return
         if path.startswith(self.WAITING):  # its handler waits for the register's turn
             what = "a card balance" if path.startswith("/v1/cards/") else path  # no card number
-            await unless_gone(lambda relayed, sending: self.api(scope, relayed, sending),
-                              receive, send, what)
+            await unless_gone(
+                lambda relayed, sending: self.api(scope, relayed, sending), receive, send, what
+            )
             return
         await self.api(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._closing(problem(413, "body_too_large",
-                                    f"the request body is over {self.max_body_bytes} bytes",
-                                    title="Payload too large"), scope, receive, send)
+        await self._closing(
+            problem(
+                413,
+                "body_too_large",
+                f"the request body is over {self.max_body_bytes} bytes",
+                title="Payload too large",
+            ),
+            scope,
+            receive,
+            send,
+        )
 
     @staticmethod
     async def _closing(refusal: Response, scope: Scope, receive: Receive, send: Send) -> None:

@@ -28,8 +28,13 @@ T = TypeVar("T")
 DISCONNECT: Message = {"type": "http.disconnect"}
 
 
-async def unless_gone(run: Callable[[Receive, Send], Awaitable[T]], receive: Receive,
-                      send: Send, what: str, grace: float = 0.0) -> T | None:
+async def unless_gone(
+    run: Callable[[Receive, Send], Awaitable[T]],
+    receive: Receive,
+    send: Send,
+    what: str,
+    grace: float = 0.0,
+) -> T | None:
     """`run(receive, send)`, or None when the client hung up before it was done.
 
     Once the answer has started going out nothing is cancelled: the server reports a

@@ -37,11 +37,16 @@ class LineIn(ApiModel):
     name: str = Field(min_length=1, max_length=256, examples=["Milk 3.2% 1 l"])
     price: MoneyIn
     quantity: QuantityIn = Decimal(1)
-    discount: MoneyIn = Field(default=Decimal(0),
-                              description="the register's own discount on the line")
-    amount: MoneyIn | None = Field(default=None, description=(
-        "line sum after the register's own discount: price x quantity - discount, to the "
-        "cent (either rounding of the exact product); omitted, it is computed (half up)"))
+    discount: MoneyIn = Field(
+        default=Decimal(0), description="the register's own discount on the line"
+    )
+    amount: MoneyIn | None = Field(
+        default=None,
+        description=(
+            "line sum after the register's own discount: price x quantity - discount, to the "
+            "cent (either rounding of the exact product); omitted, it is computed (half up)"
+        ),
+    )
     barcode: str | None = Field(default=None, max_length=128)
 
     @model_validator(mode="after")
@@ -50,16 +55,22 @@ class LineIn(ApiModel):
         expected = gross.quantize(CENT, ROUND_HALF_UP) - self.discount
         if expected < 0:
             raise PydanticCustomError(
-                "discount_too_large", "discount {discount} is more than price x quantity {gross}",
-                {"discount": str(self.discount), "gross": str(gross.quantize(CENT, ROUND_HALF_UP))})
+                "discount_too_large",
+                "discount {discount} is more than price x quantity {gross}",
+                {"discount": str(self.discount), "gross": str(gross.quantize(CENT, ROUND_HALF_UP))},
+            )
         if self.amount is None:
             self.amount = expected
-        elif not (gross.quantize(CENT, ROUND_FLOOR) - self.discount <= self.amount
-                  <= gross.quantize(CENT, ROUND_CEILING) - self.discount):
+        elif not (
+            gross.quantize(CENT, ROUND_FLOOR) - self.discount
+            <= self.amount
+            <= gross.quantize(CENT, ROUND_CEILING) - self.discount
+        ):
             raise PydanticCustomError(
                 "amount_mismatch",
                 "amount {amount} does not match price x quantity - discount = {expected}",
-                {"amount": str(self.amount), "expected": str(expected)})
+                {"amount": str(self.amount), "expected": str(expected)},
+            )
         return self
 
     def line_amount(self) -> Decimal:
@@ -71,9 +82,11 @@ class LineIn(ApiModel):
 def _bounded_total(lines: Iterable[LineIn]) -> None:
     total = sum((line.line_amount() for line in lines), Decimal(0))
     if total > MAX_TOTAL:
-        raise PydanticCustomError("total_too_large",
-                                  "the lines total {total}, over the limit of {limit}",
-                                  {"total": str(total), "limit": f"{MAX_TOTAL:f}"})
+        raise PydanticCustomError(
+            "total_too_large",
+            "the lines total {total}, over the limit of {limit}",
+            {"total": str(total), "limit": f"{MAX_TOTAL:f}"},
+        )
 
 
 class ChequeIn(ApiModel):
@@ -198,12 +211,16 @@ class DeviceOut(ApiModel):
 class StatusOut(ApiModel):
     version: str
     register_id: str
-    health: str = Field(description="ok, or degraded: the journal cannot be written or was"
-                        " found damaged (see problems and journal.state)")
+    health: str = Field(
+        description="ok, or degraded: the journal cannot be written or was"
+        " found damaged (see problems and journal.state)"
+    )
     problems: list[str] = Field(default_factory=list)
     connectivity: str
     journal: dict[str, Any]
-    cheques: dict[str, Any] = Field(default_factory=dict, description="open cheques: count,"
-                                    " cap, how many hold bonuses, the oldest untouched")
+    cheques: dict[str, Any] = Field(
+        default_factory=dict,
+        description="open cheques: count, cap, how many hold bonuses, the oldest untouched",
+    )
     devices: list[DeviceOut]
     uptime_seconds: float

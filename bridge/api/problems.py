@@ -22,10 +22,17 @@ from drivers.masking import mask_data, mask_text
 
 log = logging.getLogger("posbridge.api")
 
-TITLES = {400: "Bad request", 401: "Unauthorized", 404: "Not found", 409: "Conflict",
-          422: "Unprocessable request", 429: "Too many requests", 500: "Internal error",
-          502: "Processing error",
-          503: "Processing unreachable"}
+TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    404: "Not found",
+    409: "Conflict",
+    422: "Unprocessable request",
+    429: "Too many requests",
+    500: "Internal error",
+    502: "Processing error",
+    503: "Processing unreachable",
+}
 
 
 class Json(Response):
@@ -41,13 +48,19 @@ class ProblemJson(Json):
     media_type = "application/problem+json"
 
 
-def problem(status: int, code: str, detail: str, cashier: str | None = None,
-            **extra: Any) -> ProblemJson:
+def problem(
+    status: int, code: str, detail: str, cashier: str | None = None, **extra: Any
+) -> ProblemJson:
     # detail and cashier text may quote processing or a device: card numbers masked here
-    body = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status,
-            "code": code, "detail": mask_text(detail),
-            "cashierMessage": None if cashier is None else mask_text(cashier),
-            **mask_data(extra)}
+    body = {
+        "type": "about:blank",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "code": code,
+        "detail": mask_text(detail),
+        "cashierMessage": None if cashier is None else mask_text(cashier),
+        **mask_data(extra),
+    }
     return ProblemJson(body, status_code=status)
 
 
@@ -57,14 +70,25 @@ def problem_for(exc: Exception) -> ProblemJson:
         return problem(exc.status, exc.code, str(exc), str(exc))
     if isinstance(exc, JournalUnavailable):
         # the journal's disk is full, read-only or failing: nothing was left half-done
-        return problem(503, "journal_unavailable", str(exc), exc.cashier_text,
-                       title="Loyalty journal unavailable", undone=exc.undone)
+        return problem(
+            503,
+            "journal_unavailable",
+            str(exc),
+            exc.cashier_text,
+            title="Loyalty journal unavailable",
+            undone=exc.undone,
+        )
     if isinstance(exc, sqlite3.Error) and storage_failure(exc):
         # the register's other files (open cheques) sit on the journal's disk
         log.error("register storage unavailable: %s", exc)
-        return problem(503, "journal_unavailable", f"register storage unavailable: "
-                       f"{storage_failure(exc)}", CASHIER_UNAVAILABLE,
-                       title="Loyalty journal unavailable", undone=None)
+        return problem(
+            503,
+            "journal_unavailable",
+            f"register storage unavailable: {storage_failure(exc)}",
+            CASHIER_UNAVAILABLE,
+            title="Loyalty journal unavailable",
+            undone=None,
+        )
     if isinstance(exc, RedemptionOffline):
         return problem(409, "redemption_offline", str(exc), exc.cashier_text)
     if isinstance(exc, errors.BusinessError):
@@ -76,5 +100,9 @@ def problem_for(exc: Exception) -> ProblemJson:
             return problem(503, "processing_unreachable", str(exc), exc.cashier_text)
         return problem(502, "processing_error", str(exc), exc.cashier_text)
     log.error("POS API request failed", exc_info=exc)
-    return problem(500, "internal_error", f"internal error: {type(exc).__name__}",
-                   "Loyalty service error; the cheque can be completed without loyalty")
+    return problem(
+        500,
+        "internal_error",
+        f"internal error: {type(exc).__name__}",
+        "Loyalty service error; the cheque can be completed without loyalty",
+    )

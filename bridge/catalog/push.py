@@ -366,4 +366,3 @@ class Catalogue:
                         f" with {len(errors)} rejected; the chunk is sent again next time",
                     )
                 )
-

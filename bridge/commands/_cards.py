@@ -26,18 +26,23 @@ def checked_card(value: str, rules: BarcodeSettings, option: str = "CARD") -> st
     if not card:
         raise UsageError(f"{option} is empty: give the card number printed on the card")
     if not (card.isascii() and card.isalnum()) or len(card) > 64:
-        raise UsageError(f"{option} {mask_text(card)!r} is not a card number: digits only,"
-                         " as printed on the card")
+        raise UsageError(
+            f"{option} {mask_text(card)!r} is not a card number: digits only,"
+            " as printed on the card"
+        )
     if not card.isdigit() and all(r.check != "none" for r in rules.loyalty):
-        raise UsageError(f"{option} {mask_text(card)!r} is not a card number: digits only,"
-                         " as printed on the card")
+        raise UsageError(
+            f"{option} {mask_text(card)!r} is not a card number: digits only,"
+            " as printed on the card"
+        )
     for rule in rules.loyalty:
         in_range = len(card) == rule.length and card.startswith(rule.prefix)
         if in_range and rule.check != "none" and not rule.matches(card, None):
             raise UsageError(
                 f"{option} {mask_card(card)} fails its {rule.check.upper()} check digit"
                 f" (cards {rule.prefix}... of {rule.length} digits carry one): check for a"
-                " typo, or scan the card")
+                " typo, or scan the card"
+            )
     return card
 
 

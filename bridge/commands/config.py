@@ -13,8 +13,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     check = sub.add_parser("check", help="validate a config file; one line per problem")
     check.add_argument("file", nargs="?", metavar="FILE", help="file to check (default: --config)")
-    show = sub.add_parser("show",
-                          help="print the effective config (defaults filled in, secrets ***)")
+    show = sub.add_parser(
+        "show", help="print the effective config (defaults filled in, secrets ***)"
+    )
     show.add_argument("file", nargs="?", metavar="FILE", help="file to show (default: --config)")
     from bridge.commands import config_init
 

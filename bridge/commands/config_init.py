@@ -29,18 +29,25 @@ def configure(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "otherwise ~/.config/posbridge. `--config FILE` (without --dir) writes the "
         "config there and the rest beside it.",
     )
-    init.add_argument("--sandbox", action="store_true",
-                      help="processing = the local sandbox (login register-1)")
-    init.add_argument("--url", default=SANDBOX_URL,
-                      help=f"the sandbox URL (default {SANDBOX_URL})")
-    init.add_argument("--dir", metavar="DIR",
-                      help="put the config and secrets in DIR (and the state files too, "
-                      "unless --state-dir is given)")
-    init.add_argument("--state-dir", metavar="DIR",
-                      help="put the journal, cheques and lock file in DIR")
-    init.add_argument("--user", metavar="USER",
-                      help=f"as root, give the secrets and state to USER (default {SERVICE_USER}"
-                      " when that user exists)")
+    init.add_argument(
+        "--sandbox", action="store_true", help="processing = the local sandbox (login register-1)"
+    )
+    init.add_argument("--url", default=SANDBOX_URL, help=f"the sandbox URL (default {SANDBOX_URL})")
+    init.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="put the config and secrets in DIR (and the state files too, "
+        "unless --state-dir is given)",
+    )
+    init.add_argument(
+        "--state-dir", metavar="DIR", help="put the journal, cheques and lock file in DIR"
+    )
+    init.add_argument(
+        "--user",
+        metavar="USER",
+        help=f"as root, give the secrets and state to USER (default {SERVICE_USER}"
+        " when that user exists)",
+    )
 
 
 @dataclass(frozen=True)
@@ -62,8 +69,9 @@ class Layout:
         return self.config_dir / "api.token"
 
 
-def layout(directory: str | None, state_dir: str | None = None,
-           config_file: str | None = None) -> Layout:
+def layout(
+    directory: str | None, state_dir: str | None = None, config_file: str | None = None
+) -> Layout:
     """Where the files go: --dir, else beside --config FILE, else the defaults."""
     if not directory and config_file:
         f = Path(config_file).absolute()
@@ -86,8 +94,11 @@ def render(lay: Layout, url: str) -> str:
 
     data = {
         "processing": {
-            "url": url, "login": SANDBOX_LOGIN, "password_file": str(lay.password),
-            "register_id": "sandbox-1", "lock_file": str(lay.state_dir / "processing.lock"),
+            "url": url,
+            "login": SANDBOX_LOGIN,
+            "password_file": str(lay.password),
+            "register_id": "sandbox-1",
+            "lock_file": str(lay.state_dir / "processing.lock"),
         },
         "journal": {"path": str(lay.state_dir / "journal.sqlite")},
         "cheques": {"path": str(lay.state_dir / "cheques.sqlite")},
@@ -124,8 +135,9 @@ def _owner(user: str | None) -> tuple[int, int] | None:
     return entry.pw_uid, entry.pw_gid
 
 
-def _write_new(path: Path, text: str, mode: int, owner: tuple[int, int] | None,
-               group_only: bool = False) -> None:
+def _write_new(
+    path: Path, text: str, mode: int, owner: tuple[int, int] | None, group_only: bool = False
+) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         os.fchmod(fd, mode)  # the umask may have taken bits the mode needs
@@ -182,9 +194,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write {exc.filename}: {exc.strerror}") from None
     print(f"wrote {lay.config}, {lay.password} and {lay.token} (0600)")
     if owner is None and os.geteuid() == 0 and lay.config_dir == Path("/etc/posbridge"):
-        print(f"warning: no user {SERVICE_USER}: the files stay root's, which the service "
-              f"cannot read; create the user (docs/install.md, step 2), then: chown "
-              f"{SERVICE_USER}: {lay.password} {lay.token} {lay.state_dir}", file=sys.stderr)
-    print(f"next: posbridge sandbox   (in another terminal), then: "
-          f"posbridge --config {lay.config} config check")
+        print(
+            f"warning: no user {SERVICE_USER}: the files stay root's, which the service "
+            f"cannot read; create the user (docs/install.md, step 2), then: chown "
+            f"{SERVICE_USER}: {lay.password} {lay.token} {lay.state_dir}",
+            file=sys.stderr,
+        )
+    print(
+        f"next: posbridge sandbox   (in another terminal), then: "
+        f"posbridge --config {lay.config} config check"
+    )
     return 0

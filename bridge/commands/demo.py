@@ -14,8 +14,9 @@ import argparse
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo-output", help="receipts folder")
-    parser.add_argument("--language", choices=["ru", "en"], default="ru",
-                        help="receipt language (default ru)")
+    parser.add_argument(
+        "--language", choices=["ru", "en"], default="ru", help="receipt language (default ru)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,8 +10,9 @@ import argparse
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print a JSON array of checks")
-    parser.add_argument("--group", default="posbridge",
-                        help="the group the service runs as (default posbridge)")
+    parser.add_argument(
+        "--group", default="posbridge", help="the group the service runs as (default posbridge)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

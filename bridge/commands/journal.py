@@ -48,10 +48,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     rt = sub.add_parser("retry", help="put a rejected entry back in line")
     rt.add_argument("seq", metavar="ID", type=int, help="entry number from `journal list`")
     ck = sub.add_parser("check", help="integrity check (exit 0 sound, 1 damaged)")
-    ck.add_argument("file", metavar="FILE", nargs="?",
-                    help="a journal file to check (default: the configured journal)")
-    sv = sub.add_parser("salvage",
-                        help="recover the readable pending entries of a damaged journal file")
+    ck.add_argument(
+        "file",
+        metavar="FILE",
+        nargs="?",
+        help="a journal file to check (default: the configured journal)",
+    )
+    sv = sub.add_parser(
+        "salvage", help="recover the readable pending entries of a damaged journal file"
+    )
     sv.add_argument("file", metavar="FILE", help="the moved-aside file, journal.sqlite.damaged-*")
     sub.add_parser("acknowledge", help="clear the damaged-journal alarm (status and doctor)")
 
@@ -259,13 +264,19 @@ def _check(journal_path: Path, file: str | None) -> int:
     if problem is None:
         print(f"journal {target}: ok")
         if alarm and not file:
-            print(f"alarm: a damaged journal was moved to {alarm.get('movedTo')} on"
-                  f" {alarm.get('at')}: `posbridge journal salvage {alarm.get('movedTo')}`,"
-                  " then `posbridge journal acknowledge`", file=sys.stderr)
+            print(
+                f"alarm: a damaged journal was moved to {alarm.get('movedTo')} on"
+                f" {alarm.get('at')}: `posbridge journal salvage {alarm.get('movedTo')}`,"
+                " then `posbridge journal acknowledge`",
+                file=sys.stderr,
+            )
         return 0
-    fix = (f"`posbridge journal salvage {target}`" if file else
-           "restart the service: it moves the file aside and starts a fresh journal; then"
-           " `posbridge journal salvage` the moved file")
+    fix = (
+        f"`posbridge journal salvage {target}`"
+        if file
+        else "restart the service: it moves the file aside and starts a fresh journal; then"
+        " `posbridge journal salvage` the moved file"
+    )
     print(f"journal {target} is damaged ({problem}); {fix}")
     return 1
 
@@ -274,12 +285,16 @@ def _salvage(journal: Journal, file: str) -> int:
     from bridge.loyalty.journal import salvage
 
     report = salvage(journal, file)
-    print(f"salvaged {file}: {report.recovered} recovered, {report.present} already present,"
-          f" {report.unreadable} unreadable, {report.not_pending} already sent or rejected"
-          f" (entries 1-{report.highest})")
+    print(
+        f"salvaged {file}: {report.recovered} recovered, {report.present} already present,"
+        f" {report.unreadable} unreadable, {report.not_pending} already sent or rejected"
+        f" (entries 1-{report.highest})"
+    )
     if report.recovered:
-        print("they go out in their original order at the next replay"
-              " (`posbridge journal replay`, or the service by itself)")
+        print(
+            "they go out in their original order at the next replay"
+            " (`posbridge journal replay`, or the service by itself)"
+        )
     return 0
 
 
@@ -291,6 +306,8 @@ def _acknowledge(journal_path: Path) -> int:
         print("no journal alarm to acknowledge")
         return 0
     for event in events:
-        print(f"acknowledged: {event.get('at', '?')} {event.get('problem', '?')}; the damaged"
-              f" file stays at {event.get('movedTo', '?')}")
+        print(
+            f"acknowledged: {event.get('at', '?')} {event.get('problem', '?')}; the damaged"
+            f" file stays at {event.get('movedTo', '?')}"
+        )
     return 0

@@ -41,8 +41,10 @@ def load_cheque(path: str) -> Cheque:
     if isinstance(data, dict) and "cheque" in data:
         data = data["cheque"]
     if not isinstance(data, dict):
-        raise UsageError(f"cheque file {path}: expected a JSON object with number, date and"
-                         " lines (see `posbridge purchase --help`)")
+        raise UsageError(
+            f"cheque file {path}: expected a JSON object with number, date and"
+            " lines (see `posbridge purchase --help`)"
+        )
     from bridge.config import describe_error
 
     try:
@@ -58,8 +60,10 @@ def load_cheque(path: str) -> Cheque:
         for key in ("price", "amount", "discount"):
             value = line.get(key) if isinstance(line, dict) else None
             if value is not None and _places(value) > 2:
-                raise UsageError(f"cheque file {path}: lines.{i}.{key}: {value} has more than"
-                                 " 2 decimal places; money is roubles and kopecks, e.g. 89.90")
+                raise UsageError(
+                    f"cheque file {path}: lines.{i}.{key}: {value} has more than"
+                    " 2 decimal places; money is roubles and kopecks, e.g. 89.90"
+                )
     return cheque
 
 
@@ -87,8 +91,10 @@ def run(args: argparse.Namespace) -> int:
         if not pay.is_finite() or pay <= 0:
             raise UsageError(f"--pay {args.pay!r} must be a positive amount")
         if _places(args.pay) > 2:
-            raise UsageError(f"--pay {args.pay!r} has more than 2 decimal places; give roubles"
-                             " and kopecks, e.g. 50.25")
+            raise UsageError(
+                f"--pay {args.pay!r} has more than 2 decimal places; give roubles"
+                " and kopecks, e.g. 50.25"
+            )
     cheque = load_cheque(args.cheque)
     cfg = config.load(args.config)
     from bridge.commands._cards import checked_card

@@ -40,9 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--columns", type=int, choices=[32, 42, 48], help="default: [receipt] columns or 42"
     )
     source = pv.add_mutually_exclusive_group()
-    source.add_argument(
-        "--scenario", choices=SCENARIOS, help="sample cheque (default normal)"
-    )
+    source.add_argument("--scenario", choices=SCENARIOS, help="sample cheque (default normal)")
     source.add_argument("--from-json", metavar="FILE", help="a receipt in JSON (keys above)")
     pv.add_argument("--out", metavar="DIR", default=".", help="output folder (default: here)")
     pv.add_argument("--font", metavar="FILE", help="monospace TTF for the PNG (needs Cyrillic)")

@@ -31,8 +31,11 @@ def run(args: argparse.Namespace) -> int:
     from drivers.scanner.scan import ScanEvent
 
     cfg = config.load(args.config)
-    chosen = [d for d in cfg.devices if d.kind in ("scanner", "card_reader")
-              and (not args.devices or d.name in args.devices)]
+    chosen = [
+        d
+        for d in cfg.devices
+        if d.kind in ("scanner", "card_reader") and (not args.devices or d.name in args.devices)
+    ]
     if not chosen:
         raise UsageError("no scanner or card reader to watch (check [[devices]] and NAME)")
     events: queue.Queue[Event] = queue.Queue()
@@ -42,8 +45,11 @@ def run(args: argparse.Namespace) -> int:
         device.open()
         device.claim()
         device.enable()
-    print(f"watching {', '.join(d.name for d in chosen)}; scan or swipe (Ctrl-C to stop)",
-          file=sys.stderr, flush=True)
+    print(
+        f"watching {', '.join(d.name for d in chosen)}; scan or swipe (Ctrl-C to stop)",
+        file=sys.stderr,
+        flush=True,
+    )
     seen = 0
     try:
         while args.count is None or seen < args.count:
@@ -52,8 +58,11 @@ def run(args: argparse.Namespace) -> int:
             if isinstance(event, DataEvent) and isinstance(event.data, ScanEvent):
                 raw = (event.data.symbology or "") + event.data.text
                 try:
-                    line = {"device": event.device, "event": "scan",
-                            **classify(raw, cfg.barcodes).to_json()}
+                    line = {
+                        "device": event.device,
+                        "event": "scan",
+                        **classify(raw, cfg.barcodes).to_json(),
+                    }
                 except UnusableInput as exc:
                     line = {"device": event.device, "event": "error", "message": str(exc)}
                 if line.get("kind") == "loyalty_card":
@@ -63,14 +72,21 @@ def run(args: argparse.Namespace) -> int:
                 seen += 1
             elif isinstance(event, DataEvent) and isinstance(event.data, CardSwipe):
                 swipe = event.data
-                line = {"device": event.device, "event": "swipe", "card": swipe.masked_number,
-                        "tracks": {str(n): swipe.status(n).value for n in (1, 2, 3)}}
+                line = {
+                    "device": event.device,
+                    "event": "swipe",
+                    "card": swipe.masked_number,
+                    "tracks": {str(n): swipe.status(n).value for n in (1, 2, 3)},
+                }
                 seen += 1
             elif isinstance(event, StatusEvent):
                 line = {"device": event.device, "event": "status", "power": event.power.value}
             elif isinstance(event, ErrorEvent):
-                line = {"device": event.device, "event": "error",
-                        "message": mask_text(event.message)}
+                line = {
+                    "device": event.device,
+                    "event": "error",
+                    "message": mask_text(event.message),
+                }
             else:
                 continue
             if args.json:

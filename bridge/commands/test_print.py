@@ -26,8 +26,9 @@ def pick_printer(cfg: Config, name: str | None) -> DeviceSettings:
     printers = [d for d in cfg.devices if d.kind == "printer"]
     if not printers:
         named = f"no printer named {name!r}: " if name else ""
-        raise UsageError(f'{named}no printer configured: add a [[devices]] entry with'
-                         ' kind = "printer"')
+        raise UsageError(
+            f'{named}no printer configured: add a [[devices]] entry with kind = "printer"'
+        )
     wanted = name or cfg.receipt.printer or printers[0].name
     for d in printers:
         if d.name == wanted:
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:  # e.g. an unknown profile or code page
         raise UsageError(f"printer {device.name}: {exc}") from None
     if not isinstance(printer, ReceiptPrinter):
-        raise UsageError(f"{device.name} is not a receipt printer (kind = \"printer\")")
+        raise UsageError(f'{device.name} is not a receipt printer (kind = "printer")')
     target = printer.target
     page = test_page(device, target.columns, target.code_page, target.code_page_slot)
     try:
@@ -96,11 +97,16 @@ def run(args: argparse.Namespace) -> int:
         finally:
             printer.close()
     except (DeviceError, OSError) as exc:  # unplugged, refused, no such file: one line
-        print(f"posbridge test-print: printer {device.name} ({_address(device)}) is not"
-              f" reachable: {_reason(exc)}; check cable, power and the address in [[devices]]"
-              " (`posbridge devices` lists what is connected)", file=sys.stderr)
+        print(
+            f"posbridge test-print: printer {device.name} ({_address(device)}) is not"
+            f" reachable: {_reason(exc)}; check cable, power and the address in [[devices]]"
+            " (`posbridge devices` lists what is connected)",
+            file=sys.stderr,
+        )
         return 3
     reason = status.blocking_reason() if status.answered else "no status answer"
-    print(f"test page sent to {device.name}: {target.columns} columns, {target.code_page}"
-          f" in slot {target.code_page_slot}; printer status: {reason or 'ok'}")
+    print(
+        f"test page sent to {device.name}: {target.columns} columns, {target.code_page}"
+        f" in slot {target.code_page_slot}; printer status: {reason or 'ok'}"
+    )
     return 0

@@ -65,8 +65,7 @@ def run(args: argparse.Namespace) -> int:
             fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         except OSError as exc:
             raise UsageError(
-                f"cannot write {args.output}: {exc.strerror} (run it with sudo to write "
-                "under /etc)"
+                f"cannot write {args.output}: {exc.strerror} (run it with sudo to write under /etc)"
             ) from None
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)

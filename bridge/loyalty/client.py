@@ -195,22 +195,31 @@ class LoyaltyClient:
         """The sequencer itself, for callers (the journal replayer) that must share the turn."""
         return self._sequencer
 
-    def send_stored(self, op: Operation, path: str, payload: bytes,
-                    what: str) -> ProcessingResponse:
+    def send_stored(
+        self, op: Operation, path: str, payload: bytes, what: str
+    ) -> ProcessingResponse:
         """Send bytes exactly as stored (the journal's replay), in the register's turn."""
         return self._sequencer.call(lambda: self._post(op, path, payload, what))
 
     def _send_now(self, request: PreparedRequest) -> ProcessingResponse:
         return self._post(request.op, request.path, request.payload(), request.describe())
 
-    def _exchange(self, method: str, path: str, what: str, payload: bytes | None = None,
-                  timeout: float | None = None) -> tuple[httpx.Response, bytes]:
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        payload: bytes | None = None,
+        timeout: float | None = None,
+    ) -> tuple[httpx.Response, bytes]:
         """One request and its answer's body, read within the cap (or refused)."""
         if self._stopping:
             raise errors.ConnectionLost(f"{what}: not sent: the service is stopping")
         try:
             request = self._http.build_request(
-                method, path, content=payload,
+                method,
+                path,
+                content=payload,
                 timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
             )
             response = self._http.send(request, stream=True)
@@ -231,8 +240,9 @@ class LoyaltyClient:
             except errors.LoyaltyError as error:
                 outcome = type(error).__name__
                 raise
-            response = _parse(http_response, body, what, ProcessingResponse,
-                              answer_context(op.value, self.drift))
+            response = _parse(
+                http_response, body, what, ProcessingResponse, answer_context(op.value, self.drift)
+            )
             outcome = response.code
         finally:
             elapsed = time.perf_counter() - started
@@ -305,8 +315,13 @@ class LoyaltyClient:
 
         def post() -> GoodsImportResponse:
             http_response, body = self._exchange("POST", _GOODS_IMPORT_PATH, what, payload)
-            return _parse(http_response, body, what, GoodsImportResponse,
-                          answer_context("goods_import", self.drift))
+            return _parse(
+                http_response,
+                body,
+                what,
+                GoodsImportResponse,
+                answer_context("goods_import", self.drift),
+            )
 
         return self._sequencer.call(post)
 
@@ -427,9 +442,7 @@ def _json_body(http_response: httpx.Response, body: bytes, what: str) -> Any:
             f"{what}: processing failed (HTTP {status}){_detail(body)}", status
         )
     if status != 200:
-        raise errors.ProcessingHTTPError(
-            f"{what}: unexpected HTTP {status}{_detail(body)}", status
-        )
+        raise errors.ProcessingHTTPError(f"{what}: unexpected HTTP {status}{_detail(body)}", status)
     try:
         return loads(body)
     except ValueError:
@@ -439,8 +452,13 @@ def _json_body(http_response: httpx.Response, body: bytes, what: str) -> Any:
         ) from None
 
 
-def _parse(http_response: httpx.Response, body: bytes, what: str, model: type[M],
-           context: dict[str, Any] | None = None) -> M:
+def _parse(
+    http_response: httpx.Response,
+    body: bytes,
+    what: str,
+    model: type[M],
+    context: dict[str, Any] | None = None,
+) -> M:
     data = _json_body(http_response, body, what)
     try:  # tolerant models; `context` says where their drift is reported
         return model.model_validate(data, context=context)

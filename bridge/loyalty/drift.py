@@ -52,7 +52,10 @@ class Drift:
                 level,
                 "processing answer drift: %s %s in a %s answer (%s); read tolerantly, "
                 "counted in posbridge_processing_answer_drift_total, logged once",
-                field, kind, operation, detail,
+                field,
+                kind,
+                operation,
+                detail,
             )
 
     def counts(self) -> dict[Key, int]:
@@ -60,8 +63,9 @@ class Drift:
         with self._lock:
             return dict(self._counts)
 
-    def total(self, *, operation: str | None = None, field: str | None = None,
-              kind: str | None = None) -> int:
+    def total(
+        self, *, operation: str | None = None, field: str | None = None, kind: str | None = None
+    ) -> int:
         """How many deviations match the given labels (all when none is given)."""
         return sum(
             n

@@ -48,7 +48,6 @@ from drivers.masking import mask_data, mask_text
 log = logging.getLogger("posbridge.journal")
 
 
-
 class EntryStatus(enum.StrEnum):
     """Where an entry stands.  Stored as these very strings (the table's CHECK names
     them), so journals written before the enum open and compare as they are."""
@@ -85,9 +84,7 @@ _DAMAGE = frozenset({_CORRUPT, _NOTADB})
 MIN_FREE_BYTES = 64 * 1024  # less than this free under the journal counts as full
 FRESH_START_UNKNOWN = 1_000_000_000  # fresh numbering when the damaged file's is unreadable
 SALVAGE_MAX_SEQ = 5_000_000  # rows probed one by one at most
-CASHIER_UNAVAILABLE = (
-    "Loyalty journal unavailable: finish the sale without loyalty or call support"
-)
+CASHIER_UNAVAILABLE = "Loyalty journal unavailable: finish the sale without loyalty or call support"
 
 
 class JournalError(Exception):
@@ -130,9 +127,15 @@ class JournalDamaged(JournalError):
 def describe_error(exc: sqlite3.Error) -> str:
     """A reason a technician acts on: disk full, read-only, I/O error, damaged."""
     code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-    name = {_FULL: "disk full", _READONLY: "read-only", _IOERR: "I/O error",
-            _CORRUPT: "damaged", _NOTADB: "damaged", _CANTOPEN: "cannot open",
-            _BUSY: "locked by another process"}.get(code)
+    name = {
+        _FULL: "disk full",
+        _READONLY: "read-only",
+        _IOERR: "I/O error",
+        _CORRUPT: "damaged",
+        _NOTADB: "damaged",
+        _CANTOPEN: "cannot open",
+        _BUSY: "locked by another process",
+    }.get(code)
     return f"{name} ({exc})" if name else str(exc)
 
 
@@ -168,8 +171,7 @@ class Entry:
 
     @property
     def path(self) -> str:
-        return path_for(Operation(self.op), self.purchase_id,
-                        self.request.get("targetOperationId"))
+        return path_for(Operation(self.op), self.purchase_id, self.request.get("targetOperationId"))
 
     def payload(self) -> bytes:
         """The body exactly as first sent."""
@@ -307,20 +309,31 @@ class Journal:
             raise JournalDamaged(self.path, again)
         start = FRESH_START_UNKNOWN if high is None else high
         try:
-            self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('entries', ?)",
-                             (start,))
+            self._db.execute(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES ('entries', ?)", (start,)
+            )
         except sqlite3.Error as exc:
             self._db.close()
-            raise JournalError(f"cannot start a fresh journal {self.path}: "
-                               f"{describe_error(exc)}") from None
-        raise_alarm(self.path, {
-            "at": datetime.now().isoformat(timespec="seconds"),
-            "problem": problem,
-            "movedTo": str(aside),
-            "fix": f"posbridge journal salvage {aside}; then posbridge journal acknowledge",
-        })
-        log.error("offline journal %s was damaged (%s): moved to %s, a fresh journal is in use;"
-                  " run `posbridge journal salvage %s`", self.path, problem, aside, aside)
+            raise JournalError(
+                f"cannot start a fresh journal {self.path}: {describe_error(exc)}"
+            ) from None
+        raise_alarm(
+            self.path,
+            {
+                "at": datetime.now().isoformat(timespec="seconds"),
+                "problem": problem,
+                "movedTo": str(aside),
+                "fix": f"posbridge journal salvage {aside}; then posbridge journal acknowledge",
+            },
+        )
+        log.error(
+            "offline journal %s was damaged (%s): moved to %s, a fresh journal is in use;"
+            " run `posbridge journal salvage %s`",
+            self.path,
+            problem,
+            aside,
+            aside,
+        )
 
     # ------------------------------------------------------------------ health
 
@@ -360,8 +373,10 @@ class Journal:
                 try:
                     self._db.execute("PRAGMA synchronous=FULL")
                     with transaction(self._db):
-                        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES"
-                                         " ('probe', ?)", (str(time.time()),))
+                        self._db.execute(
+                            "INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', ?)",
+                            (str(time.time()),),
+                        )
                 except sqlite3.Error as exc:
                     raise self._failed(exc) from None
                 self._succeeded()
@@ -392,8 +407,13 @@ class Journal:
         error = self._failure or disk
         alarm = read_alarm(self.path)
         state = "unavailable" if error else "damaged" if alarm else "ok"
-        return {"state": state, "degraded": error is not None, "error": error, "alarm": alarm,
-                "path": str(self.path)}
+        return {
+            "state": state,
+            "degraded": error is not None,
+            "error": error,
+            "alarm": alarm,
+            "path": str(self.path),
+        }
 
     # ------------------------------------------------------------------ writing
 
@@ -410,8 +430,14 @@ class Journal:
                         cur = self._db.execute(
                             "INSERT OR IGNORE INTO entries (op, purchase_id, operation_id,"
                             " operation_date, request, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                            (request.op.value, request.purchase_id, request.operation_id, date,
-                             text, created),
+                            (
+                                request.op.value,
+                                request.purchase_id,
+                                request.operation_id,
+                                date,
+                                text,
+                                created,
+                            ),
                         )
                 except sqlite3.Error as exc:
                     raise self._failed(exc) from None
@@ -423,10 +449,19 @@ class Journal:
                 return known
             raise
         if cur.rowcount == 1 and cur.lastrowid is not None:
-            return Entry(seq=cur.lastrowid, op=request.op.value, purchase_id=request.purchase_id,
-                         operation_id=request.operation_id, operation_date=date,
-                         request=loads(text), created_at=created, attempts=0, last_error=None,
-                         status=EntryStatus.PENDING, result=None)
+            return Entry(
+                seq=cur.lastrowid,
+                op=request.op.value,
+                purchase_id=request.purchase_id,
+                operation_id=request.operation_id,
+                operation_date=date,
+                request=loads(text),
+                created_at=created,
+                attempts=0,
+                last_error=None,
+                status=EntryStatus.PENDING,
+                result=None,
+            )
         entry = self.by_operation_id(request.operation_id)
         if entry is None:  # ignored as a repeat, yet not there: someone deleted it meanwhile
             raise JournalError(f"journal entry of operation {request.operation_id} vanished")
@@ -472,8 +507,9 @@ class Journal:
             raise JournalError(f"no journal entry {seq}")
         if entry.status != EntryStatus.REJECTED:
             raise JournalError(f"entry {seq} is {entry.status}, only rejected entries are retried")
-        self._update("UPDATE entries SET status=?, finished_at=NULL WHERE seq=?",
-                     (EntryStatus.PENDING, seq))
+        self._update(
+            "UPDATE entries SET status=?, finished_at=NULL WHERE seq=?", (EntryStatus.PENDING, seq)
+        )
         again = self.get(seq)
         if again is None:
             raise JournalError(f"journal entry {seq} vanished while it was put back in line")
@@ -503,23 +539,35 @@ class Journal:
                 with transaction(self._db):
                     fresh = []
                     for e in entries:
-                        if self._db.execute("SELECT 1 FROM entries WHERE operation_id=?",
-                                            (e.operation_id,)).fetchone():
+                        if self._db.execute(
+                            "SELECT 1 FROM entries WHERE operation_id=?", (e.operation_id,)
+                        ).fetchone():
                             present += 1
                         else:
                             fresh.append(e)
                     # original numbers only if every one is free: a partial clash would
                     # reorder them; otherwise they all go after the live entries, in order
-                    free = all(self._db.execute("SELECT 1 FROM entries WHERE seq=?",
-                                                (e.seq,)).fetchone() is None for e in fresh)
+                    free = all(
+                        self._db.execute("SELECT 1 FROM entries WHERE seq=?", (e.seq,)).fetchone()
+                        is None
+                        for e in fresh
+                    )
                     for e in fresh:
                         self._db.execute(
                             "INSERT INTO entries (seq, op, purchase_id, operation_id,"
                             " operation_date, request, created_at, attempts, last_error, status)"
                             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
-                            (e.seq if free else None, e.op, e.purchase_id, e.operation_id,
-                             e.operation_date, e.raw_text or dumps(e.request).decode("utf-8"),
-                             e.created_at, e.attempts, e.last_error),
+                            (
+                                e.seq if free else None,
+                                e.op,
+                                e.purchase_id,
+                                e.operation_id,
+                                e.operation_date,
+                                e.raw_text or dumps(e.request).decode("utf-8"),
+                                e.created_at,
+                                e.attempts,
+                                e.last_error,
+                            ),
                         )
                         recovered.append(e.operation_id)
             except sqlite3.Error as exc:
@@ -587,15 +635,20 @@ class Journal:
             try:
                 rows = dict(
                     self._db.execute(
-                        "SELECT status, COUNT(*) FROM entries GROUP BY status").fetchall()
+                        "SELECT status, COUNT(*) FROM entries GROUP BY status"
+                    ).fetchall()
                 )
                 oldest = self._db.execute(
                     "SELECT MIN(created_at) FROM entries WHERE status='pending'"
                 ).fetchone()[0]
             except sqlite3.Error as exc:
                 raise self._failed(exc) from None
-        return Counts(rows.get(EntryStatus.PENDING, 0), rows.get(EntryStatus.DONE, 0),
-                      rows.get(EntryStatus.REJECTED, 0), oldest)
+        return Counts(
+            rows.get(EntryStatus.PENDING, 0),
+            rows.get(EntryStatus.DONE, 0),
+            rows.get(EntryStatus.REJECTED, 0),
+            oldest,
+        )
 
     def check(self) -> str | None:
         """The integrity problem of the open file, or None when it is sound."""
@@ -636,8 +689,9 @@ def _quick_check(db: sqlite3.Connection) -> str | None:
     rows = [str(r[0]) for r in db.execute("PRAGMA quick_check(5)").fetchall()]
     if rows == ["ok"]:
         return None
-    lines = [ln.strip() for r in rows for ln in r.splitlines()
-             if ln.strip() and not ln.startswith("***")]
+    lines = [
+        ln.strip() for r in rows for ln in r.splitlines() if ln.strip() and not ln.startswith("***")
+    ]
     text = "; ".join(lines[:2]) + (f" (and {len(lines) - 2} more)" if len(lines) > 2 else "")
     return text[:200] or "integrity check failed"
 
@@ -852,10 +906,15 @@ _BODY_KEY = ',"body":'
 def record_text(request: PreparedRequest) -> str:
     """How an entry stores its request: JSON with the body last, encoded once, as sent."""
     return (
-        '{"op":' + dumps(request.op.value).decode()
-        + ',"purchaseId":' + dumps(request.purchase_id).decode()
-        + ',"targetOperationId":' + dumps(request.target_operation_id).decode()
-        + _BODY_KEY + request.payload().decode("utf-8") + "}"
+        '{"op":'
+        + dumps(request.op.value).decode()
+        + ',"purchaseId":'
+        + dumps(request.purchase_id).decode()
+        + ',"targetOperationId":'
+        + dumps(request.target_operation_id).decode()
+        + _BODY_KEY
+        + request.payload().decode("utf-8")
+        + "}"
     )
 
 

@@ -319,8 +319,11 @@ class OfflineClient:
             )
         if entry.status == EntryStatus.REJECTED and entry.result is not None:
             raise errors.business_error(ProcessingResponse.model_validate(entry.result))
-        self._set_state(Connectivity.RECOVERING, "(a request is waiting to be resent)",
-                        only_from=Connectivity.ONLINE)
+        self._set_state(
+            Connectivity.RECOVERING,
+            "(a request is waiting to be resent)",
+            only_from=Connectivity.ONLINE,
+        )
         return LocalResponse(
             code=ErrorCode.OK,
             local="queued",
@@ -348,8 +351,11 @@ class OfflineClient:
                 pass  # logged; the redemption is refused to the cashier all the same
             return
         # the replayer sends it now, not at the next sale
-        self._set_state(Connectivity.RECOVERING, "(a lost redemption is to be cancelled)",
-                        only_from=Connectivity.ONLINE)
+        self._set_state(
+            Connectivity.RECOVERING,
+            "(a lost redemption is to be cancelled)",
+            only_from=Connectivity.ONLINE,
+        )
 
     # ------------------------------------------------------------------ journal unavailable
 
@@ -361,8 +367,9 @@ class OfflineClient:
                 return response
             if response is not None:  # nothing (more) to undo, as a journaled one finishes
                 return LocalResponse(code=ErrorCode.OK, local="already_processed")
-            raise exc.with_undone("the cancel is kept and sent once the journal or processing"
-                                  " is back") from exc
+            raise exc.with_undone(
+                "the cancel is kept and sent once the journal or processing is back"
+            ) from exc
         if request.op in (Operation.DISCOUNT, Operation.CONFIRM) and request.purchase_id:
             raise exc.with_undone(self._undo_purchase(request, request.purchase_id)) from exc
         raise exc
@@ -376,8 +383,9 @@ class OfflineClient:
             earlier = []
         if any(e.op == Operation.CONFIRM.value for e in earlier):
             return None  # confirmed (or being confirmed) already: nothing half-done
-        cancel = self.client.prepare(Operation.CANCEL, purchase_id=pid,
-                                     identifier=request.body.identifier)
+        cancel = self.client.prepare(
+            Operation.CANCEL, purchase_id=pid, identifier=request.body.identifier
+        )
         if any(e.status == EntryStatus.PENDING for e in earlier):
             self._owe(cancel)  # it must follow those entries in journal order
             return f"purchase {pid} will be cancelled at processing once the journal is back"
@@ -410,8 +418,7 @@ class OfflineClient:
         with self._owed_lock:
             if all(o.operation_id != undo.operation_id for o in self._owed):
                 self._owed.append(undo)
-                log.error("%s kept in memory until the journal takes writes again",
-                          undo.describe())
+                log.error("%s kept in memory until the journal takes writes again", undo.describe())
 
     def _journal_owed(self) -> None:
         """Journal the kept undo steps, first and in order (raises while it cannot)."""
@@ -419,8 +426,11 @@ class OfflineClient:
             while self._owed:
                 self.journal.append(self._owed[0])
                 self._owed.pop(0)
-                self._set_state(Connectivity.RECOVERING, "(a kept cancel is to be sent)",
-                                only_from=Connectivity.ONLINE)
+                self._set_state(
+                    Connectivity.RECOVERING,
+                    "(a kept cancel is to be sent)",
+                    only_from=Connectivity.ONLINE,
+                )
 
     @property
     def owed(self) -> int:
@@ -518,8 +528,11 @@ class OfflineClient:
         self._pruned_at = now
         removed = self.journal.prune(self.retention_seconds)
         if removed:
-            log.info("journal: pruned %d sent entries older than %.0f days",
-                     removed, self.retention_seconds / 86400)
+            log.info(
+                "journal: pruned %d sent entries older than %.0f days",
+                removed,
+                self.retention_seconds / 86400,
+            )
         return removed
 
     def _drain_locked(
@@ -569,8 +582,7 @@ class OfflineClient:
                 self.journal.failed_attempt(entry.seq, str(exc))
                 report.stopped = str(exc)
                 return ReplayOutcome.STOPPED
-            self.journal.finish(entry.seq, EntryStatus.REJECTED, result,
-                                error=f"{exc.code}: {exc}")
+            self.journal.finish(entry.seq, EntryStatus.REJECTED, result, error=f"{exc.code}: {exc}")
             log.error("journal entry %s rejected by processing: %s", entry.seq, exc.code)
             report.rejected.append(entry)
             return ReplayOutcome.REJECTED

@@ -535,8 +535,9 @@ class ResponseModel(WireModel):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _report_drift(cls, data: Any, handler: ModelWrapValidatorHandler[Any],
-                      info: ValidationInfo) -> Any:
+    def _report_drift(
+        cls, data: Any, handler: ModelWrapValidatorHandler[Any], info: ValidationInfo
+    ) -> Any:
         model = handler(data)
         if info.context and info.context.get("drift") is not None and isinstance(data, dict):
             known = _known_keys(cls)
@@ -584,9 +585,7 @@ class ResponseCheque(ResponseModel):
     total_amount: Annotated[Money | None, _answer_money(drift_prefix)] = None
     total_discount: Annotated[Money | None, _answer_money(drift_prefix)] = None
     total_cashback: Annotated[Money | None, _answer_money(drift_prefix)] = None
-    lines: Annotated[list[ResponseLine], _answer_list(drift_prefix)] = Field(
-        default_factory=list
-    )
+    lines: Annotated[list[ResponseLine], _answer_list(drift_prefix)] = Field(default_factory=list)
 
 
 class ProcessingResponse(ResponseModel):

@@ -87,8 +87,12 @@ class _Stream(httpcore.NetworkStream):
         self._backend.forget(self)
         self._inner.close()
 
-    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-                  timeout: float | None = None) -> httpcore.NetworkStream:
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
         self._backend.forget(self)
         inner = self._inner.start_tls(ssl_context, server_hostname, self._clock.budget(timeout))
         return self._backend.keep(inner)
@@ -164,24 +168,32 @@ class _Backend(httpcore.NetworkBackend):
         for stream in live:
             stream.shutdown()
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                    local_address: str | None = None,
-                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
         failure: Exception | None = None
         for address in _resolve(host, port, self.clock.budget(timeout)):
             try:
-                return self.keep(self._real.connect_tcp(address, port,
-                                                        self.clock.budget(timeout),
-                                                        local_address, socket_options))
+                return self.keep(
+                    self._real.connect_tcp(
+                        address, port, self.clock.budget(timeout), local_address, socket_options
+                    )
+                )
             except httpcore.ConnectError as exc:  # the next address, as create_connection does
                 failure = exc
         raise failure or httpcore.ConnectError(f"{host}: no address to connect to")
 
-    def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: Iterable[Any] | None = None
-                            ) -> httpcore.NetworkStream:  # pragma: no cover - not used
-        return self.keep(self._real.connect_unix_socket(path, self.clock.budget(timeout),
-                                                        socket_options))
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:  # pragma: no cover - not used
+        return self.keep(
+            self._real.connect_unix_socket(path, self.clock.budget(timeout), socket_options)
+        )
 
     def sleep(self, seconds: float) -> None:  # pragma: no cover - retries are off
         self._real.sleep(seconds)
@@ -217,8 +229,9 @@ class DeadlineTransport(httpx.BaseTransport):
         url = request.url
         core = httpcore.Request(
             method=request.method,
-            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port,
-                             target=url.raw_path),
+            url=httpcore.URL(
+                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+            ),
             headers=request.headers.raw,
             content=request.stream,
             extensions=request.extensions,
@@ -229,15 +242,20 @@ class DeadlineTransport(httpx.BaseTransport):
             raise self._mapped(exc) from exc
         if not isinstance(answer.stream, Iterable):  # httpcore's sync pool gives one
             raise TypeError("httpcore gave an asynchronous answer stream to a sync transport")
-        return httpx.Response(status_code=answer.status, headers=answer.headers,
-                              stream=_Body(answer.stream, self), extensions=answer.extensions)
+        return httpx.Response(
+            status_code=answer.status,
+            headers=answer.headers,
+            stream=_Body(answer.stream, self),
+            extensions=answer.extensions,
+        )
 
     def _mapped(self, exc: Exception) -> Exception:
         if self._aborted:
             return Aborted("the request was cut short: the service is stopping")
         if isinstance(exc, httpcore.TimeoutException) and time.monotonic() >= self._clock.at:
-            return DeadlineExceeded(f"no complete answer within the {self._clock.deadline:g} s"
-                                    " deadline")
+            return DeadlineExceeded(
+                f"no complete answer within the {self._clock.deadline:g} s deadline"
+            )
         for core, ours in _EXCEPTIONS:
             if isinstance(exc, core):
                 return ours(str(exc) or type(exc).__name__)

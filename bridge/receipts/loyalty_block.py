@@ -153,7 +153,9 @@ class LoyaltyBlock:
             return cls.for_card(LoyaltyState.ANONYMOUS, None, cheque_message=message)
         if local in ("queued", "offline"):
             return cls.for_card(
-                LoyaltyState.OFFLINE, card, balance_before=balance_before,
+                LoyaltyState.OFFLINE,
+                card,
+                balance_before=balance_before,
                 cheque_message=response.cheque_message,
             )
         return cls.for_card(

@@ -87,7 +87,10 @@ def _fontconfig_candidates() -> list[str]:
     try:
         found = subprocess.run(
             [fc_list, ":spacing=mono:lang=ru", "file"],
-            capture_output=True, text=True, timeout=10, check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
@@ -121,8 +124,14 @@ def load_fonts(explicit: str | Path | None = None, size: int = FONT_SIZE) -> Fon
 
 
 _LIBRARY_BARCODES = {
-    "EAN13": "ean13", "EAN8": "ean8", "UPCA": "upca", "CODE128": "code128",
-    "CODE39": "code39", "ITF": "itf", "CODABAR": "codabar", "NW7": "codabar",
+    "EAN13": "ean13",
+    "EAN8": "ean8",
+    "UPCA": "upca",
+    "CODE128": "code128",
+    "CODE39": "code39",
+    "ITF": "itf",
+    "CODABAR": "codabar",
+    "NW7": "codabar",
 }
 _DOTS_PER_CELL = 12  # font A is 12 printer dots wide: converts dot sizes to preview pixels
 
@@ -132,8 +141,10 @@ def _qr_image(block: QRCode, cell: int, room: int) -> PILImage | None:
     from qrcode import constants  # type: ignore[import-untyped]
 
     levels = {
-        "L": constants.ERROR_CORRECT_L, "M": constants.ERROR_CORRECT_M,
-        "Q": constants.ERROR_CORRECT_Q, "H": constants.ERROR_CORRECT_H,
+        "L": constants.ERROR_CORRECT_L,
+        "M": constants.ERROR_CORRECT_M,
+        "Q": constants.ERROR_CORRECT_Q,
+        "H": constants.ERROR_CORRECT_H,
     }
     qr = qrcode.QRCode(border=2, error_correction=levels[block.error_correction.upper()])
     qr.add_data(block.data.encode("utf-8"))
@@ -224,9 +235,7 @@ def write_png(
         face = source.bold if (row.bold and source.bold is not None) else source.regular
         stroke = 1 if (row.bold and source.bold is None) else 0
         if row.code:
-            draw.rectangle(
-                (margin, y + 1, width - margin - 1, y + line - 2), fill=235, outline=120
-            )
+            draw.rectangle((margin, y + 1, width - margin - 1, y + line - 2), fill=235, outline=120)
         text, start = row.text, 0
         if row.double:  # the text preview pads in single cells; place doubled cells here
             text = row.text.strip()

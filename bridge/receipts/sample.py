@@ -205,8 +205,14 @@ def sample_block(scenario: str, language: str) -> LoyaltyBlock:
         return LoyaltyBlock.from_purchase(result, None)
     if scenario == "offline":
         queued = PurchaseResult(
-            purchase_id="sample", total=result.total, discount=Decimal(0), redeemed=Decimal(0),
-            accrued=Decimal(0), balance=None, cashier_message=None, cheque_message=None,
+            purchase_id="sample",
+            total=result.total,
+            discount=Decimal(0),
+            redeemed=Decimal(0),
+            accrued=Decimal(0),
+            balance=None,
+            cashier_message=None,
+            cheque_message=None,
             queued=True,
         )
         return LoyaltyBlock.from_purchase(queued, SAMPLE_CARD)

@@ -116,7 +116,8 @@ class ChequeStore:
     def load(self, cheque_id: str) -> dict[str, Any] | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT data, touched_at FROM cheques WHERE id=?", (cheque_id,)).fetchone()
+                "SELECT data, touched_at FROM cheques WHERE id=?", (cheque_id,)
+            ).fetchone()
         return None if row is None else _data(row)
 
     def open_records(self) -> list[dict[str, Any]]:
@@ -124,7 +125,8 @@ class ChequeStore:
         with self._lock:
             rows = self._db.execute(
                 "SELECT data, touched_at FROM cheques WHERE state IN (?, ?) ORDER BY seq",
-                OPEN_STATES).fetchall()
+                OPEN_STATES,
+            ).fetchall()
         return [_data(row) for row in rows]
 
     def last_seq(self) -> int:
@@ -171,22 +173,43 @@ def record(cheque: RegisterCheque) -> dict[str, Any]:
     purchase = cheque.purchase
     return {
         "v": 1,
-        "id": cheque.id, "number": cheque.number,
+        "id": cheque.id,
+        "number": cheque.number,
         "openedAt": cheque.opened_at.isoformat(),
-        "state": cheque.state, "card": cheque.card,
-        "lines": [{"goodsId": ln.goods_id, "name": ln.name, "price": ln.price,
-                   "quantity": ln.quantity, "amount": ln.amount, "barcode": ln.barcode}
-                  for ln in cheque.lines],
-        "balanceBefore": cheque.balance_before, "discount": cheque.discount,
-        "available": cheque.available, "redeemed": cheque.redeemed,
-        "accrued": cheque.accrued, "balanceAfter": cheque.balance_after,
-        "offline": cheque.offline, "queued": cheque.queued, "cardBlocked": cheque.card_blocked,
-        "cashierMessage": cheque.cashier_message, "chequeMessage": cheque.cheque_message,
+        "state": cheque.state,
+        "card": cheque.card,
+        "lines": [
+            {
+                "goodsId": ln.goods_id,
+                "name": ln.name,
+                "price": ln.price,
+                "quantity": ln.quantity,
+                "amount": ln.amount,
+                "barcode": ln.barcode,
+            }
+            for ln in cheque.lines
+        ],
+        "balanceBefore": cheque.balance_before,
+        "discount": cheque.discount,
+        "available": cheque.available,
+        "redeemed": cheque.redeemed,
+        "accrued": cheque.accrued,
+        "balanceAfter": cheque.balance_after,
+        "offline": cheque.offline,
+        "queued": cheque.queued,
+        "cardBlocked": cheque.card_blocked,
+        "cashierMessage": cheque.cashier_message,
+        "chequeMessage": cheque.cheque_message,
         "expired": cheque.expired,
-        "refunds": [{"refundId": r.refund_id, "operationId": r.operation_id,
-                     "lines": [[pos, qty, amount] for pos, (qty, amount) in r.lines.items()],
-                     "queued": r.queued}
-                    for r in cheque.refunds],
+        "refunds": [
+            {
+                "refundId": r.refund_id,
+                "operationId": r.operation_id,
+                "lines": [[pos, qty, amount] for pos, (qty, amount) in r.lines.items()],
+                "queued": r.queued,
+            }
+            for r in cheque.refunds
+        ],
         "purchase": None if purchase is None else _purchase_record(purchase),
     }
 
@@ -195,44 +218,72 @@ def _purchase_record(purchase: Purchase) -> dict[str, Any]:
     ident = purchase.identifier
     return {
         "purchaseId": purchase.purchase_id,
-        "identifier": None if ident is None else ident.model_dump(mode="json", by_alias=True,
-                                                                  exclude_none=True),
+        "identifier": None
+        if ident is None
+        else ident.model_dump(mode="json", by_alias=True, exclude_none=True),
         "payments": [[op_id, amount] for op_id, amount in purchase.payments],
         # the steps kept for a retry: the very request, so a resend carries the same ids
-        "pending": [{"key": key, "op": req.op.value, "purchaseId": req.purchase_id,
-                     "targetOperationId": req.target_operation_id,
-                     "body": req.payload().decode("utf-8")}
-                    for key, req in purchase._pending.items()],
+        "pending": [
+            {
+                "key": key,
+                "op": req.op.value,
+                "purchaseId": req.purchase_id,
+                "targetOperationId": req.target_operation_id,
+                "body": req.payload().decode("utf-8"),
+            }
+            for key, req in purchase._pending.items()
+        ],
     }
 
 
 def restore(data: dict[str, Any], sender: Callable[[RegisterCheque], Sender]) -> RegisterCheque:
     """The cheque `record` wrote; `sender` gives the purchase its sender back."""
     cheque = RegisterCheque(
-        id=data["id"], number=data["number"],
+        id=data["id"],
+        number=data["number"],
         opened_at=datetime.fromisoformat(data["openedAt"]),
-        lines=[Line(goods_id=x["goodsId"], name=x["name"], price=_dec(x["price"]),
-                    quantity=_dec(x["quantity"]), amount=_dec(x["amount"]),
-                    barcode=x.get("barcode"))
-               for x in data["lines"]],
-        card=data.get("card"), state=data["state"],
-        balance_before=_opt(data.get("balanceBefore")), discount=_dec(data["discount"]),
-        available=_dec(data["available"]), redeemed=_dec(data["redeemed"]),
-        accrued=_opt(data.get("accrued")), balance_after=_opt(data.get("balanceAfter")),
-        offline=bool(data["offline"]), queued=bool(data["queued"]),
-        card_blocked=bool(data["cardBlocked"]), cashier_message=data.get("cashierMessage"),
-        cheque_message=data.get("chequeMessage"), expired=bool(data.get("expired")),
-        refunds=[RefundRecord(refund_id=r["refundId"], operation_id=r["operationId"],
-                              lines={int(p): (_dec(q), _dec(a)) for p, q, a in r["lines"]},
-                              queued=bool(r["queued"]))
-                 for r in data.get("refunds", [])],
+        lines=[
+            Line(
+                goods_id=x["goodsId"],
+                name=x["name"],
+                price=_dec(x["price"]),
+                quantity=_dec(x["quantity"]),
+                amount=_dec(x["amount"]),
+                barcode=x.get("barcode"),
+            )
+            for x in data["lines"]
+        ],
+        card=data.get("card"),
+        state=data["state"],
+        balance_before=_opt(data.get("balanceBefore")),
+        discount=_dec(data["discount"]),
+        available=_dec(data["available"]),
+        redeemed=_dec(data["redeemed"]),
+        accrued=_opt(data.get("accrued")),
+        balance_after=_opt(data.get("balanceAfter")),
+        offline=bool(data["offline"]),
+        queued=bool(data["queued"]),
+        card_blocked=bool(data["cardBlocked"]),
+        cashier_message=data.get("cashierMessage"),
+        cheque_message=data.get("chequeMessage"),
+        expired=bool(data.get("expired")),
+        refunds=[
+            RefundRecord(
+                refund_id=r["refundId"],
+                operation_id=r["operationId"],
+                lines={int(p): (_dec(q), _dec(a)) for p, q, a in r["lines"]},
+                queued=bool(r["queued"]),
+            )
+            for r in data.get("refunds", [])
+        ],
         touched_at=float(data["touchedAt"]),
     )
     stored = data.get("purchase")
     if stored is not None:
         ident = stored.get("identifier")
         purchase = Purchase(
-            sender(cheque), cheque.wire(),
+            sender(cheque),
+            cheque.wire(),
             None if ident is None else Identifier.model_validate(ident),
             purchase_id=stored["purchaseId"],
             payments=[(str(op_id), _dec(amount)) for op_id, amount in stored["payments"]],
@@ -245,8 +296,14 @@ def restore(data: dict[str, Any], sender: Callable[[RegisterCheque], Sender]) ->
 def _request(step: dict[str, Any]) -> PreparedRequest:
     raw = str(step["body"]).encode("utf-8")
     return PreparedRequest.from_record(
-        {"op": step["op"], "purchaseId": step["purchaseId"],
-         "targetOperationId": step["targetOperationId"], "body": loads(raw)}, raw)
+        {
+            "op": step["op"],
+            "purchaseId": step["purchaseId"],
+            "targetOperationId": step["targetOperationId"],
+            "body": loads(raw),
+        },
+        raw,
+    )
 
 
 def _dec(value: Any) -> Decimal:

@@ -76,9 +76,15 @@ class Line:
     barcode: str | None = None
 
     def wire(self, position: int) -> ChequeLine:
-        return ChequeLine(position=position, goods_id=self.goods_id, barcode=self.barcode,
-                          name=self.name, price=self.price, quantity=self.quantity,
-                          amount=self.amount)
+        return ChequeLine(
+            position=position,
+            goods_id=self.goods_id,
+            barcode=self.barcode,
+            name=self.name,
+            price=self.price,
+            quantity=self.quantity,
+            amount=self.amount,
+        )
 
 
 @dataclass
@@ -134,9 +140,14 @@ class RegisterCheque:
         if not self.lines:
             raise ChequeError("empty_cheque", "the cheque has no lines yet", 422)
         if self._wire is None or self._wire[0] is not self.lines:
-            self._wire = (self.lines, Cheque(
-                number=self.number, date=self.opened_at,
-                lines=[line.wire(i + 1) for i, line in enumerate(self.lines)]))
+            self._wire = (
+                self.lines,
+                Cheque(
+                    number=self.number,
+                    date=self.opened_at,
+                    lines=[line.wire(i + 1) for i, line in enumerate(self.lines)],
+                ),
+            )
         return self._wire[1]
 
     def refunded(self) -> dict[int, tuple[Decimal, Decimal]]:
@@ -159,18 +170,33 @@ class RegisterCheque:
 
     def view(self) -> dict[str, Any]:
         return {
-            "id": self.id, "number": self.number, "state": self.state,
-            "card": self.masked_card, "total": self.total, "discount": self.discount,
-            "availableBonuses": self.available, "redeemed": self.redeemed,
-            "accrued": self.accrued, "balanceBefore": self.balance_before,
-            "balanceAfter": self.balance_after, "offline": self.offline, "queued": self.queued,
-            "cardBlocked": self.card_blocked, "cashierMessage": self.cashier_message,
+            "id": self.id,
+            "number": self.number,
+            "state": self.state,
+            "card": self.masked_card,
+            "total": self.total,
+            "discount": self.discount,
+            "availableBonuses": self.available,
+            "redeemed": self.redeemed,
+            "accrued": self.accrued,
+            "balanceBefore": self.balance_before,
+            "balanceAfter": self.balance_after,
+            "offline": self.offline,
+            "queued": self.queued,
+            "cardBlocked": self.card_blocked,
+            "cashierMessage": self.cashier_message,
             "chequeMessage": self.cheque_message,
             "purchaseId": self.purchase.purchase_id if self.purchase else None,
             "lines": [
-                {"position": i + 1, "goodsId": ln.goods_id, "barcode": ln.barcode,
-                 "name": ln.name, "price": ln.price, "quantity": ln.quantity,
-                 "amount": ln.amount}
+                {
+                    "position": i + 1,
+                    "goodsId": ln.goods_id,
+                    "barcode": ln.barcode,
+                    "name": ln.name,
+                    "price": ln.price,
+                    "quantity": ln.quantity,
+                    "amount": ln.amount,
+                }
                 for i, ln in enumerate(self.lines)
             ],
         }
@@ -189,12 +215,22 @@ class _SavingSender:
         self._book = book
         self._cheque = weakref.ref(cheque)
 
-    def prepare(self, op: Operation, *, purchase_id: str | None = None,
-                target_operation_id: str | None = None,
-                identifier: Identifier | None = None, **fields: Any) -> PreparedRequest:
-        return self._book.sender.prepare(op, purchase_id=purchase_id,
-                                         target_operation_id=target_operation_id,
-                                         identifier=identifier, **fields)
+    def prepare(
+        self,
+        op: Operation,
+        *,
+        purchase_id: str | None = None,
+        target_operation_id: str | None = None,
+        identifier: Identifier | None = None,
+        **fields: Any,
+    ) -> PreparedRequest:
+        return self._book.sender.prepare(
+            op,
+            purchase_id=purchase_id,
+            target_operation_id=target_operation_id,
+            identifier=identifier,
+            **fields,
+        )
 
     def send(self, request: PreparedRequest) -> ProcessingResponse:
         cheque = self._cheque()
@@ -207,18 +243,26 @@ class _SavingSender:
                     raise failed from exc  # a hold nobody could find again: not sent
                 # a must-reach step: the journal (same disk) decides; it refuses and
                 # undoes, or takes it if there is room after all
-                log.error("cheque %s not saved before %s: %s", cheque.number,
-                          request.op.value, failed)
+                log.error(
+                    "cheque %s not saved before %s: %s", cheque.number, request.op.value, failed
+                )
         return self._book.sender.send(request)
 
 
 class ChequeBook:
     """The register's cheques; the most recent open one receives swiped or scanned cards."""
 
-    def __init__(self, sender: OfflineClient, store: ChequeStore, *, max_open: int = 200,
-                 expire_seconds: float = 12 * 3600, keep: int = 200,
-                 retention_seconds: float = 14 * 86400,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        sender: OfflineClient,
+        store: ChequeStore,
+        *,
+        max_open: int = 200,
+        expire_seconds: float = 12 * 3600,
+        keep: int = 200,
+        retention_seconds: float = 14 * 86400,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         from bridge.service.cheque_store import restore
 
         self.sender = sender
@@ -237,9 +281,14 @@ class ChequeBook:
                 cheque = restore(data, self._purchase_sender)
             except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
                 # one unreadable record must not keep the register from starting
-                log.error("open cheque %s in %s cannot be read (%s: %s); its purchase, if "
-                          "any, is left to processing", data.get("id"), store.path,
-                          type(exc).__name__, exc)
+                log.error(
+                    "open cheque %s in %s cannot be read (%s: %s); its purchase, if "
+                    "any, is left to processing",
+                    data.get("id"),
+                    store.path,
+                    type(exc).__name__,
+                    exc,
+                )
                 continue
             self._open[cheque.id] = cheque
         self._numbers = itertools.count(store.last_seq() + 1)
@@ -262,8 +311,9 @@ class ChequeBook:
 
     # ------------------------------------------------------------------ book-keeping
 
-    def open(self, number: str | None = None, card: str | None = None,
-             lines: list[Line] | None = None) -> RegisterCheque:
+    def open(
+        self, number: str | None = None, card: str | None = None, lines: list[Line] | None = None
+    ) -> RegisterCheque:
         if lines is not None and len(lines) > MAX_LINES:
             raise _too_many_lines(len(lines))
         with self._lock:
@@ -271,11 +321,15 @@ class ChequeBook:
                 raise ChequeError(
                     "too_many_open_cheques",
                     f"{len(self._open)} cheques are open (limit {self.max_open}): confirm or "
-                    "cancel the abandoned ones, or close the shift", 429)
+                    "cancel the abandoned ones, or close the shift",
+                    429,
+                )
             cheque = RegisterCheque(
                 id=new_id(),
                 number=number or f"{time.strftime('%Y%m%d')}-{next(self._numbers)}",
-                opened_at=local_now(), lines=list(lines or []), card=card,
+                opened_at=local_now(),
+                lines=list(lines or []),
+                card=card,
             )
             self.save(cheque)
             self._open[cheque.id] = cheque
@@ -319,9 +373,12 @@ class ChequeBook:
             open_ = list(self._open.values())
         now = self.clock()
         oldest = min((c.touched_at for c in open_), default=None)
-        return {"open": len(open_), "maxOpen": self.max_open,
-                "holdingBonuses": sum(1 for c in open_ if c.redeemed),
-                "oldestUntouchedSeconds": None if oldest is None else round(now - oldest, 1)}
+        return {
+            "open": len(open_),
+            "maxOpen": self.max_open,
+            "holdingBonuses": sum(1 for c in open_ if c.redeemed),
+            "oldestUntouchedSeconds": None if oldest is None else round(now - oldest, 1),
+        }
 
     def current(self) -> RegisterCheque | None:
         with self._lock:
@@ -347,7 +404,8 @@ class ChequeBook:
                     "redemption_held",
                     f"{cheque.redeemed} bonuses of card {cheque.masked_card} are held for this "
                     f"cheque: release them (DELETE /v1/cheques/{cheque.id}/payments) or cancel "
-                    "the cheque before changing the card")
+                    "the cheque before changing the card",
+                )
             self._drop_purchase(cheque)
             cheque.reset_loyalty()
             cheque.card = card
@@ -376,23 +434,28 @@ class ChequeBook:
     def _holds_redemption(cheque: RegisterCheque) -> bool:
         purchase = cheque.purchase
         return bool(cheque.redeemed) or (
-            purchase is not None and (bool(purchase.payments)
-                                      or purchase.step_request("payment") is not None))
+            purchase is not None
+            and (bool(purchase.payments) or purchase.step_request("payment") is not None)
+        )
 
     def set_lines(self, cheque: RegisterCheque, lines: list[Line], replace: bool) -> None:
         with cheque.lock:
             self._editable(cheque)
             if cheque.redeemed:
-                raise ChequeError("cheque_locked",
-                                  "bonuses are redeemed for this cheque: cancel it to change lines")
+                raise ChequeError(
+                    "cheque_locked",
+                    "bonuses are redeemed for this cheque: cancel it to change lines",
+                )
             new = list(lines) if replace else [*cheque.lines, *lines]
             if len(new) > MAX_LINES:
                 raise _too_many_lines(len(new))
             total = sum((line.amount for line in new), Decimal(0))
             if total > MAX_TOTAL:
-                raise ChequeError("total_too_large",
-                                  f"the lines would total {total}, over the limit of {MAX_TOTAL:f}",
-                                  422)
+                raise ChequeError(
+                    "total_too_large",
+                    f"the lines would total {total}, over the limit of {MAX_TOTAL:f}",
+                    422,
+                )
             cheque.lines = new
             if cheque.purchase is not None:
                 cheque.purchase.cheque = cheque.wire()
@@ -453,8 +516,9 @@ class ChequeBook:
         with cheque.lock:
             self._editable(cheque)
             if cheque.card is None or cheque.card_blocked:
-                raise ChequeError("no_card", "bonuses are redeemed from a card: attach one first",
-                                  422)
+                raise ChequeError(
+                    "no_card", "bonuses are redeemed from a card: attach one first", 422
+                )
             purchase = self._purchase(cheque)
             purchase.cheque = cheque.wire()
             try:
@@ -514,8 +578,11 @@ class ChequeBook:
                         raise
                     # processing refused the cancel of an abandoned cheque (e.g. it was
                     # confirmed from the journal before a crash): nothing is held any more
-                    log.warning("expired cheque %s: processing refused its cancel: %s",
-                                cheque.number, exc.code)
+                    log.warning(
+                        "expired cheque %s: processing refused its cancel: %s",
+                        cheque.number,
+                        exc.code,
+                    )
                     response = None
                 cheque.queued = getattr(response, "local", None) == "queued"
                 cheque.purchase.settle()
@@ -536,8 +603,11 @@ class ChequeBook:
         (a must-reach step), so it happens even while processing is unreachable."""
         now = self.clock() if now is None else now
         with self._lock:
-            due = [c for c in self._open.values()
-                   if everything or now - c.touched_at >= self.expire_seconds]
+            due = [
+                c
+                for c in self._open.values()
+                if everything or now - c.touched_at >= self.expire_seconds
+            ]
         turn = self.sender.client.exclusive()
         expired = []
         for cheque in due:
@@ -553,8 +623,11 @@ class ChequeBook:
             if self.on_expired is not None:
                 self.on_expired(cheque)
         if expired:
-            log.warning("%d abandoned cheque(s) cancelled%s", len(expired),
-                        " at shift close" if everything else " after expiry")
+            log.warning(
+                "%d abandoned cheque(s) cancelled%s",
+                len(expired),
+                " at shift close" if everything else " after expiry",
+            )
         if now - self._pruned_at >= 3600 or everything:
             self._pruned_at = now
             try:
@@ -567,8 +640,9 @@ class ChequeBook:
         """Sweep for abandoned cheques in the background (a few times per expiry period)."""
         if self._sweeper is None:
             self._stop.clear()
-            self._sweeper = threading.Thread(target=self._sweep, name="posbridge-cheques",
-                                             daemon=True)
+            self._sweeper = threading.Thread(
+                target=self._sweep, name="posbridge-cheques", daemon=True
+            )
             self._sweeper.start()
 
     def _sweep(self) -> None:
@@ -597,12 +671,19 @@ class ChequeBook:
             if cheque.state not in ("confirmed", "refunded") or cheque.purchase is None:
                 raise ChequeError("not_confirmed", "only a confirmed cheque can be refunded")
             returned = self._refund_lines(cheque, positions)
-            refund_cheque = Cheque(number=f"{cheque.number}-R{len(cheque.refunds) + 1}",
-                                   date=local_now(), lines=returned)
-            request = self.sender.client.prepare_refund(cheque.purchase.purchase_id,
-                                                        refund_cheque, cheque.card)
-            record = RefundRecord(request.purchase_id or "", request.operation_id,
-                                  {ln.position: (ln.quantity, ln.amount) for ln in returned})
+            refund_cheque = Cheque(
+                number=f"{cheque.number}-R{len(cheque.refunds) + 1}",
+                date=local_now(),
+                lines=returned,
+            )
+            request = self.sender.client.prepare_refund(
+                cheque.purchase.purchase_id, refund_cheque, cheque.card
+            )
+            record = RefundRecord(
+                request.purchase_id or "",
+                request.operation_id,
+                {ln.position: (ln.quantity, ln.amount) for ln in returned},
+            )
             cheque.refunds.append(record)
             self.save(cheque, durable=True)  # counted before it can reach processing
             try:
@@ -626,14 +707,18 @@ class ChequeBook:
             }
 
     @staticmethod
-    def _refund_lines(cheque: RegisterCheque,
-                      positions: dict[int, Decimal] | None) -> list[ChequeLine]:
+    def _refund_lines(
+        cheque: RegisterCheque, positions: dict[int, Decimal] | None
+    ) -> list[ChequeLine]:
         if positions is not None:
             unknown = sorted(p for p in positions if not 1 <= p <= len(cheque.lines))
             if unknown or not positions:
-                raise ChequeError("bad_lines", "no such positions on the cheque: "
-                                  f"{', '.join(map(str, unknown))} (it has {len(cheque.lines)})",
-                                  422)
+                raise ChequeError(
+                    "bad_lines",
+                    "no such positions on the cheque: "
+                    f"{', '.join(map(str, unknown))} (it has {len(cheque.lines)})",
+                    422,
+                )
         done = cheque.refunded()
         returned = []
         for pos, line in enumerate(cheque.lines, 1):
@@ -650,19 +735,37 @@ class ChequeBook:
                 raise ChequeError(
                     "over_refund",
                     f"line {pos}: {qty} to refund, but only {qty_left} of {line.quantity} "
-                    "is left to refund", 409)
-            amount = amount_left if qty == qty_left else min(
-                amount_left, (line.amount * qty / line.quantity).quantize(CENT))
-            returned.append(ChequeLine(position=pos, goods_id=line.goods_id,
-                                       barcode=line.barcode, name=line.name,
-                                       price=line.price, quantity=qty, amount=amount))
+                    "is left to refund",
+                    409,
+                )
+            amount = (
+                amount_left
+                if qty == qty_left
+                else min(amount_left, (line.amount * qty / line.quantity).quantize(CENT))
+            )
+            returned.append(
+                ChequeLine(
+                    position=pos,
+                    goods_id=line.goods_id,
+                    barcode=line.barcode,
+                    name=line.name,
+                    price=line.price,
+                    quantity=qty,
+                    amount=amount,
+                )
+            )
         if not returned:
-            raise ChequeError("over_refund", f"cheque {cheque.number} is already refunded in full",
-                              409)
+            raise ChequeError(
+                "over_refund", f"cheque {cheque.number} is already refunded in full", 409
+            )
         already = sum((a for _, a in done.values()), Decimal(0))
         if already + sum((ln.amount for ln in returned), Decimal(0)) > cheque.total:
-            raise ChequeError("over_refund", f"refunds would exceed the cheque total "
-                              f"{cheque.total} ({already} refunded already)", 409)
+            raise ChequeError(
+                "over_refund",
+                f"refunds would exceed the cheque total "
+                f"{cheque.total} ({already} refunded already)",
+                409,
+            )
         return returned
 
     @staticmethod
@@ -678,11 +781,20 @@ class ChequeBook:
 
 def _calculated(cheque: RegisterCheque) -> tuple[Any, ...]:
     """What a calculate may change on a cheque (a calculate holds nothing at processing)."""
-    return (cheque.state, cheque.discount, cheque.available, cheque.balance_before,
-            cheque.cashier_message, cheque.cheque_message, cheque.offline, cheque.card_blocked,
-            cheque.purchase)
+    return (
+        cheque.state,
+        cheque.discount,
+        cheque.available,
+        cheque.balance_before,
+        cheque.cashier_message,
+        cheque.cheque_message,
+        cheque.offline,
+        cheque.card_blocked,
+        cheque.purchase,
+    )
 
 
 def _too_many_lines(count: int) -> ChequeError:
-    return ChequeError("too_many_lines",
-                       f"a cheque holds at most {MAX_LINES} lines; this would make {count}", 422)
+    return ChequeError(
+        "too_many_lines", f"a cheque holds at most {MAX_LINES} lines; this would make {count}", 422
+    )

@@ -33,8 +33,9 @@ log = logging.getLogger("posbridge.devices")
 
 
 class DeviceManager:
-    def __init__(self, config: Config, events: EventBus,
-                 on_card: Callable[[str, str], object]) -> None:
+    def __init__(
+        self, config: Config, events: EventBus, on_card: Callable[[str, str], object]
+    ) -> None:
         """`events` gets what the devices report; `on_card(number, device)` a card swiped
         or scanned, for the cheque being rung up.  Given here, not reached through the
         register: the devices need nothing else of it."""
@@ -159,8 +160,12 @@ class DeviceManager:
         if isinstance(event, StatusEvent):
             # the event line below says it (posbridge.events): one line per change, not two
             log.debug("device %s %s %s", event.device, event.power, event.detail.get("reason", ""))
-            events.publish("device_status", device=event.device, power=event.power.value,
-                           detail={k: str(v) for k, v in event.detail.items()})
+            events.publish(
+                "device_status",
+                device=event.device,
+                power=event.power.value,
+                detail={k: str(v) for k, v in event.detail.items()},
+            )
         elif isinstance(event, ErrorEvent):
             self.last_error[event.device] = mask_text(event.message)
             log.warning("device %s error: %s", event.device, event.message)
@@ -178,8 +183,9 @@ class DeviceManager:
             try:
                 result = classify(raw, self.config.barcodes).to_json()
             except UnusableInput as exc:
-                self.events.publish("device_error", device=event.device,
-                                    message=f"unusable scan: {exc}")
+                self.events.publish(
+                    "device_error", device=event.device, message=f"unusable scan: {exc}"
+                )
                 return
             card = result.pop("card", None)
             if result["kind"] == "loyalty_card":
@@ -191,8 +197,9 @@ class DeviceManager:
         elif isinstance(data, CardSwipe):
             tracks = {str(n): data.status(n).value for n in (1, 2, 3)}
             log.info("swipe on %s: card %s", event.device, data.masked_number)
-            self.events.publish("swipe", device=event.device,
-                                card=data.masked_number, tracks=tracks)
+            self.events.publish(
+                "swipe", device=event.device, card=data.masked_number, tracks=tracks
+            )
             if data.number:
                 self.on_card(data.number, event.device)
 
@@ -204,12 +211,21 @@ class DeviceManager:
             flags: dict[str, bool | None] = {}
             last_status = getattr(device, "last_status", None)
             if last_status is not None:
-                flags = {f.name: getattr(last_status, f.name).to_json()
-                         for f in fields(last_status)
-                         if isinstance(getattr(last_status, f.name), Flag)}
-            out.append({"name": name, "kind": self.kinds[name], "state": device.state.value,
-                        "power": device.power.value, "flags": flags,
-                        "lastError": self.last_error.get(name)})
+                flags = {
+                    f.name: getattr(last_status, f.name).to_json()
+                    for f in fields(last_status)
+                    if isinstance(getattr(last_status, f.name), Flag)
+                }
+            out.append(
+                {
+                    "name": name,
+                    "kind": self.kinds[name],
+                    "state": device.state.value,
+                    "power": device.power.value,
+                    "flags": flags,
+                    "lastError": self.last_error.get(name),
+                }
+            )
         return out
 
 
@@ -228,10 +244,14 @@ def build_device(s: DeviceSettings) -> Device:
         from drivers.scanner.framing import suffix_from_name
         from drivers.scanner.scan import ScanOptions
 
-        return ScannerDevice(s.name, factory, ScannerConfig(
-            suffix=suffix_from_name(s.suffix),
-            scan=ScanOptions(prefix=s.prefix.encode("latin-1")),
-        ))
+        return ScannerDevice(
+            s.name,
+            factory,
+            ScannerConfig(
+                suffix=suffix_from_name(s.suffix),
+                scan=ScanOptions(prefix=s.prefix.encode("latin-1")),
+            ),
+        )
     from drivers.msr.device import MsrConfig, MsrDevice
     from drivers.scanner.framing import suffix_from_name
 
@@ -245,8 +265,9 @@ def _wedge(s: DeviceSettings) -> Device:
     if s.kind == "scanner":
         from drivers.scanner.wedge import WedgeScanner
 
-        return WedgeScanner(s.name, options=ScanOptions(prefix=s.prefix.encode("latin-1"),
-                                                        repair_layout=True))
+        return WedgeScanner(
+            s.name, options=ScanOptions(prefix=s.prefix.encode("latin-1"), repair_layout=True)
+        )
     from drivers.msr.device import MsrConfig
     from drivers.msr.wedge import WedgeCardReader
 
@@ -259,9 +280,17 @@ def transport_factory(s: DeviceSettings) -> Any:
             from drivers.transport.serial import SerialSettings, SerialTransport
 
             assert s.port is not None
-            return SerialTransport(s.port, SerialSettings(
-                baudrate=s.baudrate, bytesize=s.bytesize, parity=s.parity, stopbits=s.stopbits,
-                rtscts=s.flow == "rtscts", xonxoff=s.flow == "xonxoff"))
+            return SerialTransport(
+                s.port,
+                SerialSettings(
+                    baudrate=s.baudrate,
+                    bytesize=s.bytesize,
+                    parity=s.parity,
+                    stopbits=s.stopbits,
+                    rtscts=s.flow == "rtscts",
+                    xonxoff=s.flow == "xonxoff",
+                ),
+            )
         if s.connection == "tcp":
             from drivers.transport.tcp import TcpTransport
 
@@ -298,6 +327,10 @@ def _printer(s: DeviceSettings) -> Device:
         transport = connections.FileConnection(s.port)
     else:
         raise ValueError(f"printer {s.name}: connection {s.connection} is not a printer port")
-    config = PrinterConfig(profile=s.profile or "default", paper_width_mm=s.paper_mm,
-                           code_page=s.codepage, code_page_slot=s.codepage_slot)
+    config = PrinterConfig(
+        profile=s.profile or "default",
+        paper_width_mm=s.paper_mm,
+        code_page=s.codepage,
+        code_page_slot=s.codepage_slot,
+    )
     return ReceiptPrinter(s.name, transport, config)

@@ -29,20 +29,29 @@ STOP_TIMEOUT = 3.0  # seconds each loyalty thread gets to end once its request i
 
 
 class Register:
-    def __init__(self, config: Config, *, client: LoyaltyClient | None = None,
-                 devices: bool = True) -> None:
+    def __init__(
+        self, config: Config, *, client: LoyaltyClient | None = None, devices: bool = True
+    ) -> None:
         """Every part gets its listeners when it is built.  A `client` passed in (tests
         with a fault transport) brings its own metrics observer."""
         self.config = config
         self.events = EventBus()
         self.metrics = Metrics()
-        self.offline = offline_client(config, client, observer=self.metrics.observe,
-                                      on_change=self._connectivity,
-                                      on_warning=self._journal_warning)
+        self.offline = offline_client(
+            config,
+            client,
+            observer=self.metrics.observe,
+            on_change=self._connectivity,
+            on_warning=self._journal_warning,
+        )
         c = config.cheques
-        self.book = ChequeBook(self.offline, ChequeStore(config.cheques_path()),
-                               max_open=c.max_open, expire_seconds=c.expire_hours * 3600,
-                               retention_seconds=c.keep_closed_days * 86400)
+        self.book = ChequeBook(
+            self.offline,
+            ChequeStore(config.cheques_path()),
+            max_open=c.max_open,
+            expire_seconds=c.expire_hours * 3600,
+            retention_seconds=c.keep_closed_days * 86400,
+        )
         self.book.on_expired = lambda cheque: self.publish_cheque("cheque_expired", cheque)
         self.started = time.monotonic()
         self.devices: DeviceManager | None = None
@@ -59,8 +68,11 @@ class Register:
         self.book.start()
         if self.devices is not None:
             self.devices.start()
-        log.info("register started: %d device(s), processing %s",
-                 len(self.config.devices), self.offline.state)
+        log.info(
+            "register started: %d device(s), processing %s",
+            len(self.config.devices),
+            self.offline.state,
+        )
 
     def stop(self) -> None:
         # first free the sender thread: a request stuck at processing is cut short (a
@@ -84,8 +96,13 @@ class Register:
         self.events.publish("connectivity", state=state.value)
 
     def publish_cheque(self, kind: str, cheque: RegisterCheque) -> None:
-        self.events.publish(kind, chequeId=cheque.id, number=cheque.number,
-                            card=cheque.masked_card, state=cheque.state)
+        self.events.publish(
+            kind,
+            chequeId=cheque.id,
+            number=cheque.number,
+            card=cheque.masked_card,
+            state=cheque.state,
+        )
 
     def card_presented(self, card: str, source: str) -> RegisterCheque | None:
         """A swipe or a loyalty scan: attach it to the cheque being rung up."""
@@ -108,15 +125,22 @@ class Register:
             counts = None
         age = None if counts is None else counts.oldest_pending_age()
         if counts is not None:
-            journal.update({"pending": counts.pending, "rejected": counts.rejected,
-                            "done": counts.done,
-                            "oldestPendingSeconds": None if age is None else round(age, 1)})
+            journal.update(
+                {
+                    "pending": counts.pending,
+                    "rejected": counts.rejected,
+                    "done": counts.done,
+                    "oldestPendingSeconds": None if age is None else round(age, 1),
+                }
+            )
         problems = []
         if journal["degraded"]:
             problems.append(f"journal unavailable: {journal['error']}")
         if journal["alarm"]:
-            problems.append(f"journal was damaged: {journal['alarm'].get('problem')}; moved to"
-                            f" {journal['alarm'].get('movedTo')}; salvage it, then acknowledge")
+            problems.append(
+                f"journal was damaged: {journal['alarm'].get('problem')}; moved to"
+                f" {journal['alarm'].get('movedTo')}; salvage it, then acknowledge"
+            )
         return {
             "version": __version__,
             "registerId": self.config.processing.register_id,

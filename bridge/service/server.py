@@ -73,21 +73,38 @@ def _settle_heap() -> None:
 
 
 class Service:
-    def __init__(self, config: Config, token: str, *, client: LoyaltyClient | None = None,
-                 devices: bool = True) -> None:
+    def __init__(
+        self,
+        config: Config,
+        token: str,
+        *,
+        client: LoyaltyClient | None = None,
+        devices: bool = True,
+    ) -> None:
         self.config = config
         self.register = Register(config, client=client, devices=devices)
         self.app = create_app(self.register, token)
         # the header deadline and the connection cap: see bridge.api.connections
-        self.guard = Guard(max_connections=connection_cap(config.api.max_connections),
-                           header_timeout=config.api.header_timeout)
-        self._server = _Server(uvicorn.Config(
-            self.app, host=config.api.host, port=config.api.port, log_config=None,
-            http=protocol_for(self.guard),
-            access_log=False, lifespan="off", timeout_graceful_shutdown=5,
-            proxy_headers=False, server_header=False,  # loopback only: no proxy to trust
-            ws="none",  # no WebSocket endpoint: no WebSocket stack to load (0.7 MB) or expose
-        ), on_exit=self._stopping)
+        self.guard = Guard(
+            max_connections=connection_cap(config.api.max_connections),
+            header_timeout=config.api.header_timeout,
+        )
+        self._server = _Server(
+            uvicorn.Config(
+                self.app,
+                host=config.api.host,
+                port=config.api.port,
+                log_config=None,
+                http=protocol_for(self.guard),
+                access_log=False,
+                lifespan="off",
+                timeout_graceful_shutdown=5,
+                proxy_headers=False,
+                server_header=False,  # loopback only: no proxy to trust
+                ws="none",  # no WebSocket endpoint: no WebSocket stack to load (0.7 MB) or expose
+            ),
+            on_exit=self._stopping,
+        )
         self._thread: threading.Thread | None = None
 
     @property

@@ -23,8 +23,16 @@ if TYPE_CHECKING:
         UsbConnection,
     )
 
-_CONNECTIONS = frozenset({"Connection", "DummyConnection", "FileConnection",
-                          "NetworkConnection", "SerialConnection", "UsbConnection"})
+_CONNECTIONS = frozenset(
+    {
+        "Connection",
+        "DummyConnection",
+        "FileConnection",
+        "NetworkConnection",
+        "SerialConnection",
+        "UsbConnection",
+    }
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -34,10 +42,30 @@ def __getattr__(name: str) -> Any:
         return getattr(connections, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
-    "Align", "Backoff", "Connection", "DocumentError", "DummyConnection", "FileConnection",
-    "JobInfo", "JobState", "NetworkConnection", "PrintQueue", "PrinterConfig", "PrinterOffline",
-    "PrinterProfile", "PrinterStatus", "ProfileError", "Receipt", "ReceiptPrinter",
-    "RenderTarget", "SerialConnection", "UnknownJob", "UsbConnection", "decode",
-    "render_escpos", "render_text",
+    "Align",
+    "Backoff",
+    "Connection",
+    "DocumentError",
+    "DummyConnection",
+    "FileConnection",
+    "JobInfo",
+    "JobState",
+    "NetworkConnection",
+    "PrintQueue",
+    "PrinterConfig",
+    "PrinterOffline",
+    "PrinterProfile",
+    "PrinterStatus",
+    "ProfileError",
+    "Receipt",
+    "ReceiptPrinter",
+    "RenderTarget",
+    "SerialConnection",
+    "UnknownJob",
+    "UsbConnection",
+    "decode",
+    "render_escpos",
+    "render_text",
 ]

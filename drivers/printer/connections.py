@@ -137,8 +137,9 @@ class _EscposConnection(Connection):
 class SerialConnection(_EscposConnection):
     """RS-232 or USB-CDC printer (and a pty in tests), through python-escpos's Serial."""
 
-    def __init__(self, port: str, baudrate: int = 9600, *, write_timeout: float = 5.0,
-                 rtscts: bool = False) -> None:
+    def __init__(
+        self, port: str, baudrate: int = 9600, *, write_timeout: float = 5.0, rtscts: bool = False
+    ) -> None:
         super().__init__(f"serial:{port}")
         # dsrdtr=False: a pty and many USB-serial adapters have no DSR line to wait for
         self.printer = Serial(port, baudrate=baudrate, timeout=0.1, dsrdtr=False)
@@ -203,8 +204,15 @@ USB_MIN_READ_MS = 10
 class UsbConnection(_EscposConnection):
     """USB printer-class device, through python-escpos's Usb (pyusb/libusb)."""
 
-    def __init__(self, vendor_id: int, product_id: int, *, in_ep: int = 0x82,
-                 out_ep: int = 0x01, timeout_ms: int = 5000) -> None:
+    def __init__(
+        self,
+        vendor_id: int,
+        product_id: int,
+        *,
+        in_ep: int = 0x82,
+        out_ep: int = 0x01,
+        timeout_ms: int = 5000,
+    ) -> None:
         super().__init__(f"usb:{vendor_id:04x}:{product_id:04x}")
         self.printer = Usb(vendor_id, product_id, timeout=timeout_ms, in_ep=in_ep, out_ep=out_ep)
         self.in_ep = in_ep

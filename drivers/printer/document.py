@@ -28,8 +28,20 @@ LF = b"\n"
 # Typography that has no CP866 glyph, replaced with the nearest thing a till can print.
 _SUBSTITUTES = str.maketrans(
     {
-        "«": '"', "»": '"', "„": '"', "“": '"', "”": '"', "‘": "'", "’": "'",
-        "—": "-", "–": "-", "−": "-", "…": "...", "₽": "р.", "\u00a0": " ", "\t": " ",
+        "«": '"',
+        "»": '"',
+        "„": '"',
+        "“": '"',
+        "”": '"',
+        "‘": "'",
+        "’": "'",
+        "—": "-",
+        "–": "-",
+        "−": "-",
+        "…": "...",
+        "₽": "р.",
+        "\u00a0": " ",
+        "\t": " ",
     }
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -190,8 +202,15 @@ class Receipt:
         self.blocks.append(block)
         return self
 
-    def text(self, text: str, *, bold: bool = False, double: bool = False,
-             align: Align | str = Align.LEFT, underline: bool = False) -> Receipt:
+    def text(
+        self,
+        text: str,
+        *,
+        bold: bool = False,
+        double: bool = False,
+        align: Align | str = Align.LEFT,
+        underline: bool = False,
+    ) -> Receipt:
         return self.add(Text(text, bold, double, Align(align), underline))
 
     def bold(self, text: str, align: Align | str = Align.LEFT) -> Receipt:

@@ -23,8 +23,14 @@ class PrinterOffline(DeviceError):
 
 
 class ReceiptPrinter(Device):
-    def __init__(self, name: str, transport: Transport, config: PrinterConfig | None = None,
-                 *, status_timeout: float = STATUS_TIMEOUT) -> None:
+    def __init__(
+        self,
+        name: str,
+        transport: Transport,
+        config: PrinterConfig | None = None,
+        *,
+        status_timeout: float = STATUS_TIMEOUT,
+    ) -> None:
         super().__init__(name)
         self.transport = transport
         self.config = config or PrinterConfig()

@@ -64,17 +64,27 @@ class JobInfo:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "id": self.id, "state": str(self.state), "attempts": self.attempts,
-            "waiting_for": self.waiting_for, "error": self.error,
-            "created_at": self.created_at, "finished_at": self.finished_at,
+            "id": self.id,
+            "state": str(self.state),
+            "attempts": self.attempts,
+            "waiting_for": self.waiting_for,
+            "error": self.error,
+            "created_at": self.created_at,
+            "finished_at": self.finished_at,
         }
 
 
 class PrintQueue:
     """Jobs for one printer.  `give_up_after` (seconds, None = never) turns a job FAILED."""
 
-    def __init__(self, printer: ReceiptPrinter, *, backoff: Backoff | None = None,
-                 give_up_after: float | None = None, keep_finished: int = 1000) -> None:
+    def __init__(
+        self,
+        printer: ReceiptPrinter,
+        *,
+        backoff: Backoff | None = None,
+        give_up_after: float | None = None,
+        keep_finished: int = 1000,
+    ) -> None:
         self.printer = printer
         self.backoff = backoff or Backoff()
         self.give_up_after = give_up_after
@@ -111,16 +121,18 @@ class PrintQueue:
         with self._cond:
             return list(self._jobs.values())
 
-    def wait(self, job_id: str, states: frozenset[JobState] | None = None,
-             timeout: float = 10.0) -> JobInfo:
+    def wait(
+        self, job_id: str, states: frozenset[JobState] | None = None, timeout: float = 10.0
+    ) -> JobInfo:
         """Block until the job reaches one of `states` (default: DONE or FAILED) or timeout."""
         wanted = states or frozenset({JobState.DONE, JobState.FAILED})
         with self._cond:
             self._cond.wait_for(lambda: self.job(job_id).state in wanted, timeout)
             return self.job(job_id)
 
-    def wait_for(self, predicate: Callable[[JobInfo], bool], job_id: str,
-                 timeout: float = 10.0) -> JobInfo:
+    def wait_for(
+        self, predicate: Callable[[JobInfo], bool], job_id: str, timeout: float = 10.0
+    ) -> JobInfo:
         with self._cond:
             self._cond.wait_for(lambda: predicate(self.job(job_id)), timeout)
             return self.job(job_id)
@@ -189,8 +201,9 @@ class PrintQueue:
                 self.printer.write(self._data[job_id])
             except Exception as exc:  # the worker must outlive any printer failure
                 reason = str(exc) or type(exc).__name__
-                log.warning("%s: job %s not printed, will retry: %s",
-                            self.printer.name, job_id, reason)
+                log.warning(
+                    "%s: job %s not printed, will retry: %s", self.printer.name, job_id, reason
+                )
             else:
                 self._update(job_id, state=JobState.DONE, finished_at=time.time())
                 return None
@@ -198,8 +211,13 @@ class PrintQueue:
             self._update(job_id, attempts=attempts)
         if self.give_up_after is not None and info.created_at + self.give_up_after < time.time():
             message = f"gave up after {attempts} attempts: {reason}"
-            self._update(job_id, state=JobState.FAILED, error=message, waiting_for=None,
-                         finished_at=time.time())
+            self._update(
+                job_id,
+                state=JobState.FAILED,
+                error=message,
+                waiting_for=None,
+                finished_at=time.time(),
+            )
             self.printer.emit(ErrorEvent(self.printer.name, f"job {job_id} {message}"))
             return None
         self._update(job_id, state=JobState.QUEUED, waiting_for=reason)

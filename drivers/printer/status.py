@@ -94,9 +94,7 @@ UNKNOWN_STATUS = PrinterStatus()
 
 def decode(replies: Mapping[int, int | None]) -> PrinterStatus:
     """Decode the replies to DLE EOT 1..4 (missing or malformed ones count as unanswered)."""
-    clean = {
-        n: (r if r is not None and is_status_byte(r) else None) for n, r in replies.items()
-    }
+    clean = {n: (r if r is not None and is_status_byte(r) else None) for n, r in replies.items()}
     printer = clean.get(Query.PRINTER)
     cause = clean.get(Query.OFFLINE_CAUSE)
     errors = clean.get(Query.ERROR_CAUSE)

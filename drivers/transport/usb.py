@@ -65,9 +65,7 @@ class UsbStrings:
 def is_unplugged(exc: BaseException) -> bool:
     """True when a pyusb error means the device is gone rather than misbehaving."""
     if isinstance(exc, usb.core.USBError):
-        return bool(
-            exc.errno == errno.ENODEV or exc.backend_error_code == _LIBUSB_ERROR_NO_DEVICE
-        )
+        return bool(exc.errno == errno.ENODEV or exc.backend_error_code == _LIBUSB_ERROR_NO_DEVICE)
     return isinstance(exc, OSError) and exc.errno == errno.ENODEV
 
 
@@ -167,8 +165,7 @@ class UsbTransport(Transport):
                 sent = int(dev.write(out, view, timeout=_ms(self.write_timeout)))
             except usb.core.USBTimeoutError as exc:
                 raise TransportTimeout(
-                    f"{self.name}: write of {len(view)} bytes timed out after "
-                    f"{self.write_timeout}s"
+                    f"{self.name}: write of {len(view)} bytes timed out after {self.write_timeout}s"
                 ) from exc
             except usb.core.USBError as exc:
                 raise self._failure("write", exc) from exc
@@ -181,9 +178,7 @@ class UsbTransport(Transport):
             raise ValueError(f"read size must be positive, got {size}")
         dev, endpoint = self._require_open(), self._in
         if endpoint is None:
-            raise TransportError(
-                f"{self.name}: interface {self.interface} has no bulk IN endpoint"
-            )
+            raise TransportError(f"{self.name}: interface {self.interface} has no bulk IN endpoint")
         if not self._pending:
             # a device may send a whole packet; asking for less would be an overflow error
             want = max(size, self._in_packet)

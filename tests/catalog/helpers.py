@@ -151,7 +151,9 @@ class _GateHandler(BaseHTTPRequestHandler):
         self._answer(response.status_code, json.dumps(answer).encode())
 
     def _forward(self, method: str, body: bytes) -> httpx.Response:
-        headers = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")}
+        headers = {
+            k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")
+        }
         return self.server.http.request(method, self.path, content=body, headers=headers)
 
     def _relay(self, method: str, body: bytes) -> None:

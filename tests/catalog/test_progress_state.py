@@ -138,7 +138,9 @@ def test_a_second_push_on_the_same_state_is_refused(
     lock_path = state_path.with_name(state_path.name + ".lock")
     with lock_path.open("w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # as a running push holds it
-        result = catalog("--config", cfg, "catalog", "push", write_catalogue(tmp_path / "g.csv", [1]))
+        result = catalog(
+            "--config", cfg, "catalog", "push", write_catalogue(tmp_path / "g.csv", [1])
+        )
     assert result.rc == 2 and "another catalog push is running" in result.err
     assert catalog("--config", cfg, "catalog", "push", tmp_path / "g.csv").rc == 0
 
@@ -150,11 +152,19 @@ def test_status_and_dry_run_with_only_a_state_file(
     assert catalog("--config", cfg, "catalog", "push", path).rc == 0
     # no config at all: --state is enough to look
     write_catalogue(path, range(4))
-    status = catalog("--config", tmp_path / "missing.toml", "catalog", "status", "--state", state_path)
+    status = catalog(
+        "--config", tmp_path / "missing.toml", "catalog", "status", "--state", state_path
+    )
     assert status.rc == 0 and "items known          3" in status.out
     dry = catalog(
-        "--config", tmp_path / "missing.toml", "catalog", "push", path, "--dry-run",
-        "--state", state_path,
+        "--config",
+        tmp_path / "missing.toml",
+        "catalog",
+        "push",
+        path,
+        "--dry-run",
+        "--state",
+        state_path,
     )
     assert dry.rc == 0 and "+ G3" in dry.out and "G0" not in dry.out
     missing = catalog("--config", tmp_path / "missing.toml", "catalog", "push", path)

@@ -103,7 +103,10 @@ def test_full_replaces_the_catalogue_with_replace_on_the_first_chunk_only(
     uploads = gate.gate.uploads[2:]
     assert [u.replace for u in uploads] == [True, False, False]
     assert sum(len(u.goods_ids) for u in uploads) == 2500  # unchanged items are sent too
-    assert "1,000 item(s) pushed before are no longer in the file (this full push removes them)" in full.out
+    assert (
+        "1,000 item(s) pushed before are no longer in the file (this full push removes them)"
+        in full.out
+    )
     assert set(processing_goods(sandbox_server)) == {f"G{n}" for n in range(1000, 3500)}
 
     again = catalog("--config", gated_cfg, "catalog", "push", new)
@@ -161,7 +164,9 @@ def test_invalid_rows_stop_the_push_unless_skipped(
     )
     result = catalog("--config", gated_cfg, "catalog", "push", path)
     assert result.rc == 2
-    assert "row 2 (line 3): barcode '4600000000016': bad EAN check digit 6, expected 5" in result.err
+    assert (
+        "row 2 (line 3): barcode '4600000000016': bad EAN check digit 6, expected 5" in result.err
+    )
     assert "row 2 (line 3): price 'abc': expected an amount such as 89.90" in result.err
     assert "row 3 (line 4): name: missing; every item needs one" in result.err
     assert "2 invalid row(s) (3 problem(s)); nothing was sent" in result.err
@@ -178,8 +183,14 @@ def test_unknown_goods_are_counted_by_processing_until_pushed(
 ) -> None:
     def calculate(*goods: str) -> None:
         lines = [
-            ChequeLine(position=i + 1, goods_id=g, name=g, price=Decimal("10.00"),
-                       quantity=Decimal(1), amount=Decimal("10.00"))
+            ChequeLine(
+                position=i + 1,
+                goods_id=g,
+                name=g,
+                price=Decimal("10.00"),
+                quantity=Decimal(1),
+                amount=Decimal("10.00"),
+            )
             for i, g in enumerate(goods)
         ]
         cheque = Cheque(number="1", date=datetime(2026, 11, 29, 12, 0), lines=lines)
@@ -188,7 +199,9 @@ def test_unknown_goods_are_counted_by_processing_until_pushed(
     calculate("G1", "G2")
     status = admin(sandbox_server, "status")
     assert status["unknownGoods"] == 2 and status["unknownGoodsIds"] == ["G1", "G2"]
-    httpx.post(sandbox_server.url.replace("/publicapi", "/sandbox/reset-counters")).raise_for_status()
+    httpx.post(
+        sandbox_server.url.replace("/publicapi", "/sandbox/reset-counters")
+    ).raise_for_status()
 
     path = write_catalogue(tmp_path / "goods.csv", range(5))
     assert catalog("--config", cfg, "catalog", "push", path).rc == 0
@@ -257,7 +270,9 @@ def test_another_processing_in_the_config_means_everything_is_new(
         assert {"G1", "G2"} <= set(processing_goods(other))
 
 
-def test_missing_file_and_bad_format_are_usage_errors(catalog: Run, cfg: Path, tmp_path: Path) -> None:
+def test_missing_file_and_bad_format_are_usage_errors(
+    catalog: Run, cfg: Path, tmp_path: Path
+) -> None:
     missing = catalog("--config", cfg, "catalog", "push", tmp_path / "nope.csv")
     assert missing.rc == 2 and "no such file" in missing.err
     bad = tmp_path / "bad.csv"

@@ -195,7 +195,7 @@ def test_status_right_after_a_killed_push_still_reads(
         "import sqlite3, os, sys\n"
         f"c = sqlite3.connect({str(state_path)!r}, isolation_level=None)\n"
         "c.execute('BEGIN IMMEDIATE')\n"
-        "c.execute(\"DELETE FROM pushed\")\n"
+        'c.execute("DELETE FROM pushed")\n'
         "c.execute('PRAGMA cache_size=1')\n"
         "c.executemany('INSERT INTO pushed VALUES (?, ?, ?)',"
         " ((f'X{i}', b'h' * 16, 'now') for i in range(5000)))\n"

@@ -108,9 +108,7 @@ def test_stdnum_valid_barcodes_are_accepted(n: int) -> None:
     assert check(goodsId="1", name="M", barcode=wrong)[0] is None
 
 
-@given(
-    st.decimals(min_value=0, max_value=Decimal("999999999999.99"), places=2, allow_nan=False)
-)
+@given(st.decimals(min_value=0, max_value=Decimal("999999999999.99"), places=2, allow_nan=False))
 def test_any_two_decimal_price_survives_as_is(price: Decimal) -> None:
     item, errors = check(goodsId="1", name="M", price=str(price))
     assert errors == [] and item is not None and item.price == price
@@ -194,7 +192,10 @@ def test_json_lines_each_line_judged_on_its_own(tmp_path: Path) -> None:
     assert catalogue.valid == 2
     catalogue.plan(full=False)
     items = [p.item for p in catalogue.pending()]
-    assert [(i.goods_id, i.price) for i in items] == [("1001", Decimal("89.90")), ("1004", Decimal("70"))]
+    assert [(i.goods_id, i.price) for i in items] == [
+        ("1001", Decimal("89.90")),
+        ("1004", Decimal("70")),
+    ]
 
 
 def test_json_array_streams_across_buffer_boundaries(tmp_path: Path) -> None:
@@ -247,8 +248,12 @@ def test_the_import_request_shape_is_read_as_a_json_array(tmp_path: Path) -> Non
 def test_duplicate_goods_ids_leave_both_rows_out(tmp_path: Path) -> None:
     path = write_csv(
         tmp_path / "g.csv",
-        [["1", "", "Milk", "", "1"], ["2", "", "Bread", "", "2"], ["1", "", "Milk 2", "", "3"],
-         ["1", "", "Milk 3", "", "4"]],
+        [
+            ["1", "", "Milk", "", "1"],
+            ["2", "", "Bread", "", "2"],
+            ["1", "", "Milk 2", "", "3"],
+            ["1", "", "Milk 3", "", "4"],
+        ],
     )
     catalogue, errors = stage(tmp_path, path)
     assert [str(e) for e in errors] == [
@@ -267,13 +272,21 @@ names = st.text(
 ).filter(lambda s: s.strip() == s and s != "")
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(st.tuples(names, st.integers(0, 10**6)), min_size=1, max_size=30))
 def test_the_same_items_read_alike_from_csv_json_and_jsonl(
     tmp_path: Path, rows: list[tuple[str, int]]
 ) -> None:
     items = [
-        {"goodsId": f"G{i}", "barcode": barcode(i), "name": n, "group": "g", "price": f"{c / 100:.2f}"}
+        {
+            "goodsId": f"G{i}",
+            "barcode": barcode(i),
+            "name": n,
+            "group": "g",
+            "price": f"{c / 100:.2f}",
+        }
         for i, (n, c) in enumerate(rows)
     ]
     write_csv(tmp_path / "g.csv", ([*it.values()] for it in items), header=list(items[0]))
@@ -307,7 +320,9 @@ def test_validation_never_crashes_and_what_passes_is_a_valid_wire_item(
         assert GoodsItem.model_validate(loads(encode(wire))) == wire
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     st.sampled_from(["g.csv", "g.json", "g.jsonl"]),
     st.one_of(

@@ -66,8 +66,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_profile(path: Path, *, width_dots: int, code_pages: dict[int, str],
-                  name: str = "Test printer") -> Path:
+def write_profile(
+    path: Path, *, width_dots: int, code_pages: dict[int, str], name: str = "Test printer"
+) -> Path:
     """An emupos printer profile (the built-in ones are all 576 dots wide)."""
     pages = "\n".join(f"  {slot}: {page}" for slot, page in code_pages.items())
     path.write_text(
@@ -132,15 +133,21 @@ class Emupos:
         env = {**os.environ, "TMPDIR": str(self.workdir), "COLUMNS": "200", "NO_COLOR": "1"}
         self._proc = subprocess.Popen(
             [str(exe), "run", "--config", str(config)],
-            cwd=self.workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         self._wait_line(self._proc, b"Showing events", "emupos start")
         self._follower = subprocess.Popen(
             [
-                str(emupos_venv() / "bin" / "python"), "-c", _FOLLOWER,
+                str(emupos_venv() / "bin" / "python"),
+                "-c",
+                _FOLLOWER,
                 f"ws://127.0.0.1:{self.api_port}/api/v1/events",
             ],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         self._wait_line(self._follower, b"READY", "emupos event stream")
         threading.Thread(target=self._follow, daemon=True).start()
@@ -202,12 +209,15 @@ class Emupos:
         self._proc = self._follower = None
 
     # events ----------------------------------------------------------------------------------
-    def wait_event(self, kind: str, count: int = 1, timeout: float = 15.0,
-                   device: str | None = None) -> list[dict[str, Any]]:
+    def wait_event(
+        self, kind: str, count: int = 1, timeout: float = 15.0, device: str | None = None
+    ) -> list[dict[str, Any]]:
         """Wait until `count` events of `kind` (from `device`, or any) arrived; return them."""
+
         def matching() -> list[dict[str, Any]]:
-            return [e for e in self.events
-                    if e["type"] == kind and device in (None, e["device_id"])]
+            return [
+                e for e in self.events if e["type"] == kind and device in (None, e["device_id"])
+            ]
 
         with self._cond:
             self._cond.wait_for(lambda: len(matching()) >= count, timeout)
@@ -218,7 +228,8 @@ class Emupos:
     def unknown_commands(self, device: str | None = None) -> list[dict[str, Any]]:
         with self._cond:
             return [
-                e for e in self.events
+                e
+                for e in self.events
                 if e["type"] in ("printer.command.unknown", "printer.codepage.unsupported")
                 and device in (None, e["device_id"])
             ]
@@ -226,7 +237,8 @@ class Emupos:
     def receipts_completed(self, device: str | None = None) -> list[str]:
         with self._cond:
             return [
-                str(e["data"]["receipt_id"]) for e in self.events
+                str(e["data"]["receipt_id"])
+                for e in self.events
                 if e["type"] == "printer.job.completed" and device in (None, e["device_id"])
             ]
 

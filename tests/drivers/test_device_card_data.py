@@ -34,11 +34,13 @@ def port() -> Iterator[Pty]:
         yield p
 
 
-def test_incomplete_scan_error_holds_no_track_data(port: Pty,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_incomplete_scan_error_holds_no_track_data(
+    port: Pty, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
-    dev = ScannerDevice("scanner0", lambda: SerialTransport(port.path),
-                        ScannerConfig(idle_timeout=0.02))
+    dev = ScannerDevice(
+        "scanner0", lambda: SerialTransport(port.path), ScannerConfig(idle_timeout=0.02)
+    )
     events = Events()
     dev.add_listener(events)
     dev.open()
@@ -74,7 +76,9 @@ def test_incomplete_wedge_scan_error_holds_no_keys() -> None:
         t += 0.005
     dev.poll(t + 1)  # no Enter came
     [err] = [x for x in got if isinstance(x, ErrorEvent)]
-    assert err.message == "incomplete scan discarded: 16 keys without Enter, shaped '9999999999999999'"
+    assert (
+        err.message == "incomplete scan discarded: 16 keys without Enter, shaped '9999999999999999'"
+    )
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "cp1251"])

@@ -42,21 +42,52 @@ def test_finds_and_matches_printer_tty_and_wedge(tb: Any) -> None:
 
     found = discover(specs)
 
-    assert found.serial_ports == (SerialPortInfo(
-        device=acm.devnode, by_id=(serial_link,), description="Imaging Scanner CDC - CDC ACM",
-        vid=0x0C2E, pid=0x0B62, serial="FAKE02", manufacturer="Honeywell",
-        product="Imaging Scanner CDC", usb_parent="1-3", match="scanner"),)
-    assert found.usb_devices == (
-        UsbDeviceInfo(1, 2, 0x04B8, 0x0E15, "EPSON", "TM-T20", "ABC123", ("printer",),
-                      "1-1", "receipt"),
-        UsbDeviceInfo(1, 4, 0x0C2E, 0x0B61, "Honeywell", "Imaging Scanner", "FAKE01", ("hid",),
-                      "1-2", "wedge"),
-        UsbDeviceInfo(1, 3, 0x0C2E, 0x0B62, "Honeywell", "Imaging Scanner CDC", "FAKE02",
-                      ("cdc",), "1-3", "scanner"),
+    assert found.serial_ports == (
+        SerialPortInfo(
+            device=acm.devnode,
+            by_id=(serial_link,),
+            description="Imaging Scanner CDC - CDC ACM",
+            vid=0x0C2E,
+            pid=0x0B62,
+            serial="FAKE02",
+            manufacturer="Honeywell",
+            product="Imaging Scanner CDC",
+            usb_parent="1-3",
+            match="scanner",
+        ),
     )
-    assert found.input_devices == (InputDeviceInfo(
-        device=kbd.devnode, name="Honeywell Imaging Scanner", by_id=(input_link,),
-        vid=0x0C2E, pid=0x0B61, keyboard_like=True, usb_parent="1-2", match="wedge"),)
+    assert found.usb_devices == (
+        UsbDeviceInfo(
+            1, 2, 0x04B8, 0x0E15, "EPSON", "TM-T20", "ABC123", ("printer",), "1-1", "receipt"
+        ),
+        UsbDeviceInfo(
+            1, 4, 0x0C2E, 0x0B61, "Honeywell", "Imaging Scanner", "FAKE01", ("hid",), "1-2", "wedge"
+        ),
+        UsbDeviceInfo(
+            1,
+            3,
+            0x0C2E,
+            0x0B62,
+            "Honeywell",
+            "Imaging Scanner CDC",
+            "FAKE02",
+            ("cdc",),
+            "1-3",
+            "scanner",
+        ),
+    )
+    assert found.input_devices == (
+        InputDeviceInfo(
+            device=kbd.devnode,
+            name="Honeywell Imaging Scanner",
+            by_id=(input_link,),
+            vid=0x0C2E,
+            pid=0x0B61,
+            keyboard_like=True,
+            usb_parent="1-2",
+            match="wedge",
+        ),
+    )
     assert found.missing == ("kitchen",)
     as_json = json.loads(json.dumps(found.to_json()))
     assert [d["match"] for d in as_json["usb_devices"]] == ["receipt", "wedge", "scanner"]

@@ -29,10 +29,14 @@ def test_enumeration_finds_devices_by_usb_id_and_node(tb: Any) -> None:
     kbd = mock.plug_keyboard(tb)
     found = find_present(context, PRINTER)
     assert (found.present, found.devnode, found.syspath) == (
-        True, mock.PRINTER_DEVNODE, mock.PRINTER_SYSPATH)
+        True,
+        mock.PRINTER_DEVNODE,
+        mock.PRINTER_SYSPATH,
+    )
     assert not find_present(context, DeviceMatch("usb", usb=UsbId.parse("04b8:0e15:OTHER"))).present
     assert find_present(context, DeviceMatch("tty", usb=UsbId.parse("0c2e:0b62"))).devnode == (
-        acm.devnode)
+        acm.devnode
+    )
     wedge = find_present(context, DeviceMatch("input", usb=UsbId.parse("0c2e:0b61")))
     assert wedge.devnode == kbd.devnode
     assert find_present(context, DeviceMatch("input", devnode=kbd.devnode)).present
@@ -61,7 +65,6 @@ def test_polling_notices_a_device_without_events(tb: Any) -> None:
         monitor.watch(PRINTER, events.put)
         printer = mock.plug_printer(tb)  # no uevent: only a sysfs scan can see it
         added = events.get(timeout=5)
-        assert (added.action, added.source, added.devnode) == ("add", "poll",
-                                                               mock.PRINTER_DEVNODE)
+        assert (added.action, added.source, added.devnode) == ("add", "poll", mock.PRINTER_DEVNODE)
         mock.unplug_printer(tb, printer)
         assert events.get(timeout=5).action == "remove"

@@ -71,9 +71,11 @@ def test_mask_text(text: str, masked: str) -> None:
 
 
 def pans() -> st.SearchStrategy[str]:
-    return st.integers(12, 18).flatmap(
-        lambda n: st.text(alphabet="0123456789", min_size=n, max_size=n)
-    ).map(lambda body: body + luhn.calc_check_digit(body))
+    return (
+        st.integers(12, 18)
+        .flatmap(lambda n: st.text(alphabet="0123456789", min_size=n, max_size=n))
+        .map(lambda body: body + luhn.calc_check_digit(body))
+    )
 
 
 @given(pans(), st.text(max_size=30), st.text(max_size=30), st.sampled_from(["", " ", "-"]))
@@ -89,8 +91,12 @@ def test_a_card_number_never_survives(pan: str, before: str, after: str, sep: st
 
 def test_mask_data_walks_json() -> None:
     data = {"a": ["x 4111111111111111"], "b": {"c": "4111111111111111"}, "n": 5, "z": None}
-    assert mask_data(data) == {"a": ["x 4111********1111"], "b": {"c": "4111********1111"},
-                               "n": 5, "z": None}
+    assert mask_data(data) == {
+        "a": ["x 4111********1111"],
+        "b": {"c": "4111********1111"},
+        "n": 5,
+        "z": None,
+    }
 
 
 def test_shape_keeps_framing_only() -> None:

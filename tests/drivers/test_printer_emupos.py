@@ -38,8 +38,9 @@ def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emupos]:
         "head384": write_profile(workdir / "h384.yaml", width_dots=384, code_pages=cp866_17),
         "head512": write_profile(workdir / "h512.yaml", width_dots=512, code_pages=cp866_17),
         # a model whose CP866 is ESC t 59 and which has no slot 17 at all
-        "slot59": write_profile(workdir / "s59.yaml", width_dots=576,
-                                code_pages={0: "PC437", 59: "PC866"}),
+        "slot59": write_profile(
+            workdir / "s59.yaml", width_dots=576, code_pages={0: "PC437", 59: "PC866"}
+        ),
     }
     yield from running_emupos(workdir, extra={k: str(v) for k, v in extra.items()})
 
@@ -51,8 +52,9 @@ def enabled(printer: ReceiptPrinter) -> ReceiptPrinter:
     return printer
 
 
-def tcp_printer(emu: Emupos, config: PrinterConfig | None = None,
-                device: str = "front") -> ReceiptPrinter:
+def tcp_printer(
+    emu: Emupos, config: PrinterConfig | None = None, device: str = "front"
+) -> ReceiptPrinter:
     connection = NetworkConnection("127.0.0.1", emu.ports[device])
     return enabled(ReceiptPrinter(device, connection, config))
 
@@ -118,7 +120,8 @@ def test_initialize_then_raw_cyrillic(emu: Emupos) -> None:
 
 def test_barcode_and_qr_scan_back(emu: Emupos, tmp_path: Path) -> None:
     receipt = (
-        Receipt().text("Карта лояльности")
+        Receipt()
+        .text("Карта лояльности")
         .barcode("4600000000008", "EAN13")
         .barcode("LOY-12345", "CODE128")
         .qr("https://example.com/loyalty?card=1234")
@@ -133,9 +136,19 @@ def test_barcode_and_qr_scan_back(emu: Emupos, tmp_path: Path) -> None:
 
 def test_every_block_kind_is_a_known_command(emu: Emupos) -> None:
     receipt = (
-        Receipt().double("Магазин").bold("Жирный").text("под", underline=True)
-        .text("справа", align="right").pair("Сумма", "10,00").rule("=").feed(2)
-        .barcode("46000002", "EAN8").qr("QR").kick_drawer(2).kick_drawer(5).cut(partial=True)
+        Receipt()
+        .double("Магазин")
+        .bold("Жирный")
+        .text("под", underline=True)
+        .text("справа", align="right")
+        .pair("Сумма", "10,00")
+        .rule("=")
+        .feed(2)
+        .barcode("46000002", "EAN8")
+        .qr("QR")
+        .kick_drawer(2)
+        .kick_drawer(5)
+        .cut(partial=True)
     )
     receipt_id = print_and_read(emu, tcp_printer(emu), receipt)  # asserts no unknown commands
     assert "Жирный" in printed_lines(emu, receipt_id)
@@ -147,11 +160,16 @@ def test_status_follows_emupos_faults(emu: Emupos) -> None:
     try:
         status = printer.status()
         assert (status.online, status.paper_empty, status.cover_open) == (
-            Flag.TRUE, Flag.FALSE, Flag.FALSE,
+            Flag.TRUE,
+            Flag.FALSE,
+            Flag.FALSE,
         )
         assert status.cutter_error is Flag.FALSE and status.recoverable_error is Flag.FALSE
-        for fault, flag in [("paper-out", "paper_empty"), ("cover-open", "cover_open"),
-                            ("paper-near-end", "paper_near_end")]:
+        for fault, flag in [
+            ("paper-out", "paper_empty"),
+            ("cover-open", "cover_open"),
+            ("paper-near-end", "paper_near_end"),
+        ]:
             emu.set_fault(fault, True)
             status = printer.status()
             assert getattr(status, flag) is Flag.TRUE, (fault, status)
@@ -177,9 +195,7 @@ WIDTHS = [  # emupos device (head width), our config, the columns that must fit
 
 
 @pytest.mark.parametrize(("device", "config", "columns"), WIDTHS)
-def test_lines_fit_the_paper(
-    emu: Emupos, device: str, config: PrinterConfig, columns: int
-) -> None:
+def test_lines_fit_the_paper(emu: Emupos, device: str, config: PrinterConfig, columns: int) -> None:
     words = "Бонусы начислены на карту покупателя за каждую покупку в магазине " * 3
     printer = tcp_printer(emu, config, device)
     assert printer.columns == columns

@@ -43,8 +43,9 @@ def queues() -> Iterator[list[PrintQueue]]:
         queue.printer.close()
 
 
-def start_queue(queues: list[PrintQueue], printer: ReceiptPrinter, backoff: Backoff = FAST,
-                **options: object) -> PrintQueue:
+def start_queue(
+    queues: list[PrintQueue], printer: ReceiptPrinter, backoff: Backoff = FAST, **options: object
+) -> PrintQueue:
     queue = PrintQueue(printer, backoff=backoff, **options)  # type: ignore[arg-type]
     queues.append(queue)
     queue.start()
@@ -59,7 +60,8 @@ def waiting(queue: PrintQueue, job_id: str, reason: str) -> None:
     """Wait until the job has been tried and is queued for `reason`; it must not be dropped."""
     info = queue.wait_for(
         lambda job: job.state is JobState.QUEUED and reason in (job.waiting_for or ""),
-        job_id, WAIT,
+        job_id,
+        WAIT,
     )
     assert info.state is JobState.QUEUED and reason in (info.waiting_for or ""), info
     assert info.attempts >= 1

@@ -39,8 +39,16 @@ TABLE = [  # (n, reply byte, expected flags); layouts from Epson's "DLE EOT" ref
     (2, 0x1A, {"cover_open": F}),  # paper being fed by the button
     (2, 0x32, {"paper_empty": T}),  # printing stopped by paper end
     (2, 0x52, {"error": T}),
-    (3, 0x12, {"recoverable_error": F, "cutter_error": F, "unrecoverable_error": F,
-               "auto_recoverable_error": F}),
+    (
+        3,
+        0x12,
+        {
+            "recoverable_error": F,
+            "cutter_error": F,
+            "unrecoverable_error": F,
+            "auto_recoverable_error": F,
+        },
+    ),
     (3, 0x16, {"recoverable_error": T, "cutter_error": F}),
     (3, 0x1A, {"cutter_error": T, "recoverable_error": F}),
     (3, 0x32, {"unrecoverable_error": T}),

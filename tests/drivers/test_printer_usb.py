@@ -20,8 +20,10 @@ except ImportError:  # tests/drivers is not a package: pytest put its folder on 
     try:
         import umockdev_helpers as mock  # type: ignore[no-redef]
     except ImportError:
-        pytest.skip("tests/drivers/umockdev_helpers.py (USB stand-in) is not in this checkout",
-                    allow_module_level=True)
+        pytest.skip(
+            "tests/drivers/umockdev_helpers.py (USB stand-in) is not in this checkout",
+            allow_module_level=True,
+        )
 
 pytestmark = pytest.mark.umockdev
 
@@ -35,7 +37,9 @@ HEALTHY_NEAR_END = {
 
 def usb_printer() -> ReceiptPrinter:
     printer = ReceiptPrinter(
-        "usb", UsbConnection(0x04B8, 0x0E15), PrinterConfig(profile="TM-T20II"),
+        "usb",
+        UsbConnection(0x04B8, 0x0E15),
+        PrinterConfig(profile="TM-T20II"),
         status_timeout=0.3,
     )
     printer.open()

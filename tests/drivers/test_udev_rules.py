@@ -19,8 +19,22 @@ from tests.stand_ins import missing
 
 STATIC_RULES = Path(__file__).resolve().parents[2] / "udev" / "60-posbridge-classes.rules"
 
-MATCH_ONLY = {"ACTION", "DEVPATH", "KERNEL", "KERNELS", "SUBSYSTEM", "SUBSYSTEMS", "DRIVER",
-              "DRIVERS", "ATTRS", "TAGS", "CONST", "TEST", "PROGRAM", "RESULT"}
+MATCH_ONLY = {
+    "ACTION",
+    "DEVPATH",
+    "KERNEL",
+    "KERNELS",
+    "SUBSYSTEM",
+    "SUBSYSTEMS",
+    "DRIVER",
+    "DRIVERS",
+    "ATTRS",
+    "TAGS",
+    "CONST",
+    "TEST",
+    "PROGRAM",
+    "RESULT",
+}
 EITHER = {"NAME", "SYMLINK", "ATTR", "SYSCTL", "ENV", "TAG"}
 ASSIGN_ONLY = {"OWNER", "GROUP", "MODE", "SECLABEL", "RUN", "LABEL", "GOTO", "IMPORT", "OPTIONS"}
 NEEDS_ATTR = {"ATTR", "ATTRS", "SYSCTL", "ENV", "CONST", "SECLABEL"}
@@ -45,7 +59,7 @@ def parse_rule(line: str) -> list[tuple[str, str | None, str, str]]:
     pairs, pos = [], 0
     while pos < len(line):
         m = TOKEN.match(line, pos)
-        assert m, f"cannot parse at column {pos}: {line[pos:pos + 40]!r} in {line!r}"
+        assert m, f"cannot parse at column {pos}: {line[pos : pos + 40]!r} in {line!r}"
         key, attr, op, value = m["key"], m["attr"], m["op"], m["value"]
         assert key in MATCH_ONLY | EITHER | ASSIGN_ONLY, f"unknown key {key} in {line!r}"
         assert (attr is not None) == (key in NEEDS_ATTR) or key in {"TEST", "IMPORT"}, (
@@ -85,17 +99,27 @@ def test_generated_rules_parse_and_grant_only_the_group() -> None:
     text = generate_rules(SPECS)
     rules = check_rules_file(text)
     symlinks = [v for pairs in rules for k, _a, op, v in pairs if k == "SYMLINK" and op == "+="]
-    assert symlinks == ["posbridge/receipt", "posbridge/receipt-lp", "posbridge/kitchen",
-                        "posbridge/kitchen-lp", "posbridge/scanner", "posbridge/display",
-                        "posbridge/handheld", "posbridge/wedge", "posbridge/msr"]
+    assert symlinks == [
+        "posbridge/receipt",
+        "posbridge/receipt-lp",
+        "posbridge/kitchen",
+        "posbridge/kitchen-lp",
+        "posbridge/scanner",
+        "posbridge/display",
+        "posbridge/handheld",
+        "posbridge/wedge",
+        "posbridge/msr",
+    ]
     assert "# netprinter: network port rfc2217://10.0.0.5:4000, no device node" in text
 
 
 def test_usb_rule_matches_vid_pid_serial_on_the_device_node() -> None:
     [_comment, device, lp] = rules_for_device(SPECS[0])
     assert parse_rule(device)[:5] == [
-        ("SUBSYSTEM", None, "==", "usb"), ("ENV", "DEVTYPE", "==", "usb_device"),
-        ("ATTR", "idVendor", "==", "04b8"), ("ATTR", "idProduct", "==", "0e15"),
+        ("SUBSYSTEM", None, "==", "usb"),
+        ("ENV", "DEVTYPE", "==", "usb_device"),
+        ("ATTR", "idVendor", "==", "04b8"),
+        ("ATTR", "idProduct", "==", "0e15"),
         ("ATTR", "serial", "==", "ABC123"),
     ]
     assert ("ATTRS", "serial", "==", "ABC123") in parse_rule(lp)
@@ -150,8 +174,9 @@ UDEV_CHECK = Path(__file__).resolve().parents[2] / "tools" / "udev-check.sh"
 
 def _udev_check(*files: Path) -> subprocess.CompletedProcess[str]:
     """tools/udev-check.sh on `files`; a skip only where udev cannot be asked and CI is not."""
-    result = subprocess.run(["bash", str(UDEV_CHECK), *map(str, files)], capture_output=True,
-                            text=True, check=False)
+    result = subprocess.run(
+        ["bash", str(UDEV_CHECK), *map(str, files)], capture_output=True, text=True, check=False
+    )
     if result.returncode == 77:  # CI installs udev and runs as root: there this fails
         missing(f"{result.stdout.strip()}; the parser above checked the rules")
     return result
@@ -183,8 +208,14 @@ def test_udev_itself_rejects_a_broken_rule(tmp_path: Path) -> None:
         ('SUBSYSTEM=="tty", GROUP=posbridge, MODE="0660", SYMLINK+="posbridge/x"', "cannot parse"),
         ('SUBSYTEM=="tty", GROUP="posbridge", MODE="0660", SYMLINK+="posbridge/x"', "unknown key"),
         ('SUBSYSTEM="tty", GROUP="posbridge", MODE="0660", SYMLINK+="posbridge/x"', "only matches"),
-        ('SUBSYSTEM=="tty", GROUP=="posbridge", MODE="0660", SYMLINK+="posbridge/x"', "only assigns"),
-        ('SUBSYSTEM=="tty", ATTRS=="x", GROUP="posbridge", MODE="0660", SYMLINK+="posbridge/x"', "needs"),
+        (
+            'SUBSYSTEM=="tty", GROUP=="posbridge", MODE="0660", SYMLINK+="posbridge/x"',
+            "only assigns",
+        ),
+        (
+            'SUBSYSTEM=="tty", ATTRS=="x", GROUP="posbridge", MODE="0660", SYMLINK+="posbridge/x"',
+            "needs",
+        ),
         ('SUBSYSTEM=="tty", GROUP="users", MODE="0660", SYMLINK+="posbridge/x"', "not posbridge"),
     ],
 )
@@ -197,10 +228,12 @@ def test_the_checker_itself_rejects_bad_rules(line: str, message: str) -> None:
 
 
 def test_a_stable_name_is_matched_by_the_devices_usb_identity() -> None:
-    serial = DeviceSpec("scanner", DeviceKind.SERIAL, port="/dev/posbridge/scanner",
-                        usb="0c2e:0b61:SN42")
-    wedge = DeviceSpec("wedge", DeviceKind.INPUT, input_path="/dev/posbridge/wedge",
-                       usb="05e0:1200")
+    serial = DeviceSpec(
+        "scanner", DeviceKind.SERIAL, port="/dev/posbridge/scanner", usb="0c2e:0b61:SN42"
+    )
+    wedge = DeviceSpec(
+        "wedge", DeviceKind.INPUT, input_path="/dev/posbridge/wedge", usb="05e0:1200"
+    )
     text = generate_rules([serial, wedge])
     check_rules_file(text)
     assert "/dev/posbridge/" not in text.replace("# ", "")  # never matched on its own link
@@ -216,12 +249,18 @@ def test_a_stable_name_is_matched_by_the_devices_usb_identity() -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        (DeviceSpec("scanner", DeviceKind.SERIAL, port="/dev/posbridge/scanner"),
-         r'is the link these rules create.*usb = "VID:PID\[:serial\]" or by_id'),
-        (DeviceSpec("msr", DeviceKind.INPUT, input_path="/dev/posbridge/msr"),
-         "is the link these rules create"),
-        (DeviceSpec("scanner", DeviceKind.SERIAL, port="/dev/posbridge/other", usb="0c2e:0b61"),
-         r"not the name these rules create for it \(/dev/posbridge/scanner\)"),
+        (
+            DeviceSpec("scanner", DeviceKind.SERIAL, port="/dev/posbridge/scanner"),
+            r'is the link these rules create.*usb = "VID:PID\[:serial\]" or by_id',
+        ),
+        (
+            DeviceSpec("msr", DeviceKind.INPUT, input_path="/dev/posbridge/msr"),
+            "is the link these rules create",
+        ),
+        (
+            DeviceSpec("scanner", DeviceKind.SERIAL, port="/dev/posbridge/other", usb="0c2e:0b61"),
+            r"not the name these rules create for it \(/dev/posbridge/scanner\)",
+        ),
     ],
 )
 def test_a_stable_name_alone_is_refused_with_the_fix(spec: DeviceSpec, message: str) -> None:

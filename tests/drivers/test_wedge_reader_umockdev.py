@@ -26,7 +26,10 @@ def test_scan_then_unplug_goes_offline(tb: Any) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT), UMOCKDEV_DIR=tb.get_root_dir())
     child = subprocess.Popen(
         [sys.executable, mock.__file__, "evdev-wedge", keyboard.devnode],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     assert child.stdout is not None and child.stdin is not None
     try:

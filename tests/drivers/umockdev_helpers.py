@@ -64,8 +64,10 @@ def require_umockdev() -> Any:
         gi.require_version("UMockdev", "1.0")
         from gi.repository import UMockdev
     except (ImportError, ValueError) as exc:
-        _missing(f"umockdev GI bindings unavailable ({exc}): apt-get install "
-                 "gir1.2-umockdev-1.0 and pip install 'PyGObject<3.51'")
+        _missing(
+            f"umockdev GI bindings unavailable ({exc}): apt-get install "
+            "gir1.2-umockdev-1.0 and pip install 'PyGObject<3.51'"
+        )
     return UMockdev
 
 
@@ -111,8 +113,9 @@ def attach(tb: Any, devnode: str, handler: Any) -> None:
 
 def remove(tb: Any, syspath: str) -> None:
     """Remove a device and everything below it, children first (umockdev leaves their links)."""
-    for path in sorted((p for p in _added if p == syspath or p.startswith(syspath + "/")),
-                       key=len, reverse=True):
+    for path in sorted(
+        (p for p in _added if p == syspath or p.startswith(syspath + "/")), key=len, reverse=True
+    ):
         _added.remove(path)
         if os.path.exists(path):
             tb.uevent(path, "remove")  # as the kernel announces it; libusb and pyudev listen
@@ -282,7 +285,9 @@ def _printer_class() -> Any:
                     arg.update(4, self.kernel_driver.encode() + b"\0")
                     client.complete(0, 0)
             elif req == USBIOCTL:
-                code = struct.unpack_from("ii", bytes(client.get_arg().resolve(0, 16).retrieve()))[1]
+                code = struct.unpack_from("ii", bytes(client.get_arg().resolve(0, 16).retrieve()))[
+                    1
+                ]
                 if code == DISCONNECT and self.kernel_driver is not None:
                     self.driver_log.append(f"detach {self.kernel_driver}")
                     self._detached_driver, self.kernel_driver = self.kernel_driver, None
@@ -531,13 +536,23 @@ _node_numbers = iter(range(7, 10_000))
 def plug_keyboard(tb: Any, **kwargs: Any) -> Plugged:
     """Add the scanner under a fresh event number: umockdev cannot reuse a pty device name."""
     n = next(_node_numbers)
-    add_description(tb, "scanner_kbd.umockdev", {
-        "event7": f"event{n}", "input7": f"input{n}", "0003:0C2E:0B61.0001": f"0003:0C2E:0B61.{n:04X}",
-        "MINOR=71": f"MINOR={64 + n}", "13:71": f"13:{64 + n}",
-    })
+    add_description(
+        tb,
+        "scanner_kbd.umockdev",
+        {
+            "event7": f"event{n}",
+            "input7": f"input{n}",
+            "0003:0C2E:0B61.0001": f"0003:0C2E:0B61.{n:04X}",
+            "MINOR=71": f"MINOR={64 + n}",
+            "13:71": f"13:{64 + n}",
+        },
+    )
     devnode = f"/dev/input/event{n}"
-    syspath = KBD_SYSPATH.replace("event7", f"event{n}").replace("input7", f"input{n}").replace(
-        "0B61.0001", f"0B61.{n:04X}")
+    syspath = (
+        KBD_SYSPATH.replace("event7", f"event{n}")
+        .replace("input7", f"input{n}")
+        .replace("0B61.0001", f"0B61.{n:04X}")
+    )
     handler = FakeEvdevKeyboard(**kwargs)
     attach(tb, devnode, handler)
     return Plugged(devnode, syspath, tb.get_dev_fd(devnode), handler)
@@ -559,9 +574,15 @@ def unplug_keyboard(tb: Any, keyboard: Plugged) -> None:
 def plug_acm(tb: Any) -> Plugged:
     """Add the CDC-ACM serial scanner under a fresh ttyACM number."""
     n = next(_node_numbers)
-    add_description(tb, "scanner_acm.umockdev", {
-        "ttyACM0": f"ttyACM{n}", "MINOR=0": f"MINOR={n}", "166:0": f"166:{n}",
-    })
+    add_description(
+        tb,
+        "scanner_acm.umockdev",
+        {
+            "ttyACM0": f"ttyACM{n}",
+            "MINOR=0": f"MINOR={n}",
+            "166:0": f"166:{n}",
+        },
+    )
     devnode = f"/dev/ttyACM{n}"
     return Plugged(devnode, ACM_SYSPATH.replace("ttyACM0", devnode[5:]), tb.get_dev_fd(devnode))
 
@@ -675,13 +696,15 @@ def _evdev_reader_main(path: str) -> None:
             deadline = time.monotonic() + timeout
             try:
                 while time.monotonic() < deadline:
-                    events += [[e.code, e.value, e.timestamp]
-                               for e in wedge.read_key_events(timeout=0.2)]
+                    events += [
+                        [e.code, e.value, e.timestamp] for e in wedge.read_key_events(timeout=0.2)
+                    ]
                     if events and events[-1][:2] == [28, 0]:  # KEY_ENTER released
                         break
             except TransportError as exc:
-                say(events=events, error=type(exc).__name__, message=str(exc),
-                    is_open=wedge.is_open)
+                say(
+                    events=events, error=type(exc).__name__, message=str(exc), is_open=wedge.is_open
+                )
                 continue
             say(events=events, is_open=wedge.is_open)
 

@@ -67,8 +67,9 @@ class FixedIds:
     what a register that records its progress would send again.
     """
 
-    def __init__(self, inner: OfflineClient | LoyaltyClient, seed: int, index: int,
-                 when: datetime) -> None:
+    def __init__(
+        self, inner: OfflineClient | LoyaltyClient, seed: int, index: int, when: datetime
+    ) -> None:
         self.inner, self.seed, self.index, self.when = inner, seed, index, when
 
     def send(self, request: PreparedRequest) -> ProcessingResponse:
@@ -95,8 +96,9 @@ class FixedIds:
 def sell_one(sender: OfflineClient | LoyaltyClient, seed: int, index: int, item: Any) -> Purchase:
     """Purchase `index` of the shift: calculate, discount, then confirm or cancel."""
     cheque, ident, when, cancel = item
-    p = Purchase(FixedIds(sender, seed, index, when), cheque, ident,
-                 purchase_id=purchase_id(seed, index))
+    p = Purchase(
+        FixedIds(sender, seed, index, when), cheque, ident, purchase_id=purchase_id(seed, index)
+    )
     p.calculate()
     p.discount()
     if cancel:
@@ -149,7 +151,9 @@ def _work_sell(cfg: dict[str, Any]) -> int:
 def _work_drain(cfg: dict[str, Any]) -> int:
     oc = _offline_client(cfg)
     _say("ready")
-    for _ in range(20):  # a stop is retried: processing may still be busy with a dead worker's request
+    for _ in range(
+        20
+    ):  # a stop is retried: processing may still be busy with a dead worker's request
         report = oc.drain(progress=lambda entry, outcome: _say(f"{outcome} {entry.seq}"))
         if report.stopped is None:
             _say("finished")
@@ -176,8 +180,14 @@ def zygote(cfg: dict[str, Any]) -> None:
     thread, so each worker's copy is as fresh as one built after a restart.
     """
     global _client
-    _client = LoyaltyClient(cfg["url"], LOGIN, PASSWORD, lock_file=Path(cfg["lock_file"]),
-                            connect_timeout=2.0, read_timeout=5.0)
+    _client = LoyaltyClient(
+        cfg["url"],
+        LOGIN,
+        PASSWORD,
+        lock_file=Path(cfg["lock_file"]),
+        connect_timeout=2.0,
+        read_timeout=5.0,
+    )
     _say("zygote ready")
     for raw in sys.stdin:
         words = raw.split()
@@ -226,8 +236,11 @@ class Zygote:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.loyalty.crash_child", json.dumps(cfg)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log_file,
-            cwd=ROOT, env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log_file,
+            cwd=ROOT,
+            env=env,
         )
         self._buf = b""
         self._early: deque[Line] = deque()
@@ -353,8 +366,11 @@ def server_connections(port: int) -> int:
 
 def wait_idle(server: SandboxServer) -> None:
     """Processing has finished every request a killed worker left behind."""
-    wait_until(lambda: server_connections(server.port) == 0 and not server.in_flight.busy(LOGIN),
-               30, "the sandbox to finish the killed worker's requests")
+    wait_until(
+        lambda: server_connections(server.port) == 0 and not server.in_flight.busy(LOGIN),
+        30,
+        "the sandbox to finish the killed worker's requests",
+    )
 
 
 def applied(server: SandboxServer, op: str, pid: str | None) -> bool:
@@ -363,8 +379,11 @@ def applied(server: SandboxServer, op: str, pid: str | None) -> bool:
     if view is None:
         return False
     status = str(view["status"])
-    return {"discount": status != "open", "confirm": status == "confirmed",
-            "cancel": status == "canceled"}[op]
+    return {
+        "discount": status != "open",
+        "confirm": status == "confirmed",
+        "cancel": status == "canceled",
+    }[op]
 
 
 def journal_ids(path: Path) -> list[tuple[str, str]]:
@@ -394,8 +413,17 @@ def _kill(z: Zygote, pid: int, rng: random.Random, jitter: float, seen: list[Lin
     return code == -signal.SIGKILL
 
 
-def crash_campaign(server: SandboxServer, tmp: Path, *, seed: int, n: int, sell_kills: int,
-                   drain_kills: int, rng: random.Random, jitter: float = 0.005) -> Outcome:
+def crash_campaign(
+    server: SandboxServer,
+    tmp: Path,
+    *,
+    seed: int,
+    n: int,
+    sell_kills: int,
+    drain_kills: int,
+    rng: random.Random,
+    jitter: float = 0.005,
+) -> Outcome:
     """Sell n purchases offline, then replay them, SIGKILLing the register all along.
 
     Raises AssertionError as soon as an invariant breaks: a purchase reported sold that
@@ -405,8 +433,13 @@ def crash_campaign(server: SandboxServer, tmp: Path, *, seed: int, n: int, sell_
     expected = expected_operation_ids(seed, n)
     out = Outcome(purchases=n, entries=len(expected))
     path = tmp / "journal.sqlite"
-    cfg = {"url": server.url, "lock_file": str(tmp / "processing.lock"), "journal": str(path),
-           "seed": seed, "n": n}
+    cfg = {
+        "url": server.url,
+        "lock_file": str(tmp / "processing.lock"),
+        "journal": str(path),
+        "seed": seed,
+        "n": n,
+    }
     z = Zygote(cfg, tmp / "child.log")
     try:
         server.stop()
@@ -417,8 +450,9 @@ def crash_campaign(server: SandboxServer, tmp: Path, *, seed: int, n: int, sell_
             seen: list[Line] = []
             pid = z.start("sell")
             z.expect("ready")
-            _read_until(z, "sold", rng.randint(0, max(1, left // (sell_kills - out.sell_kills + 1))),
-                        seen)
+            _read_until(
+                z, "sold", rng.randint(0, max(1, left // (sell_kills - out.sell_kills + 1))), seen
+            )
             out.sell_kills += _kill(z, pid, rng, jitter, seen)
             sold |= {int(line.arg) for line in seen if line.word == "sold"}
             ids = [oid for oid, _ in journal_ids(path)]

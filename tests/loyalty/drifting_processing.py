@@ -65,8 +65,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class DriftingProcessing:
     def __init__(self, sandbox_url: str) -> None:
-        self._upstream = httpx.Client(base_url=sandbox_url.rsplit("/publicapi", 1)[0],
-                                      timeout=10, trust_env=False)
+        self._upstream = httpx.Client(
+            base_url=sandbox_url.rsplit("/publicapi", 1)[0], timeout=10, trust_env=False
+        )
         self.only: Operation | None = None  # the operation whose answers are rewritten (None: all)
         self.rewrite: Rewrite | None = None
         self.originals: list[dict[str, Any]] = []  # the sandbox's answers that were rewritten
@@ -97,8 +98,11 @@ class DriftingProcessing:
         with self._arrived:
             self.requests.append((path, body))
             self._arrived.notify_all()
-        upstream = self._upstream.post(path, content=body, headers={
-            "Authorization": authorization, "Content-Type": "application/json"})
+        upstream = self._upstream.post(
+            path,
+            content=body,
+            headers={"Authorization": authorization, "Content-Type": "application/json"},
+        )
         matched = match_path(path.removeprefix("/publicapi"))
         with self._lock:
             hit = matched is not None and (self.only is None or matched[0] is self.only)
@@ -131,12 +135,28 @@ CARD = "2775000000012"  # active, 500.00 bonuses in the sandbox's seed
 
 
 def cheque() -> Cheque:
-    return Cheque(number="D1", date=datetime(2026, 11, 29, 15, 0), lines=[
-        ChequeLine(position=1, goods_id="1001", name="Milk", price=Decimal("89.90"),
-                   quantity=Decimal(2), amount=Decimal("179.80")),
-        ChequeLine(position=2, goods_id="5001", name="Dish soap", price=Decimal("150.00"),
-                   quantity=Decimal(1), amount=Decimal("150.00")),
-    ])
+    return Cheque(
+        number="D1",
+        date=datetime(2026, 11, 29, 15, 0),
+        lines=[
+            ChequeLine(
+                position=1,
+                goods_id="1001",
+                name="Milk",
+                price=Decimal("89.90"),
+                quantity=Decimal(2),
+                amount=Decimal("179.80"),
+            ),
+            ChequeLine(
+                position=2,
+                goods_id="5001",
+                name="Dish soap",
+                price=Decimal("150.00"),
+                quantity=Decimal(1),
+                amount=Decimal("150.00"),
+            ),
+        ],
+    )
 
 
 @dataclass
@@ -147,8 +167,13 @@ class Step:
     request_op_id: str | None = None
 
 
-def perform(oc: OfflineClient, fake: DriftingProcessing, op: Operation, rewrite: Rewrite,
-            step: Step | None = None) -> ProcessingResponse:
+def perform(
+    oc: OfflineClient,
+    fake: DriftingProcessing,
+    op: Operation,
+    rewrite: Rewrite,
+    step: Step | None = None,
+) -> ProcessingResponse:
     """Reach `op` the way the register does (earlier steps answered as the contract says),
     then send `op` with its answer rewritten; returns what the register made of it."""
     try:
@@ -157,8 +182,9 @@ def perform(oc: OfflineClient, fake: DriftingProcessing, op: Operation, rewrite:
         fake.stop_drifting()
 
 
-def _perform(oc: OfflineClient, fake: DriftingProcessing, op: Operation, rewrite: Rewrite,
-             step: Step) -> ProcessingResponse:
+def _perform(
+    oc: OfflineClient, fake: DriftingProcessing, op: Operation, rewrite: Rewrite, step: Step
+) -> ProcessingResponse:
     ident = Identifier(value=CARD)
 
     def arm() -> None:

@@ -30,8 +30,16 @@ def make_cheque(rng: random.Random, number: int, when: datetime) -> Cheque:
         goods, name, price = rng.choice(GOODS)
         qty = Decimal(rng.choice(["1", "2", "3", "0.755", "1.250"]))
         amount = (Decimal(price) * qty).quantize(Decimal("0.01"))
-        lines.append(ChequeLine(position=pos, goods_id=goods, name=name, price=Decimal(price),
-                                quantity=qty, amount=amount))
+        lines.append(
+            ChequeLine(
+                position=pos,
+                goods_id=goods,
+                name=name,
+                price=Decimal(price),
+                quantity=qty,
+                amount=amount,
+            )
+        )
     return Cheque(number=str(number), date=when, lines=lines)
 
 
@@ -67,7 +75,9 @@ def when_online(oc: OfflineClient) -> threading.Event:
     return reached
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
+) -> None:
     """Poll a condition that offers no event to wait on (kernel state), with a deadline."""
     deadline = time.monotonic() + timeout
     while not predicate():

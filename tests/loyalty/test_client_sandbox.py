@@ -181,10 +181,18 @@ def test_a_resent_payment_is_not_deducted_twice(
 
 def test_same_operation_id_for_another_step_is_refused(client: LoyaltyClient) -> None:
     purchase = client.purchase(make_cheque(MILK), ACTIVE)
-    calc = client.prepare(Operation.CALCULATE, purchase_id=purchase.purchase_id, cheque=purchase.cheque)
+    calc = client.prepare(
+        Operation.CALCULATE, purchase_id=purchase.purchase_id, cheque=purchase.cheque
+    )
     client.send(calc)
-    reuse = client.prepare(Operation.DISCOUNT, purchase_id=purchase.purchase_id, cheque=purchase.cheque)
-    forged = type(reuse)(reuse.op, reuse.body.model_copy(update={"operation_id": calc.operation_id}), reuse.purchase_id)
+    reuse = client.prepare(
+        Operation.DISCOUNT, purchase_id=purchase.purchase_id, cheque=purchase.cheque
+    )
+    forged = type(reuse)(
+        reuse.op,
+        reuse.body.model_copy(update={"operation_id": calc.operation_id}),
+        reuse.purchase_id,
+    )
     with pytest.raises(errors.NotUniqueOperationID):
         client.send(forged)
 

@@ -23,8 +23,15 @@ SEED, PURCHASES = 11, 40
 def test_thirty_kills_lose_nothing_and_double_nothing(
     tmp_path: Path, sandbox_server: SandboxServer
 ) -> None:
-    out = crash_campaign(sandbox_server, tmp_path, seed=SEED, n=PURCHASES, sell_kills=16,
-                         drain_kills=16, rng=random.Random(SEED))
+    out = crash_campaign(
+        sandbox_server,
+        tmp_path,
+        seed=SEED,
+        n=PURCHASES,
+        sell_kills=16,
+        drain_kills=16,
+        rng=random.Random(SEED),
+    )
     assert out.kills >= 30, out
     assert out.sell_kills >= 12 and out.drain_kills >= 12, out
     assert out.overlaps == 0, out

@@ -55,8 +55,14 @@ def proxy(sandbox_server: SandboxServer) -> Iterator[FaultProxy]:
 @pytest.fixture
 def slow_client(proxy: FaultProxy, tmp_path: Path) -> Iterator[LoyaltyClient]:
     # read_timeout well above the deadline: only the deadline can end these requests
-    client = LoyaltyClient(proxy.url, LOGIN, PASSWORD, lock_file=tmp_path / "processing.lock",
-                           read_timeout=5.0, deadline=DEADLINE)
+    client = LoyaltyClient(
+        proxy.url,
+        LOGIN,
+        PASSWORD,
+        lock_file=tmp_path / "processing.lock",
+        read_timeout=5.0,
+        deadline=DEADLINE,
+    )
     yield client
     client.close()
 
@@ -130,8 +136,15 @@ def test_a_resolver_that_never_answers_costs_the_deadline_at_most(
 
     monkeypatch.setattr(socket, "getaddrinfo", black_hole)
     url = proxy.url.replace("127.0.0.1", "processing.stalled.test")
-    client = LoyaltyClient(url, LOGIN, PASSWORD, lock_file=tmp_path / "processing.lock",
-                           connect_timeout=5.0, read_timeout=5.0, deadline=DEADLINE)
+    client = LoyaltyClient(
+        url,
+        LOGIN,
+        PASSWORD,
+        lock_file=tmp_path / "processing.lock",
+        connect_timeout=5.0,
+        read_timeout=5.0,
+        deadline=DEADLINE,
+    )
     try:
         took, outcome = timed(lambda: client.balance(CARD), DEADLINE + 10)
     finally:
@@ -142,12 +155,11 @@ def test_a_resolver_that_never_answers_costs_the_deadline_at_most(
     assert took <= DEADLINE + SLACK, f"answered after {took:.2f} s"
 
 
-def test_a_name_that_resolves_is_connected_to(
-    proxy: FaultProxy, tmp_path: Path
-) -> None:
+def test_a_name_that_resolves_is_connected_to(proxy: FaultProxy, tmp_path: Path) -> None:
     url = proxy.url.replace("127.0.0.1", "localhost")
-    with LoyaltyClient(url, LOGIN, PASSWORD, lock_file=tmp_path / "processing.lock",
-                       deadline=DEADLINE) as client:
+    with LoyaltyClient(
+        url, LOGIN, PASSWORD, lock_file=tmp_path / "processing.lock", deadline=DEADLINE
+    ) as client:
         assert client.balance(CARD).ok
 
 
@@ -161,8 +173,10 @@ def test_deadline_is_a_config_key_above_zero() -> None:
     with pytest.raises(ValueError, match="deadline"):
         LoyaltyClient("http://127.0.0.1:9/p", "l", "p", deadline=0)
     client = LoyaltyClient.from_settings(
-        parse({"processing": {**base["processing"], "deadline": 2.5,
-                              "max_answer_bytes": 4096}}).processing)
+        parse(
+            {"processing": {**base["processing"], "deadline": 2.5, "max_answer_bytes": 4096}}
+        ).processing
+    )
     assert (client.deadline, client.max_answer_bytes) == (2.5, 4096)
     client.close()
 
@@ -195,12 +209,16 @@ def test_goods_import_and_probe_answers_are_capped_too(
 def test_an_answer_just_under_the_cap_is_read(proxy: FaultProxy, tmp_path: Path) -> None:
     body = b'{"code":"Ok","balance":1' + b" " * 3000 + b"}"
     proxy.set_fault("garbage", body=body, content_type="application/json")
-    with LoyaltyClient(proxy.url, LOGIN, PASSWORD, lock_file=tmp_path / "l",
-                       max_answer_bytes=len(body)) as client:
+    with LoyaltyClient(
+        proxy.url, LOGIN, PASSWORD, lock_file=tmp_path / "l", max_answer_bytes=len(body)
+    ) as client:
         assert client.balance(CARD).ok
-    with LoyaltyClient(proxy.url, LOGIN, PASSWORD, lock_file=tmp_path / "l",
-                       max_answer_bytes=len(body) - 1) as client, \
-            pytest.raises(errors.BadResponse, match="limit"):
+    with (
+        LoyaltyClient(
+            proxy.url, LOGIN, PASSWORD, lock_file=tmp_path / "l", max_answer_bytes=len(body) - 1
+        ) as client,
+        pytest.raises(errors.BadResponse, match="limit"),
+    ):
         client.balance(CARD)
 
 
@@ -283,8 +301,9 @@ def test_a_call_already_running_is_finished_and_its_answer_awaited(tmp_path: Pat
 
 
 def test_close_cuts_a_stuck_request_short(proxy: FaultProxy, tmp_path: Path) -> None:
-    client = LoyaltyClient(proxy.url, LOGIN, PASSWORD, lock_file=tmp_path / "l",
-                           read_timeout=60, deadline=60)
+    client = LoyaltyClient(
+        proxy.url, LOGIN, PASSWORD, lock_file=tmp_path / "l", read_timeout=60, deadline=60
+    )
     proxy.set_fault("blackhole")
     outcome: Future[Any] = Future()
 
@@ -319,9 +338,13 @@ def _cli_config(tmp_path: Path, url: str) -> Path:
 def _balance_cli(cfg: Path, limit: float) -> tuple[int, float, int, str]:
     """(exit code, when it exited (monotonic), peak RSS in kB, stderr) of `posbridge balance`."""
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "bridge", "--config", str(cfg), "balance",
-                             CARD], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "--config", str(cfg), "balance", CARD],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     timer = threading.Timer(limit, proc.kill)  # the old code hung here for minutes
     timer.start()
     try:
@@ -337,8 +360,9 @@ def _balance_cli(cfg: Path, limit: float) -> tuple[int, float, int, str]:
 
 
 @pytest.mark.parametrize("fault", [*sorted(SLOW), "huge", "endless"])
-def test_balance_cli_answers_within_the_deadline(fault: str, proxy: FaultProxy,
-                                                 tmp_path: Path) -> None:
+def test_balance_cli_answers_within_the_deadline(
+    fault: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
     cfg = _cli_config(tmp_path, proxy.url)
     code, _, healthy_rss, _ = _balance_cli(cfg, 30)
     assert code == 0

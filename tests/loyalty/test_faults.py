@@ -69,7 +69,7 @@ def test_reset_mid_response(tmp_path: Path) -> None:
         (200, b'{"code": "Ok", "balance": 12', "application/json", errors.BadResponse, False),
         (200, b"<html><body>Maintenance</body></html>", "text/html", errors.BadResponse, False),
         (200, b'{"balance": 1}', "application/json", errors.BadResponse, False),
-        (200, b'[1, 2]', "application/json", errors.BadResponse, False),
+        (200, b"[1, 2]", "application/json", errors.BadResponse, False),
     ],
 )
 def test_bad_answers(
@@ -111,10 +111,26 @@ def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("tls")
     cert, key = d / "cert.pem", d / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
@@ -153,7 +169,10 @@ def tls_server(tls_cert: tuple[Path, Path]) -> Iterator[str]:
 
 
 def test_tls_is_verified_by_default(tls_server: str, tmp_path: Path) -> None:
-    with client_for(tls_server, tmp_path, read_timeout=10) as client, pytest.raises(errors.TLSFailed):
+    with (
+        client_for(tls_server, tmp_path, read_timeout=10) as client,
+        pytest.raises(errors.TLSFailed),
+    ):
         client.balance(CARD)
 
 
@@ -165,7 +184,9 @@ def test_ca_file_makes_a_private_processing_trusted(
 
 
 def test_tls_checks_the_name_not_the_address_it_resolved_to(
-    tls_server: str, tls_cert: tuple[Path, Path], tmp_path: Path,
+    tls_server: str,
+    tls_cert: tuple[Path, Path],
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The deadline transport looks names up itself and connects to the address: the
@@ -174,10 +195,14 @@ def test_tls_checks_the_name_not_the_address_it_resolved_to(
     with client_for(by_name, tmp_path, ca_file=tls_cert[0], read_timeout=10) as client:
         assert str(client.balance(CARD).balance) == "7.00"
     real = socket.getaddrinfo
-    monkeypatch.setattr(socket, "getaddrinfo",  # a name the certificate does not carry
-                        lambda host, *a, **k: real("127.0.0.1" if host == "other.test" else host,
-                                                   *a, **k))
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",  # a name the certificate does not carry
+        lambda host, *a, **k: real("127.0.0.1" if host == "other.test" else host, *a, **k),
+    )
     other = tls_server.replace("127.0.0.1", "other.test")
-    with client_for(other, tmp_path, ca_file=tls_cert[0], read_timeout=10) as client, \
-            pytest.raises(errors.TLSFailed):
+    with (
+        client_for(other, tmp_path, ca_file=tls_cert[0], read_timeout=10) as client,
+        pytest.raises(errors.TLSFailed),
+    ):
         client.balance(CARD)

@@ -45,8 +45,9 @@ def queue_offline(cfg: Path, server: SandboxServer, n: int) -> None:
     server.start()
 
 
-def test_status_list_replay(cfg: Path, sandbox_server: SandboxServer,
-                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_list_replay(
+    cfg: Path, sandbox_server: SandboxServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     queue_offline(cfg, sandbox_server, 3)
     assert main(["--config", str(cfg), "journal", "status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
@@ -62,8 +63,9 @@ def test_status_list_replay(cfg: Path, sandbox_server: SandboxServer,
     assert "nothing to replay" in capsys.readouterr().out
 
 
-def test_export_masks_unless_asked(cfg: Path, sandbox_server: SandboxServer, tmp_path: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_masks_unless_asked(
+    cfg: Path, sandbox_server: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     queue_offline(cfg, sandbox_server, 1)
     out = tmp_path / "export.jsonl"
     assert main(["--config", str(cfg), "journal", "export", str(out)]) == 0
@@ -74,19 +76,21 @@ def test_export_masks_unless_asked(cfg: Path, sandbox_server: SandboxServer, tmp
     assert CARD in out.read_text()
 
 
-def test_replay_while_offline_exits_3(cfg: Path, sandbox_server: SandboxServer,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_while_offline_exits_3(
+    cfg: Path, sandbox_server: SandboxServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     queue_offline(cfg, sandbox_server, 1)
     sandbox_server.stop()
     assert main(["--config", str(cfg), "journal", "replay"]) == 3
     assert "cannot connect" in capsys.readouterr().err
 
 
-def test_retry_a_rejected_entry(cfg: Path, sandbox_server: SandboxServer,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_retry_a_rejected_entry(
+    cfg: Path, sandbox_server: SandboxServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     sandbox_server.stop()
     oc = offline_client(load(cfg))
-    (cheque, _, _, _), = shift(12, 1)
+    ((cheque, _, _, _),) = shift(12, 1)
     Purchase(oc, cheque, Identifier(value=CARD)).confirm()  # processing never saw it: refused
     sandbox_server.start()
     oc.drain()

@@ -47,8 +47,12 @@ CARD = "2775000000012"
 @pytest.fixture
 def offline_client(tmp_path: Path) -> Iterator[LoyaltyClient]:
     """Only prepares requests (nothing is sent): no processing needed."""
-    client = LoyaltyClient("http://127.0.0.1:9/publicapi", "register-1", "secret-1",
-                           lock_file=tmp_path / "processing.lock")
+    client = LoyaltyClient(
+        "http://127.0.0.1:9/publicapi",
+        "register-1",
+        "secret-1",
+        lock_file=tmp_path / "processing.lock",
+    )
     yield client
     client.close()
 
@@ -58,8 +62,9 @@ def build(path: Path, client: LoyaltyClient) -> list[str]:
     journal = Journal(path)
     pending = []
     for i in range(ENTRIES):
-        request = client.prepare(Operation.CONFIRM, purchase_id=f"purchase-{i}",
-                                 identifier=Identifier(value=CARD))
+        request = client.prepare(
+            Operation.CONFIRM, purchase_id=f"purchase-{i}", identifier=Identifier(value=CARD)
+        )
         entry = journal.append(request)
         if i % 5 == 0:
             journal.finish(entry.seq, EntryStatus.DONE, {"code": "Ok"})
@@ -103,15 +108,20 @@ def cli(cfg: str, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, 
 # what salvage must get back at least, per kind: the rows on a damaged page are lost,
 # and so is everything when the page lost is the table's root (page 2) or the file is
 # not a database at all
-AT_LEAST = {"page-3": ENTRIES * 4 // 5, "middle-page": 60, "last-page": 60, "truncated": 10,
-            "page-2": 0}
+AT_LEAST = {
+    "page-3": ENTRIES * 4 // 5,
+    "middle-page": 60,
+    "last-page": 60,
+    "truncated": 10,
+    "page-2": 0,
+}
 
 
-@pytest.mark.parametrize("kind", ["page-3", "page-2", "middle-page", "last-page", "truncated",
-                                  "random-file"])
+@pytest.mark.parametrize(
+    "kind", ["page-3", "page-2", "middle-page", "last-page", "truncated", "random-file"]
+)
 def test_damage_is_found_moved_aside_and_salvaged(
-    kind: str, tmp_path: Path, offline_client: LoyaltyClient,
-    capsys: pytest.CaptureFixture[str]
+    kind: str, tmp_path: Path, offline_client: LoyaltyClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "journal.sqlite"
     pending = build(path, offline_client)
@@ -145,7 +155,9 @@ def test_damage_is_found_moved_aside_and_salvaged(
             assert code == 2 and "cannot be read as a journal" in err
             return
         assert code == 0, err
-        recovered = [e for e in journal.entries(EntryStatus.PENDING) if e.operation_id != fresh.operation_id]
+        recovered = [
+            e for e in journal.entries(EntryStatus.PENDING) if e.operation_id != fresh.operation_id
+        ]
         ids = [e.operation_id for e in recovered]
         assert f"{len(ids)} recovered, 0 already present" in out
         assert len(ids) >= AT_LEAST[kind]
@@ -167,8 +179,9 @@ def test_damage_is_found_moved_aside_and_salvaged(
     assert read_alarm(path) is None and moved.exists()  # the damaged file is never deleted
 
 
-def test_check_names_a_file_that_is_not_a_journal(tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_names_a_file_that_is_not_a_journal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = write_config(tmp_path, tmp_path / "journal.sqlite")
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"not a database at all" * 300)
@@ -180,8 +193,9 @@ def test_check_names_a_file_that_is_not_a_journal(tmp_path: Path,
 
 
 @pytest.fixture
-def damaged_service(tmp_path: Path, sandbox_server: SandboxServer,
-                    offline_client: LoyaltyClient) -> Iterator[Callable[[], Service]]:
+def damaged_service(
+    tmp_path: Path, sandbox_server: SandboxServer, offline_client: LoyaltyClient
+) -> Iterator[Callable[[], Service]]:
     started: list[Service] = []
     journal = tmp_path / "journal.sqlite"
     build(journal, offline_client)
@@ -198,8 +212,10 @@ def damaged_service(tmp_path: Path, sandbox_server: SandboxServer,
 
 
 def test_the_service_starts_on_a_fresh_journal_and_alarms_until_acknowledged(
-    damaged_service: Callable[[], Service], tmp_path: Path, sandbox_server: SandboxServer,
-    capsys: pytest.CaptureFixture[str]
+    damaged_service: Callable[[], Service],
+    tmp_path: Path,
+    sandbox_server: SandboxServer,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     svc = damaged_service()
     with httpx.Client(base_url=svc.url, headers={"X-Posbridge-Token": TOKEN}, timeout=30) as api:
@@ -210,17 +226,28 @@ def test_the_service_starts_on_a_fresh_journal_and_alarms_until_acknowledged(
         assert "posbridge_journal_damaged_alarm 1.0" in api.get("/metrics").text
 
         # the register keeps selling (the old code answered every confirm 500 DatabaseError)
-        cid = loads(api.post("/v1/cheques", json={"card": CARD, "lines": [
-            {"goodsId": "1001", "name": "Milk", "price": "89.90", "quantity": "1"}]}).content)["id"]
+        cid = loads(
+            api.post(
+                "/v1/cheques",
+                json={
+                    "card": CARD,
+                    "lines": [
+                        {"goodsId": "1001", "name": "Milk", "price": "89.90", "quantity": "1"}
+                    ],
+                },
+            ).content
+        )["id"]
         assert api.post(f"/v1/cheques/{cid}/calculate").status_code == 200
         start = time.monotonic()
         r = api.post(f"/v1/cheques/{cid}/confirm")
         waited = time.monotonic() - start
         assert r.status_code == 200, r.text
         with capsys.disabled():
-            print(f"\nFAULT damaged-journal: confirm on the fresh journal {waited * 1000:.0f}"
-                  f" ms; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}"
-                  " MiB (test process)")
+            print(
+                f"\nFAULT damaged-journal: confirm on the fresh journal {waited * 1000:.0f}"
+                f" ms; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}"
+                " MiB (test process)"
+            )
         assert loads(r.content)["accrued"] > Decimal(0)
 
         cfg = write_config(tmp_path, tmp_path / "journal.sqlite", sandbox_server.url)
@@ -249,8 +276,13 @@ def test_offline_shift_in_a_damaged_journal_salvaged_equals_the_shift_sold_onlin
 
     def run(server: SandboxServer, name: str) -> OfflineClient:
         clock = {"now": datetime(2026, 1, 1)}
-        client = LoyaltyClient(server.url, "register-1", "secret-1",
-                               lock_file=tmp_path / f"{name}.lock", clock=lambda: clock["now"])
+        client = LoyaltyClient(
+            server.url,
+            "register-1",
+            "secret-1",
+            lock_file=tmp_path / f"{name}.lock",
+            clock=lambda: clock["now"],
+        )
         oc = OfflineClient(client, Journal(tmp_path / name / "journal.sqlite"))
         for cheque, ident, when, cancel in purchases:
             clock["now"] = when
@@ -275,8 +307,9 @@ def test_offline_shift_in_a_damaged_journal_salvaged_equals_the_shift_sold_onlin
     assert journal.moved_aside is not None and journal.counts().pending == 0
     report = salvage(journal, journal.moved_aside)
     assert (report.recovered, report.unreadable) == (80, 0)
-    client = LoyaltyClient(sandbox_server.url, "register-1", "secret-1",
-                           lock_file=tmp_path / "replay.lock")
+    client = LoyaltyClient(
+        sandbox_server.url, "register-1", "secret-1", lock_file=tmp_path / "replay.lock"
+    )
     oc = OfflineClient(client, journal)
     drained = oc.drain()
     assert drained.stopped is None and not drained.rejected and drained.done == 80
@@ -302,8 +335,10 @@ def test_salvage_into_a_journal_whose_numbers_clash_keeps_the_order(
     damage(damaged, "last-page")
     live = Journal(tmp_path / "live.sqlite")
     try:
-        mine = [live.append(offline_client.prepare(Operation.CONFIRM, purchase_id=f"live-{i}"))
-                for i in range(5)]  # numbers 1-5: some salvaged ones had them too
+        mine = [
+            live.append(offline_client.prepare(Operation.CONFIRM, purchase_id=f"live-{i}"))
+            for i in range(5)
+        ]  # numbers 1-5: some salvaged ones had them too
         report = salvage(live, damaged)
         assert report.recovered >= AT_LEAST["last-page"]
         entries = list(live.entries(EntryStatus.PENDING))

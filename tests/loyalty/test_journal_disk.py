@@ -45,8 +45,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     where.mkdir()
     if os.geteuid() != 0:
         missing("a full disk is tested on an 8 MB tmpfs, which needs root to mount")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs",
-                           str(where)], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         missing(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
@@ -94,16 +98,22 @@ def ledger(server: SandboxServer) -> dict[str, tuple[Any, ...]]:
     out = {}
     for card in CARDS:
         book = admin(server, f"ledger/{card}")
-        out[card] = (book["balance"], book["accrued"], book["redeemed"], book["held"],
-                     book["pendingAccrual"])
+        out[card] = (
+            book["balance"],
+            book["accrued"],
+            book["redeemed"],
+            book["held"],
+            book["pendingAccrual"],
+        )
     return out
 
 
 # ---------------------------------------------------------------------- the journal itself
 
 
-def test_a_full_disk_is_reported_as_such_and_passes_by_itself(small_disk: Path,
-                                                               client: LoyaltyClient) -> None:
+def test_a_full_disk_is_reported_as_such_and_passes_by_itself(
+    small_disk: Path, client: LoyaltyClient
+) -> None:
     journal = Journal(small_disk / "journal.sqlite")
     requests = [client.prepare(Operation.CONFIRM, purchase_id=f"p{i}") for i in range(3)]
     journal.append(requests[0])
@@ -130,10 +140,12 @@ def test_a_full_disk_is_reported_as_such_and_passes_by_itself(small_disk: Path,
 
 
 @pytest.fixture
-def disk_offline(small_disk: Path, make_client: Callable[..., LoyaltyClient]
-                 ) -> Iterator[OfflineClient]:
-    oc = OfflineClient(make_client(), Journal(small_disk / "journal.sqlite"),
-                       probe_min=0.01, probe_max=0.05)
+def disk_offline(
+    small_disk: Path, make_client: Callable[..., LoyaltyClient]
+) -> Iterator[OfflineClient]:
+    oc = OfflineClient(
+        make_client(), Journal(small_disk / "journal.sqlite"), probe_min=0.01, probe_max=0.05
+    )
     yield oc
     oc.stop()
     oc.journal.close()
@@ -144,7 +156,7 @@ def test_a_confirm_that_cannot_be_journaled_undoes_what_its_purchase_started(
 ) -> None:
     """Redemption held and discount sent, then the confirm cannot be journaled: the
     purchase is cancelled at processing, never left discounted with bonuses held."""
-    (cheque, _, _, _), = shift(21, 1)
+    ((cheque, _, _, _),) = shift(21, 1)
     p = Purchase(disk_offline, cheque, Identifier(value=ACTIVE))
     p.calculate()
     p.pay(Decimal("10"))
@@ -169,7 +181,7 @@ def test_a_confirm_that_cannot_be_journaled_undoes_what_its_purchase_started(
 def test_a_cancel_that_cannot_be_journaled_is_sent_live(
     small_disk: Path, disk_offline: OfflineClient, sandbox_server: SandboxServer
 ) -> None:
-    (cheque, _, _, _), = shift(22, 1)
+    ((cheque, _, _, _),) = shift(22, 1)
     p = Purchase(disk_offline, cheque, Identifier(value=ACTIVE))
     p.calculate()
     p.pay(Decimal("10"))
@@ -187,8 +199,16 @@ def plan(n: int) -> list[tuple[str | None, list[dict[str, Any]], str | None]]:
     for i, (cheque, ident, _, _) in enumerate(shift(23, n)):
         card = ident.value if ident else None
         pay = "10" if card in ("2775000000012", "2775000000050") and i % 3 == 0 else None
-        lines = [{"goodsId": ln.goods_id, "name": ln.name, "price": str(ln.price),
-                  "quantity": str(ln.quantity), "amount": str(ln.amount)} for ln in cheque.lines]
+        lines = [
+            {
+                "goodsId": ln.goods_id,
+                "name": ln.name,
+                "price": str(ln.price),
+                "quantity": str(ln.quantity),
+                "amount": str(ln.amount),
+            }
+            for ln in cheque.lines
+        ]
         out.append((card, lines, pay))
     return out
 
@@ -234,8 +254,9 @@ def start_service(where: Path, server: SandboxServer) -> Service:
     return Service(service_config(where, server.url), TOKEN).start()
 
 
-def test_full_disk_shift_through_the_service(small_disk: Path, tmp_path: Path,
-                                             sandbox_server: SandboxServer) -> None:
+def test_full_disk_shift_through_the_service(
+    small_disk: Path, tmp_path: Path, sandbox_server: SandboxServer
+) -> None:
     sales = plan(24)
     before_fill, during = 8, 8
 
@@ -244,8 +265,9 @@ def test_full_disk_shift_through_the_service(small_disk: Path, tmp_path: Path,
         (tmp_path / "ref").mkdir()
         svc = start_service(tmp_path / "ref", reference)
         try:
-            with httpx.Client(base_url=svc.url, headers={"X-Posbridge-Token": TOKEN},
-                              timeout=30) as api:
+            with httpx.Client(
+                base_url=svc.url, headers={"X-Posbridge-Token": TOKEN}, timeout=30
+            ) as api:
                 till = Till(api)
                 for card, lines, pay in sales:
                     till.sell(card, lines, pay)
@@ -255,8 +277,9 @@ def test_full_disk_shift_through_the_service(small_disk: Path, tmp_path: Path,
 
     svc = start_service(small_disk, sandbox_server)
     try:
-        with httpx.Client(base_url=svc.url, headers={"X-Posbridge-Token": TOKEN},
-                          timeout=30) as api:
+        with httpx.Client(
+            base_url=svc.url, headers={"X-Posbridge-Token": TOKEN}, timeout=30
+        ) as api:
             till = Till(api)
             for card, lines, pay in sales[:before_fill]:
                 till.sell(card, lines, pay)
@@ -321,7 +344,7 @@ def test_full_disk_shift_through_the_service(small_disk: Path, tmp_path: Path,
             status = loads(api.get("/v1/status").content)
             assert status["health"] == "ok" and status["journal"]["state"] == "ok"
             assert "posbridge_journal_degraded 0.0" in api.get("/metrics").text
-            for card, lines, pay in sales[before_fill + during:]:
+            for card, lines, pay in sales[before_fill + during :]:
                 till.sell(card, lines, pay)
     finally:
         svc.stop()
@@ -329,7 +352,9 @@ def test_full_disk_shift_through_the_service(small_disk: Path, tmp_path: Path,
     assert held(sandbox_server) == NOTHING_HELD
     assert ledger(sandbox_server) == online  # 0 lost, 0 doubled
     assert admin(sandbox_server, "status")["duplicates"] == 0
-    print(f"\nFAULT disk-full: {len(refused)} sales refused with 503; cashier wait max"
-          f" {max(waits_full) * 1000:.0f} ms, median"
-          f" {sorted(waits_full)[len(waits_full) // 2] * 1000:.0f} ms; peak RSS"
-          f" {rss_before:.0f} -> {peak_rss_mib():.0f} MiB (test process); ledger equal")
+    print(
+        f"\nFAULT disk-full: {len(refused)} sales refused with 503; cashier wait max"
+        f" {max(waits_full) * 1000:.0f} ms, median"
+        f" {sorted(waits_full)[len(waits_full) // 2] * 1000:.0f} ms; peak RSS"
+        f" {rss_before:.0f} -> {peak_rss_mib():.0f} MiB (test process); ledger equal"
+    )

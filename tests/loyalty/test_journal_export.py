@@ -21,12 +21,19 @@ CARD = "2775000000012"
 @pytest.fixture
 def cfg(tmp_path: Path) -> Iterator[str]:
     journal = tmp_path / "journal.sqlite"
-    client = LoyaltyClient("http://127.0.0.1:9/publicapi", "register-1", "secret-1",
-                           lock_file=tmp_path / "processing.lock")
+    client = LoyaltyClient(
+        "http://127.0.0.1:9/publicapi",
+        "register-1",
+        "secret-1",
+        lock_file=tmp_path / "processing.lock",
+    )
     j = Journal(journal)
     for i in range(3):
-        j.append(client.prepare(Operation.CONFIRM, purchase_id=f"p{i}",
-                                identifier=Identifier(value=CARD)))
+        j.append(
+            client.prepare(
+                Operation.CONFIRM, purchase_id=f"p{i}", identifier=Identifier(value=CARD)
+            )
+        )
     j.close()
     client.close()
     path = tmp_path / "posbridge.toml"
@@ -42,8 +49,9 @@ def export(cfg: str, *args: str) -> int:
     return main(["--config", cfg, "journal", "export", *args])
 
 
-def test_dash_is_stdout(cfg: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_dash_is_stdout(
+    cfg: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert export(cfg, "-") == 0
     out = capsys.readouterr()
@@ -75,8 +83,9 @@ def test_a_symlink_is_refused_and_its_target_untouched(
     assert not (tmp_path / "nowhere").exists()
 
 
-def test_written_atomically_with_mode_0600(cfg: str, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_written_atomically_with_mode_0600(
+    cfg: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     target = tmp_path / "out" / "export.jsonl"
     target.parent.mkdir()
     target.write_text("old export\n")
@@ -91,8 +100,7 @@ def test_written_atomically_with_mode_0600(cfg: str, tmp_path: Path,
 
 
 def test_a_failed_export_leaves_the_old_file_whole(
-    cfg: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str]
+    cfg: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = tmp_path / "out" / "export.jsonl"
     target.parent.mkdir()
@@ -111,8 +119,9 @@ def test_a_failed_export_leaves_the_old_file_whole(
     assert sorted(os.listdir(target.parent)) == ["export.jsonl"]
 
 
-def test_not_a_regular_file_or_a_missing_directory(cfg: str, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_not_a_regular_file_or_a_missing_directory(
+    cfg: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     assert export(cfg, str(fifo)) == 2

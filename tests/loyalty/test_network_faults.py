@@ -48,11 +48,17 @@ FAULTS: dict[str, tuple[str, dict[str, Any]]] = {  # case: (proxy fault, its opt
     "status503": ("status", {"status": 503}),
     "status504-after-processing": ("status", {"status": 504, "forward": True}),
     "garbage-after-processing": ("garbage", {"forward": True}),
-    "truncated-json": ("garbage", {"body": b'{"code":"Ok","balance":',
-                                   "content_type": "application/json"}),
+    "truncated-json": (
+        "garbage",
+        {"body": b'{"code":"Ok","balance":', "content_type": "application/json"},
+    ),
 }
-LOSES_PROCESSED_ANSWERS = {"reset", "stall", "status504-after-processing",
-                           "garbage-after-processing"}
+LOSES_PROCESSED_ANSWERS = {
+    "reset",
+    "stall",
+    "status504-after-processing",
+    "garbage-after-processing",
+}
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +74,15 @@ def proxy(sandbox_server: SandboxServer) -> Iterator[FaultProxy]:
 
 @pytest.fixture
 def offline(proxy: FaultProxy, tmp_path: Path) -> Iterator[OfflineClient]:
-    client = LoyaltyClient(proxy.url, LOGIN, PASSWORD, lock_file=tmp_path / "processing.lock",
-                           connect_timeout=READ_TIMEOUT, read_timeout=READ_TIMEOUT)
-    oc = OfflineClient(client, Journal(tmp_path / "journal.sqlite"), probe_min=0.01,
-                       probe_max=0.05)
+    client = LoyaltyClient(
+        proxy.url,
+        LOGIN,
+        PASSWORD,
+        lock_file=tmp_path / "processing.lock",
+        connect_timeout=READ_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+    )
+    oc = OfflineClient(client, Journal(tmp_path / "journal.sqlite"), probe_min=0.01, probe_max=0.05)
     yield oc
     oc.stop()
     client.close()
@@ -81,8 +92,9 @@ def offline(proxy: FaultProxy, tmp_path: Path) -> Iterator[OfflineClient]:
 def sell(oc: OfflineClient, index: int, item: Any) -> Purchase:
     """The cashier's side: a calculate that fails is sold at full price; the rest must reach."""
     cheque, ident, when, cancel = item
-    p = Purchase(FixedIds(oc, SEED, index, when), cheque, ident,
-                 purchase_id=purchase_id(SEED, index))
+    p = Purchase(
+        FixedIds(oc, SEED, index, when), cheque, ident, purchase_id=purchase_id(SEED, index)
+    )
     try:
         p.calculate()
     except errors.LoyaltyError as exc:
@@ -100,14 +112,22 @@ def lost_must_reach(proxy: FaultProxy) -> int:
     count = 0
     for event in proxy.events:
         matched = match_path(event.path.removeprefix("/publicapi"))
-        if matched is not None and matched[0] in MUST_REACH and event.forwarded and not event.answered:
+        if (
+            matched is not None
+            and matched[0] in MUST_REACH
+            and event.forwarded
+            and not event.answered
+        ):
             count += 1
     return count
 
 
 @pytest.mark.parametrize("case", list(FAULTS))
 def test_fault_then_replay_equals_online(
-    case: str, proxy: FaultProxy, offline: OfflineClient, sandbox_server: SandboxServer,
+    case: str,
+    proxy: FaultProxy,
+    offline: OfflineClient,
+    sandbox_server: SandboxServer,
     reference: dict[str, Any],
 ) -> None:
     kind, options = FAULTS[case]
@@ -146,7 +166,7 @@ def test_fault_then_replay_equals_online(
 def test_run_purchase_keeps_the_accrual_when_calculate_gets_a_500(
     proxy: FaultProxy, offline: OfflineClient, sandbox_server: SandboxServer
 ) -> None:
-    (cheque, ident, _, _), = shift(SEED, 1)
+    ((cheque, ident, _, _),) = shift(SEED, 1)
     proxy.set_fault("status", status=500)
     result = run_purchase(offline, cheque, ident)
     assert result.queued
@@ -158,10 +178,13 @@ def test_run_purchase_keeps_the_accrual_when_calculate_gets_a_500(
 @pytest.mark.parametrize("flow", ["abandoned", "confirmed-anyway"])
 @pytest.mark.parametrize("case", ["status500-after-processing", "garbage-after-processing"])
 def test_redemption_with_a_garbled_answer_is_undone(
-    case: str, flow: str, proxy: FaultProxy, offline: OfflineClient,
+    case: str,
+    flow: str,
+    proxy: FaultProxy,
+    offline: OfflineClient,
     sandbox_server: SandboxServer,
 ) -> None:
-    (cheque, _, _, _), = shift(4, 1)
+    ((cheque, _, _, _),) = shift(4, 1)
     p = Purchase(offline, cheque, Identifier(value=ACTIVE))
     p.calculate()
     kind = case.split("-")[0].removesuffix("500")
@@ -184,7 +207,7 @@ def test_redemption_with_a_garbled_answer_is_undone(
 def test_lost_redemption_is_undone_without_waiting_for_the_next_sale(
     proxy: FaultProxy, offline: OfflineClient, sandbox_server: SandboxServer
 ) -> None:
-    (cheque, _, _, _), = shift(4, 1)
+    ((cheque, _, _, _),) = shift(4, 1)
     p = Purchase(offline, cheque, Identifier(value=ACTIVE))
     p.calculate()
     proxy.set_fault("status", status=500, forward=True, only="/Bonus/Payment")

@@ -34,15 +34,15 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
 
 
 @pytest.fixture
-def offline(
-    make_client: Callable[..., LoyaltyClient], journal: Journal
-) -> Iterator[OfflineClient]:
+def offline(make_client: Callable[..., LoyaltyClient], journal: Journal) -> Iterator[OfflineClient]:
     oc = OfflineClient(make_client(read_timeout=2.0), journal, probe_min=0.01, probe_max=0.05)
     yield oc
     oc.stop()
 
 
-def sell(oc: OfflineClient, cheque: Any, ident: Identifier | None, cancel: bool = False) -> Purchase:
+def sell(
+    oc: OfflineClient, cheque: Any, ident: Identifier | None, cancel: bool = False
+) -> Purchase:
     p = Purchase(oc, cheque, ident)
     p.calculate()
     p.discount()
@@ -53,8 +53,10 @@ def sell(oc: OfflineClient, cheque: Any, ident: Identifier | None, cancel: bool 
     return p
 
 
-def test_offline_answers(offline: OfflineClient, sandbox_server: SandboxServer, journal: Journal) -> None:
-    (cheque, _, _, _), = shift(1, 1)
+def test_offline_answers(
+    offline: OfflineClient, sandbox_server: SandboxServer, journal: Journal
+) -> None:
+    ((cheque, _, _, _),) = shift(1, 1)
     sandbox_server.stop()
     p = Purchase(offline, cheque, Identifier(value=ACTIVE))
     calc = p.calculate()
@@ -76,14 +78,16 @@ def test_offline_answers(offline: OfflineClient, sandbox_server: SandboxServer, 
 
 def test_business_refusals_never_make_the_register_offline(offline: OfflineClient) -> None:
     with pytest.raises(errors.CardBlocked):
-        offline.send(offline.prepare(Operation.BALANCE, identifier=Identifier(value="2775000000036")))
+        offline.send(
+            offline.prepare(Operation.BALANCE, identifier=Identifier(value="2775000000036"))
+        )
     assert offline.state is Connectivity.ONLINE
 
 
 def test_online_requests_pass_through_the_journal(
     offline: OfflineClient, journal: Journal, sandbox_server: SandboxServer
 ) -> None:
-    (cheque, _, _, _), = shift(2, 1)
+    ((cheque, _, _, _),) = shift(2, 1)
     p = sell(offline, cheque, Identifier(value=ACTIVE))
     assert p.last["confirm"].accrued_amount is not None
     counts = journal.counts()
@@ -105,9 +109,16 @@ def test_hundred_purchases_offline_then_replay_equals_online(
 
     def run(server: SandboxServer, name: str, go_offline: bool) -> OfflineClient:
         clock = {"now": datetime(2026, 1, 1)}
-        client = LoyaltyClient(server.url, LOGIN, PASSWORD, lock_file=tmp_path / f"{name}.lock",
-                               clock=lambda: clock["now"])
-        oc = OfflineClient(client, Journal(tmp_path / f"{name}.sqlite"), probe_min=0.01, probe_max=0.05)
+        client = LoyaltyClient(
+            server.url,
+            LOGIN,
+            PASSWORD,
+            lock_file=tmp_path / f"{name}.lock",
+            clock=lambda: clock["now"],
+        )
+        oc = OfflineClient(
+            client, Journal(tmp_path / f"{name}.sqlite"), probe_min=0.01, probe_max=0.05
+        )
         if go_offline:
             server.stop()
         for cheque, ident, when, cancel in purchases:
@@ -157,7 +168,7 @@ def test_lost_redemption_answer_is_cancelled_by_replay(
 ) -> None:
     """The payment reached processing but its answer was lost: the purchase must not keep it."""
     oc = OfflineClient(make_client(read_timeout=0.3), journal)
-    (cheque, _, _, _), = shift(4, 1)
+    ((cheque, _, _, _),) = shift(4, 1)
     p = Purchase(oc, cheque, Identifier(value=ACTIVE))
     p.calculate()
     sandbox_server.set_latency(5.0)
@@ -179,7 +190,7 @@ def test_lost_redemption_answer_is_cancelled_by_replay(
 def test_rejected_entries_are_kept_reported_and_retryable(
     offline: OfflineClient, sandbox_server: SandboxServer, journal: Journal
 ) -> None:
-    (cheque, _, _, _), = shift(5, 1)
+    ((cheque, _, _, _),) = shift(5, 1)
     sandbox_server.stop()
     p = Purchase(offline, cheque, Identifier(value=ACTIVE))
     p.confirm()  # a confirm of a purchase processing never saw: refused
@@ -195,11 +206,15 @@ def test_rejected_entries_are_kept_reported_and_retryable(
         journal.retry(entry.seq)
 
 
-def test_wall_clock_jump_backwards_does_not_reorder(journal: Journal, client: LoyaltyClient) -> None:
+def test_wall_clock_jump_backwards_does_not_reorder(
+    journal: Journal, client: LoyaltyClient
+) -> None:
     reqs = [client.prepare(Operation.CONFIRM, purchase_id=f"p{i}") for i in range(5)]
     for req, now in zip(reqs, [1000.0, 999.0, 10.0, 5000.0, 1.0], strict=True):
         journal.append(req, now=now)
-    assert [e.operation_id for e in journal.entries(EntryStatus.PENDING)] == [r.operation_id for r in reqs]
+    assert [e.operation_id for e in journal.entries(EntryStatus.PENDING)] == [
+        r.operation_id for r in reqs
+    ]
 
 
 def test_journal_file_is_private_and_durable(tmp_path: Path, client: LoyaltyClient) -> None:
@@ -319,7 +334,7 @@ def test_online_is_never_read_while_an_entry_waits(
     oc = OfflineClient(make_client(), journal)
     initially = oc.state
     assert initially is Connectivity.RECOVERING
-    (cheque, _, _, _), = shift(15, 1)
+    ((cheque, _, _, _),) = shift(15, 1)
     p = Purchase(oc, cheque, Identifier(value=ACTIVE))
     p.calculate()
 

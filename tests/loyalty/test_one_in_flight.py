@@ -33,13 +33,17 @@ LATENCY = 0.01
 def test_counter_sees_raw_parallel_requests(sandbox_server: SandboxServer) -> None:
     sandbox_server.set_latency(LATENCY * 5)
     body = encode(
-        BalanceRequest(operation_id="x", operation_date=local_now(), identifier=Identifier(value=CARD))
+        BalanceRequest(
+            operation_id="x", operation_date=local_now(), identifier=Identifier(value=CARD)
+        )
     )
 
     def fire(i: int) -> int:
         with httpx.Client(auth=(LOGIN, PASSWORD), timeout=10) as raw:
             payload = body.replace(b'"x"', f'"raw-{i}"'.encode())
-            return raw.post(f"{sandbox_server.url}/v1.2/Processing/Balance", content=payload).status_code
+            return raw.post(
+                f"{sandbox_server.url}/v1.2/Processing/Balance", content=payload
+            ).status_code
 
     barrier = threading.Barrier(20)
 
@@ -136,12 +140,16 @@ def test_processes_of_one_register_take_turns(
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", script, str(cfg), CARD],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         for _ in range(6)
     ]
     # the "service": this process keeps calling at the same time
-    client = LoyaltyClient(sandbox_server.url, LOGIN, PASSWORD, lock_file=tmp_path / "processing.lock")
+    client = LoyaltyClient(
+        sandbox_server.url, LOGIN, PASSWORD, lock_file=tmp_path / "processing.lock"
+    )
     with client:
         for _ in range(10):
             client.balance(CARD)

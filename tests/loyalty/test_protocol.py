@@ -17,7 +17,9 @@ from bridge.loyalty import protocol as p
 def cheque(**line: object) -> p.Cheque:
     base = dict(position=1, goods_id="1001", name="Milk", price="1.10", quantity="3", amount="3.30")
     base.update(line)
-    return p.Cheque(number="42", date=datetime(2026, 11, 29, 14, 5, 31), lines=[p.ChequeLine(**base)])
+    return p.Cheque(
+        number="42", date=datetime(2026, 11, 29, 14, 5, 31), lines=[p.ChequeLine(**base)]
+    )
 
 
 def test_money_is_sent_as_exact_json_numbers() -> None:
@@ -41,10 +43,13 @@ def test_operation_date_is_local_without_offset() -> None:
     assert text == "2026-01-02T03:04:05"
     with pytest.raises(ValidationError, match="without an offset"):
         p.BalanceRequest(
-            operation_id="x", operation_date=datetime(2026, 1, 2, tzinfo=timezone(timedelta(hours=3)))
+            operation_id="x",
+            operation_date=datetime(2026, 1, 2, tzinfo=timezone(timedelta(hours=3))),
         )
     with pytest.raises(ValidationError, match="without an offset"):
-        p.BalanceRequest.model_validate({"operationId": "x", "operationDate": "2026-01-02T03:04:05Z"})
+        p.BalanceRequest.model_validate(
+            {"operationId": "x", "operationDate": "2026-01-02T03:04:05Z"}
+        )
 
 
 def test_floats_never_reach_the_wire() -> None:
@@ -94,7 +99,11 @@ def test_card_numbers_are_masked_in_reprs() -> None:
 
 def test_pin_never_in_repr() -> None:
     body = p.PaymentRequest(
-        operation_id="x", operation_date=datetime(2026, 1, 1), cheque=cheque(), amount=1, pin_code="4321"
+        operation_id="x",
+        operation_date=datetime(2026, 1, 1),
+        cheque=cheque(),
+        amount=1,
+        pin_code="4321",
     )
     assert "4321" not in repr(body)
 

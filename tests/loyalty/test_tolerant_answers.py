@@ -53,12 +53,22 @@ from tests.loyalty.offline_helpers import shift
 
 DRIFT_LOG = "posbridge.loyalty.drift"
 BIG_ID = 9007199254740993123  # beyond 2**53: a float would not keep it
-MONEY_TOP = ("balance", "availableAmount", "availableBonusAmount", "accruedAmount", "amount",
-             "bonusAmount")
+MONEY_TOP = (
+    "balance",
+    "availableAmount",
+    "availableBonusAmount",
+    "accruedAmount",
+    "amount",
+    "bonusAmount",
+)
 MONEY_CHEQUE = ("totalAmount", "totalDiscount", "totalCashback")
 MONEY_LINE = ("amount", "discount", "cashback", "payAmount")
-NEW_CODE = {"code": "BonusProgramPaused", "errorMessage": "program paused until 01.12",
-            "cashierMessage": "Bonuses are paused today", "chequeMessage": "See you tomorrow"}
+NEW_CODE = {
+    "code": "BonusProgramPaused",
+    "errorMessage": "program paused until 01.12",
+    "cashierMessage": "Bonuses are paused today",
+    "chequeMessage": "See you tomorrow",
+}
 
 
 @pytest.fixture
@@ -90,8 +100,9 @@ def sent_money(answer: dict[str, Any]) -> dict[str, str]:
     cheque = answer.get("cheque") or {}
     out |= {f"cheque.{k}": str(cheque[k]) for k in MONEY_CHEQUE if cheque.get(k) is not None}
     for i, line in enumerate(cheque.get("lines") or []):
-        out |= {f"cheque.lines.{i}.{k}": str(line[k]) for k in MONEY_LINE
-                if line.get(k) is not None}
+        out |= {
+            f"cheque.lines.{i}.{k}": str(line[k]) for k in MONEY_LINE if line.get(k) is not None
+        }
     return out
 
 
@@ -135,6 +146,7 @@ def ids_as_numbers(op: Operation) -> Callable[[dict[str, Any]], dict[str, Any]]:
     def rewrite(a: dict[str, Any]) -> dict[str, Any]:
         a["transactionId"] = BIG_ID
         return a
+
     return rewrite
 
 
@@ -151,19 +163,27 @@ def money_as_text(op: Operation) -> Callable[[dict[str, Any]], dict[str, Any]]:
                 if line.get(k) is not None:
                     line[k] = str(line[k])
         return a
+
     return rewrite
 
 
 def nulls(op: Operation) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """null for every amount we act on, the ids and the messages."""
+
     def rewrite(a: dict[str, Any]) -> dict[str, Any]:
         for path in ACTED_ON.get(op, ()):
             at = _at(a, path)
             if at is not None:
                 at[0][at[1]] = None
-        a |= {"transactionId": None, "operationId": None, "errorMessage": None,
-              "cashierMessage": None, "chequeMessage": None}
+        a |= {
+            "transactionId": None,
+            "operationId": None,
+            "errorMessage": None,
+            "cashierMessage": None,
+            "chequeMessage": None,
+        }
         return a
+
     return rewrite
 
 
@@ -176,6 +196,7 @@ def missing(op: Operation) -> Callable[[dict[str, Any]], dict[str, Any]]:
         a.pop("transactionId", None)
         a.pop("operationId", None)
         return a
+
     return rewrite
 
 
@@ -187,6 +208,7 @@ def extra_fields(op: Operation) -> Callable[[dict[str, Any]], dict[str, Any]]:
             for line in a["cheque"].get("lines", []):
                 line["offerIds"] = [7]
         return a
+
     return rewrite
 
 
@@ -194,6 +216,7 @@ def code_spelling(op: Operation) -> Callable[[dict[str, Any]], dict[str, Any]]:
     def rewrite(a: dict[str, Any]) -> dict[str, Any]:
         a["code"] = "OK"
         return a
+
     return rewrite
 
 
@@ -204,20 +227,35 @@ def wrong_types(op: Operation) -> Callable[[dict[str, Any]], dict[str, Any]]:
         if a.get("cheque"):
             a["cheque"]["lines"] = {"0": "not a list"}
         return a
+
     return rewrite
 
 
 def unknown_code(op: Operation) -> Callable[[dict[str, Any]], dict[str, Any]]:
     def rewrite(a: dict[str, Any]) -> dict[str, Any]:
         return dict(NEW_CODE, operationId=a.get("operationId"))
+
     return rewrite
 
 
-VARIANTS = {f.__name__: f for f in (ids_as_numbers, money_as_text, nulls, missing, extra_fields,
-                                    code_spelling, wrong_types, unknown_code)}
+VARIANTS = {
+    f.__name__: f
+    for f in (
+        ids_as_numbers,
+        money_as_text,
+        nulls,
+        missing,
+        extra_fields,
+        code_spelling,
+        wrong_types,
+        unknown_code,
+    )
+}
 
 
-def expected_drift(variant: str, op: Operation, original: dict[str, Any]) -> dict[tuple[str, str], int]:
+def expected_drift(
+    variant: str, op: Operation, original: dict[str, Any]
+) -> dict[tuple[str, str], int]:
     """(field, kind) -> count that reading the variant of `original` must report."""
     acted_on = ACTED_ON.get(op, ())
     if variant == "ids_as_numbers":
@@ -225,8 +263,9 @@ def expected_drift(variant: str, op: Operation, original: dict[str, Any]) -> dic
     if variant == "money_as_text":
         out: dict[tuple[str, str], int] = {}
         for path in sent_money(original):
-            field = ".".join("lines[]" if p == "lines" else p for p in path.split(".")
-                             if not p.isdigit())
+            field = ".".join(
+                "lines[]" if p == "lines" else p for p in path.split(".") if not p.isdigit()
+            )
             out[(field, COERCED)] = out.get((field, COERCED), 0) + 1
         return out
     if variant == "nulls":
@@ -265,7 +304,11 @@ def reported(drift: Drift) -> dict[tuple[str, str], int]:
 @pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("op", list(Operation))
 def test_variant_is_read_and_counted(
-    op: Operation, variant: str, fake: DriftingProcessing, oc: OfflineClient, drift: Drift,
+    op: Operation,
+    variant: str,
+    fake: DriftingProcessing,
+    oc: OfflineClient,
+    drift: Drift,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger=DRIFT_LOG)
@@ -277,8 +320,13 @@ def test_variant_is_read_and_counted(
         assert info.value.cashier_text == "Bonuses are paused today"
         assert info.value.cheque_message == "See you tomorrow"
         assert not isinstance(info.value, errors.BadResponse)
-        if op in (Operation.DISCOUNT, Operation.CONFIRM, Operation.CANCEL, Operation.REFUND,
-                  Operation.CANCEL_OPERATION):  # must-reach: kept as rejected for a technician
+        if op in (
+            Operation.DISCOUNT,
+            Operation.CONFIRM,
+            Operation.CANCEL,
+            Operation.REFUND,
+            Operation.CANCEL_OPERATION,
+        ):  # must-reach: kept as rejected for a technician
             assert oc.journal.counts().rejected == 1
             assert oc.journal.counts().pending == 0
         original = fake.originals[-1]
@@ -303,11 +351,15 @@ def test_variant_is_read_and_counted(
             assert (response.cashier_message, response.cheque_message) == ("42", None)
     assert reported(drift) == expected_drift(variant, op, original)
     assert all(o == op.value for (o, _, _) in drift.counts())
-    warned = {r.getMessage() for r in caplog.records
-              if r.name == DRIFT_LOG and r.levelno >= logging.WARNING}
+    warned = {
+        r.getMessage()
+        for r in caplog.records
+        if r.name == DRIFT_LOG and r.levelno >= logging.WARNING
+    }
     kinds = {kind for (_, kind) in expected_drift(variant, op, original)}
-    assert len(warned) == len([k for k in expected_drift(variant, op, original)
-                               if k[1] != UNKNOWN_FIELD])
+    assert len(warned) == len(
+        [k for k in expected_drift(variant, op, original) if k[1] != UNKNOWN_FIELD]
+    )
     if kinds == {UNKNOWN_FIELD}:
         assert not warned  # a newer processing's extra fields are no warning
 
@@ -323,7 +375,10 @@ def test_the_sandbox_itself_does_not_drift(
 
 
 def test_a_shift_with_every_answer_drifting_ends_as_the_shift_sold_online(
-    fake: DriftingProcessing, oc: OfflineClient, drift: Drift, sandbox_server: SandboxServer,
+    fake: DriftingProcessing,
+    oc: OfflineClient,
+    drift: Drift,
+    sandbox_server: SandboxServer,
     tmp_path: Path,
 ) -> None:
     """0 lost, 0 doubled: processing ends exactly where the same shift sold online ends."""
@@ -366,8 +421,9 @@ def test_amounts_are_read_exactly(
     raw: bytes, value: str, fake: DriftingProcessing, drift: Drift, tmp_path: Path
 ) -> None:
     fake.drift(Operation.BALANCE, lambda a: b'{"code":"Ok","balance":' + raw + b"}")
-    with LoyaltyClient(fake.url, LOGIN, PASSWORD, lock_file=tmp_path / "lock",
-                       drift=drift) as client:
+    with LoyaltyClient(
+        fake.url, LOGIN, PASSWORD, lock_file=tmp_path / "lock", drift=drift
+    ) as client:
         balance = client.balance(CARD).balance
     assert type(balance) is Decimal and str(balance) == value
     assert drift.total(kind=COERCED) == (1 if raw.startswith(b'"') else 0)
@@ -378,33 +434,56 @@ def test_an_amount_that_cannot_be_read_is_absent(
     raw: bytes, fake: DriftingProcessing, drift: Drift, tmp_path: Path
 ) -> None:
     fake.drift(Operation.BALANCE, lambda a: b'{"code":"Ok","balance":' + raw + b"}")
-    with LoyaltyClient(fake.url, LOGIN, PASSWORD, lock_file=tmp_path / "lock",
-                       drift=drift) as client:
+    with LoyaltyClient(
+        fake.url, LOGIN, PASSWORD, lock_file=tmp_path / "lock", drift=drift
+    ) as client:
         response = client.balance(CARD)
     assert response.ok and response.balance is None
     assert reported(drift) == {("balance", UNREADABLE): 1}
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=8)
-    | st.decimals(allow_nan=False, allow_infinity=False) | st.sampled_from(["12.50", "1e400"]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                 max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=8)
+    | st.decimals(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(["12.50", "1e400"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=8,
 )
-FIELDS = [*MONEY_TOP, "errorMessage", "cashierMessage", "chequeMessage", "operationId",
-          "transactionId"]
-CHEQUES = st.fixed_dictionaries({}, optional={
-    **{k: JSON for k in MONEY_CHEQUE},
-    "lines": JSON | st.lists(st.fixed_dictionaries({}, optional={
-        **{k: JSON for k in (*MONEY_LINE, "position", "message")}}), max_size=3),
-})
+FIELDS = [
+    *MONEY_TOP,
+    "errorMessage",
+    "cashierMessage",
+    "chequeMessage",
+    "operationId",
+    "transactionId",
+]
+CHEQUES = st.fixed_dictionaries(
+    {},
+    optional={
+        **{k: JSON for k in MONEY_CHEQUE},
+        "lines": JSON
+        | st.lists(
+            st.fixed_dictionaries(
+                {}, optional={**{k: JSON for k in (*MONEY_LINE, "position", "message")}}
+            ),
+            max_size=3,
+        ),
+    },
+)
 
 
-@given(st.fixed_dictionaries({"code": st.sampled_from(["Ok", "ok", "CardBlocked", "Brand-new"])},
-                             optional={**{k: JSON for k in FIELDS}, "cheque": JSON | CHEQUES,
-                                       "extra": JSON}),
-       st.sampled_from(list(Operation)))
+@given(
+    st.fixed_dictionaries(
+        {"code": st.sampled_from(["Ok", "ok", "CardBlocked", "Brand-new"])},
+        optional={**{k: JSON for k in FIELDS}, "cheque": JSON | CHEQUES, "extra": JSON},
+    ),
+    st.sampled_from(list(Operation)),
+)
 def test_no_value_of_any_field_but_code_makes_an_answer_unusable(
     answer: dict[str, Any], op: Operation
 ) -> None:
@@ -416,8 +495,12 @@ def test_no_value_of_any_field_but_code_makes_an_answer_unusable(
         assert getattr(r, _snake(k)) is None or type(getattr(r, _snake(k))) is str
     if r.cheque is not None:
         assert all(line.position is None or type(line.position) is int for line in r.cheque.lines)
-    assert ProcessingResponse.model_validate(  # what the journal stores reads back the same
-        r.model_dump(mode="json", by_alias=True, exclude_none=True)).ok == r.ok
+    assert (
+        ProcessingResponse.model_validate(  # what the journal stores reads back the same
+            r.model_dump(mode="json", by_alias=True, exclude_none=True)
+        ).ok
+        == r.ok
+    )
 
 
 def _snake(camel: str) -> str:
@@ -431,8 +514,10 @@ def test_drift_is_logged_once_per_field_and_kind_and_counted_every_time(
     for _ in range(3):
         perform(oc, fake, Operation.CONFIRM, ids_as_numbers(Operation.CONFIRM))
     perform(oc, fake, Operation.BALANCE, ids_as_numbers(Operation.BALANCE))
-    assert drift.counts() == {("confirm", "transactionId", COERCED): 3,
-                              ("balance", "transactionId", COERCED): 1}
+    assert drift.counts() == {
+        ("confirm", "transactionId", COERCED): 3,
+        ("balance", "transactionId", COERCED): 1,
+    }
     lines = [r for r in caplog.records if r.name == DRIFT_LOG]
     assert len(lines) == 1 and lines[0].levelno == logging.WARNING
     assert "transactionId" in lines[0].getMessage() and "coerced" in lines[0].getMessage()
@@ -447,8 +532,9 @@ def test_unknown_field_names_cannot_grow_the_metrics_without_end(
         return a | {f"x{i}": i for i in range(50)}
 
     fake.drift(Operation.BALANCE, many_fields)
-    with LoyaltyClient(fake.url, LOGIN, PASSWORD, lock_file=tmp_path / "lock",
-                       drift=drift) as client:
+    with LoyaltyClient(
+        fake.url, LOGIN, PASSWORD, lock_file=tmp_path / "lock", drift=drift
+    ) as client:
         assert client.balance(CARD).ok
     assert len(drift.counts()) <= 11 and drift.total(kind=UNKNOWN_FIELD) == 50
 
@@ -469,17 +555,33 @@ def test_a_code_that_is_not_text_makes_the_answer_unusable(
 @pytest.fixture
 def cheque_file(tmp_path: Path) -> Path:
     path = tmp_path / "cheque.json"
-    path.write_text(json.dumps({
-        "number": "77", "date": "2026-11-29T15:00:00",
-        "lines": [{"position": 1, "goodsId": "1001", "name": "Milk", "price": "89.90",
-                   "quantity": "2", "amount": "179.80"}],
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "number": "77",
+                "date": "2026-11-29T15:00:00",
+                "lines": [
+                    {
+                        "position": 1,
+                        "goodsId": "1001",
+                        "name": "Milk",
+                        "price": "89.90",
+                        "quantity": "2",
+                        "amount": "179.80",
+                    }
+                ],
+            }
+        )
+    )
     return path
 
 
 def test_purchase_command_succeeds_when_transaction_ids_are_numbers(
-    fake: DriftingProcessing, tmp_path: Path, cheque_file: Path,
-    capsys: pytest.CaptureFixture[str], sandbox_server: SandboxServer,
+    fake: DriftingProcessing,
+    tmp_path: Path,
+    cheque_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    sandbox_server: SandboxServer,
 ) -> None:
     """The issue's independent processing: `transactionId` as a JSON number, every step."""
     numbers = iter(range(1000, 2000))
@@ -488,11 +590,25 @@ def test_purchase_command_succeeds_when_transaction_ids_are_numbers(
         return a | {"transactionId": next(numbers)}
 
     cfg = tmp_path / "posbridge.toml"
-    cfg.write_text(f'[processing]\nurl = "{fake.url}"\nlogin = "{LOGIN}"\n'
-                   f'password = "{PASSWORD}"\nlock_file = "{tmp_path / "lock"}"\n')
+    cfg.write_text(
+        f'[processing]\nurl = "{fake.url}"\nlogin = "{LOGIN}"\n'
+        f'password = "{PASSWORD}"\nlock_file = "{tmp_path / "lock"}"\n'
+    )
     fake.drift(None, numeric)  # whatever the step, its id comes as a number
-    rc = main(["--config", str(cfg), "purchase", "--card", CARD, "--cheque", str(cheque_file),
-               "--pay", "10", "--json"])
+    rc = main(
+        [
+            "--config",
+            str(cfg),
+            "purchase",
+            "--card",
+            CARD,
+            "--cheque",
+            str(cheque_file),
+            "--pay",
+            "10",
+            "--json",
+        ]
+    )
     out = capsys.readouterr()
     assert rc == 0, out.err
     result = json.loads(out.out)
@@ -501,20 +617,31 @@ def test_purchase_command_succeeds_when_transaction_ids_are_numbers(
     assert len(fake.originals) == 4  # calculate, payment, discount, confirm: all numeric ids
 
 
-def test_service_metrics_show_the_drift(
-    fake: DriftingProcessing, tmp_path: Path
-) -> None:
+def test_service_metrics_show_the_drift(fake: DriftingProcessing, tmp_path: Path) -> None:
     from bridge.service.server import Service
     from tests.service.conftest import TOKEN, service_config
 
     fake.drift(Operation.CONFIRM, ids_as_numbers(Operation.CONFIRM))
     svc = Service(service_config(tmp_path, fake.url), TOKEN, devices=False).start()
     try:
-        with httpx.Client(base_url=svc.url, headers={"X-Posbridge-Token": TOKEN},
-                          timeout=30) as api:
-            cheque = api.post("/v1/cheques", json={"card": CARD, "lines": [
-                {"goodsId": "1001", "name": "Milk", "price": "89.90", "quantity": "1",
-                 "amount": "89.90"}]}).json()
+        with httpx.Client(
+            base_url=svc.url, headers={"X-Posbridge-Token": TOKEN}, timeout=30
+        ) as api:
+            cheque = api.post(
+                "/v1/cheques",
+                json={
+                    "card": CARD,
+                    "lines": [
+                        {
+                            "goodsId": "1001",
+                            "name": "Milk",
+                            "price": "89.90",
+                            "quantity": "1",
+                            "amount": "89.90",
+                        }
+                    ],
+                },
+            ).json()
             api.post(f"/v1/cheques/{cheque['id']}/calculate").raise_for_status()
             done = api.post(f"/v1/cheques/{cheque['id']}/confirm")
             assert done.status_code == 200 and done.json()["state"] == "confirmed", done.text
@@ -522,16 +649,20 @@ def test_service_metrics_show_the_drift(
             text = api.get("/metrics").text
     finally:
         svc.stop()
-    assert ('posbridge_processing_answer_drift_total{field="transactionId",kind="coerced",'
-            'operation="confirm"} 1.0') in text
+    assert (
+        'posbridge_processing_answer_drift_total{field="transactionId",kind="coerced",'
+        'operation="confirm"} 1.0'
+    ) in text
 
 
 def test_balance_command_says_unknown_when_processing_leaves_the_balance_out(
     fake: DriftingProcessing, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = tmp_path / "posbridge.toml"
-    cfg.write_text(f'[processing]\nurl = "{fake.url}"\nlogin = "{LOGIN}"\n'
-                   f'password = "{PASSWORD}"\nlock_file = "{tmp_path / "lock"}"\n')
+    cfg.write_text(
+        f'[processing]\nurl = "{fake.url}"\nlogin = "{LOGIN}"\n'
+        f'password = "{PASSWORD}"\nlock_file = "{tmp_path / "lock"}"\n'
+    )
     fake.drift(Operation.BALANCE, lambda a: {k: v for k, v in a.items() if k != "balance"})
     assert main(["--config", str(cfg), "balance", CARD]) == 0
     out = capsys.readouterr().out

@@ -65,8 +65,9 @@ def fake(sandbox_server: SandboxServer) -> Iterator[DriftingProcessing]:
 @pytest.fixture
 def oc(fake: DriftingProcessing, tmp_path: Path) -> Iterator[OfflineClient]:
     client = LoyaltyClient(fake.url, LOGIN, PASSWORD, lock_file=tmp_path / "lock")
-    offline = OfflineClient(client, Journal(tmp_path / "journal.sqlite"), probe_min=0.01,
-                            probe_max=0.05)
+    offline = OfflineClient(
+        client, Journal(tmp_path / "journal.sqlite"), probe_min=0.01, probe_max=0.05
+    )
     yield offline
     offline.stop()
     client.close()
@@ -111,7 +112,8 @@ def test_no_discount_locally(
     if op is Operation.CALCULATE:
         assert answer.cheque is not None and answer.cheque.total_discount == 0
         assert [(x.position, x.amount, x.discount) for x in answer.cheque.lines] == [
-            (x.position, x.amount, Decimal(0)) for x in cheque().lines]  # full price, by line
+            (x.position, x.amount, Decimal(0)) for x in cheque().lines
+        ]  # full price, by line
     assert oc.journal.counts().pending == 0
     assert oc.state is Connectivity.ONLINE
 
@@ -144,8 +146,13 @@ def test_lost_redemption_is_refused_and_undone(
 
 # ---------------------------------------------------------------------- must-reach steps
 
-MUST_REACH = [Operation.DISCOUNT, Operation.CONFIRM, Operation.CANCEL, Operation.REFUND,
-              Operation.CANCEL_OPERATION]
+MUST_REACH = [
+    Operation.DISCOUNT,
+    Operation.CONFIRM,
+    Operation.CANCEL,
+    Operation.REFUND,
+    Operation.CANCEL_OPERATION,
+]
 
 
 def processing_state(sandbox_server: SandboxServer, op: Operation, step: Step) -> Any:
@@ -167,7 +174,10 @@ def processing_state(sandbox_server: SandboxServer, op: Operation, step: Step) -
 @pytest.mark.parametrize("unusable", list(UNUSABLE))
 @pytest.mark.parametrize("op", MUST_REACH)
 def test_must_reach_step_is_resent_until_an_answer_can_be_read(
-    op: Operation, unusable: str, fake: DriftingProcessing, oc: OfflineClient,
+    op: Operation,
+    unusable: str,
+    fake: DriftingProcessing,
+    oc: OfflineClient,
     sandbox_server: SandboxServer,
 ) -> None:
     step = Step()

@@ -48,8 +48,9 @@ def heads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, Emupos
 
 def print_on(emu: Emupos, columns: int, language: str, scenario: str) -> list[str]:
     receipt = sample_block(scenario, language).to_receipt(language)
-    printer = ReceiptPrinter("front", NetworkConnection("127.0.0.1", emu.tcp_port),
-                             printer_config(columns))
+    printer = ReceiptPrinter(
+        "front", NetworkConnection("127.0.0.1", emu.tcp_port), printer_config(columns)
+    )
     printer.open()
     printer.claim()
     printer.enable()
@@ -81,18 +82,33 @@ def test_emupos_reads_what_we_preview(
         assert any(line.endswith("2775********6789") for line in printed)
 
 
-
 @pytest.mark.parametrize("language", ["ru", "en"])
 def test_the_preview_bin_file_prints_as_previewed(
-    heads: dict[int, Emupos], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str], language: str,
+    heads: dict[int, Emupos],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    language: str,
 ) -> None:
     """receipt.bin sent as is (as `cat receipt.bin > printer` would): emupos prints receipt.txt."""
     monkeypatch.setitem(cli.COMMANDS, "receipt", ("bridge.commands.receipt", "receipt preview"))
     monkeypatch.delenv(config.ENV_VAR, raising=False)
     monkeypatch.setattr(config, "DEFAULT_PATH", tmp_path / "no-config.toml")
-    assert cli.main(["receipt", "preview", "--columns", "48", "--language", language,
-                     "--out", str(tmp_path)]) == 0
+    assert (
+        cli.main(
+            [
+                "receipt",
+                "preview",
+                "--columns",
+                "48",
+                "--language",
+                language,
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     emu = heads[48]
     done, unknown = len(emu.receipts_completed()), len(emu.unknown_commands())

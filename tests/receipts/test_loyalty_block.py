@@ -41,10 +41,15 @@ MASKED = "4600********9012"
 
 def result(**changes: object) -> PurchaseResult:
     values: dict[str, object] = {
-        "purchase_id": "p-1", "total": Decimal("384.30"), "discount": Decimal("15.00"),
-        "redeemed": Decimal("100.00"), "accrued": Decimal("36.93"),
-        "balance": Decimal("1186.93"), "cashier_message": None,
-        "cheque_message": "Double bonuses for dairy", "queued": False,
+        "purchase_id": "p-1",
+        "total": Decimal("384.30"),
+        "discount": Decimal("15.00"),
+        "redeemed": Decimal("100.00"),
+        "accrued": Decimal("36.93"),
+        "balance": Decimal("1186.93"),
+        "cashier_message": None,
+        "cheque_message": "Double bonuses for dairy",
+        "queued": False,
     }
     values.update(changes)
     return PurchaseResult(**values)  # type: ignore[arg-type]
@@ -144,8 +149,13 @@ def test_unknown_language_is_named() -> None:
 def test_from_purchase_normal() -> None:
     block = LoyaltyBlock.from_purchase(result(), CARD, balance_before=Decimal("1250.00"))
     assert block == LoyaltyBlock(
-        LoyaltyState.NORMAL, MASKED, Decimal("1250.00"), Decimal("1186.93"),
-        Decimal("36.93"), Decimal("100.00"), "Double bonuses for dairy",
+        LoyaltyState.NORMAL,
+        MASKED,
+        Decimal("1250.00"),
+        Decimal("1186.93"),
+        Decimal("36.93"),
+        Decimal("100.00"),
+        "Double bonuses for dairy",
     )
 
 
@@ -153,7 +163,9 @@ def test_from_purchase_queued_is_offline_without_amounts_processing_did_not_give
     block = LoyaltyBlock.from_purchase(result(queued=True, balance=None), CARD, Decimal("5"))
     assert block.state is LoyaltyState.OFFLINE
     assert (block.balance_before, block.balance_after, block.accrued) == (
-        Decimal("5"), None, Decimal(0),
+        Decimal("5"),
+        None,
+        Decimal(0),
     )
 
 
@@ -306,14 +318,18 @@ def test_code_page_slot_from_profile_or_config_override() -> None:
 
 def test_columns_pick_the_font() -> None:
     assert (render_target(32).font, render_target(42).font, render_target(48).font) == (
-        "a", "b", "a",
+        "a",
+        "b",
+        "a",
     )
     assert render_target(42, printer(paper_mm=80)).font == "a"
     assert render_target(42).columns == 42
 
 
 def test_bad_printer_settings_are_named() -> None:
-    with pytest.raises(ReceiptRenderError, match=r"printer front: .*no ESC t slot for CP866; set its codepage_slot"):
+    with pytest.raises(
+        ReceiptRenderError, match=r"printer front: .*no ESC t slot for CP866; set its codepage_slot"
+    ):
         render_target(42, printer(profile="simple"))
     with pytest.raises(ReceiptRenderError, match=r"printer front: unknown printer profile 'X'"):
         render_target(42, printer(profile="X"))
@@ -324,12 +340,22 @@ def test_bad_printer_settings_are_named() -> None:
 def test_outputs_follow_the_register_config() -> None:
     from bridge.config import parse
 
-    cfg = parse({
-        "processing": {"url": "https://processing.example/api", "login": "r", "password": "p"},
-        "receipt": {"language": "en", "columns": 32, "printer": "front"},
-        "devices": [{"name": "front", "kind": "printer", "connection": "tcp",
-                     "host": "127.0.0.1", "paper_mm": 58, "codepage_slot": 59}],
-    })
+    cfg = parse(
+        {
+            "processing": {"url": "https://processing.example/api", "login": "r", "password": "p"},
+            "receipt": {"language": "en", "columns": 32, "printer": "front"},
+            "devices": [
+                {
+                    "name": "front",
+                    "kind": "printer",
+                    "connection": "tcp",
+                    "host": "127.0.0.1",
+                    "paper_mm": 58,
+                    "codepage_slot": 59,
+                }
+            ],
+        }
+    )
     block = sample_block("offline", "en")
     lines, data = loyalty_outputs(block, cfg)
     assert lines == block.text_lines("en", 32) and max(map(len, lines)) == 32

@@ -52,13 +52,23 @@ def ink_box(path: Path) -> tuple[int, int, int, int]:
 @pytest.mark.parametrize("language", ["ru", "en"])
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_preview_writes_text_png_and_escpos(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, scenario: str, language: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    scenario: str,
+    language: str,
     columns: int,
 ) -> None:
     out = tmp_path / "out"
     code, stdout, stderr = preview(
-        capsys, "--language", language, "--columns", str(columns), "--scenario", scenario,
-        "--out", str(out),
+        capsys,
+        "--language",
+        language,
+        "--columns",
+        str(columns),
+        "--scenario",
+        scenario,
+        "--out",
+        str(out),
     )
     assert code == 0, stderr
     assert stderr == ""  # a Cyrillic font was found, every character fits CP866
@@ -142,14 +152,24 @@ DESCRIPTION = {
         "number": "77",
         "date": "2026-11-29T15:00:00",
         "lines": [
-            {"position": 1, "goodsId": "1001", "name": "Молоко", "price": "89.90",
-             "quantity": "2", "amount": "179.80"},
+            {
+                "position": 1,
+                "goodsId": "1001",
+                "name": "Молоко",
+                "price": "89.90",
+                "quantity": "2",
+                "amount": "179.80",
+            },
         ],
     },
     "discount": "9.80",
     "loyalty": {
-        "state": "normal", "card": "4600 1234 5678 9012", "balanceBefore": "10",
-        "balanceAfter": "27.00", "accrued": "17", "redeemed": "0",
+        "state": "normal",
+        "card": "4600 1234 5678 9012",
+        "balanceBefore": "10",
+        "balanceAfter": "27.00",
+        "accrued": "17",
+        "redeemed": "0",
         "chequeMessage": "Бонусы за карту " + CARD + " " + "очень-длинное-слово" * 5,
     },
     "qr": "https://example.com/?card=" + CARD,
@@ -180,14 +200,20 @@ def test_from_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
         (b"\xff\xfe", "is not valid UTF-8 JSON"),
         (b"[1, 2]", "expected a JSON object"),
         (b'{"loyality": {}}', "loyality: Extra inputs are not permitted"),
-        (b'{"loyalty": {"card": "4600123456789012", "balanceBefore": "abc"}}',
-         "loyalty.balanceBefore: 'abc' is not a decimal number"),
-        (b'{"loyalty": {"card": "4600123456789012", "accrued": "-1"}}',
-         "loyalty.accrued: Input should be greater than or equal to 0"),
+        (
+            b'{"loyalty": {"card": "4600123456789012", "balanceBefore": "abc"}}',
+            "loyalty.balanceBefore: 'abc' is not a decimal number",
+        ),
+        (
+            b'{"loyalty": {"card": "4600123456789012", "accrued": "-1"}}',
+            "loyalty.accrued: Input should be greater than or equal to 0",
+        ),
         (b'{"loyalty": {"state": "vip"}}', "loyalty.state: Input should be"),
         (b'{"loyalty": {"state": "blocked"}}', "a blocked loyalty block needs a card number"),
-        (b'{"cheque": {"number": "1", "date": "2026-11-29T15:00:00+03:00", "lines": []}}',
-         "cheque.date: "),
+        (
+            b'{"cheque": {"number": "1", "date": "2026-11-29T15:00:00+03:00", "lines": []}}',
+            "cheque.date: ",
+        ),
     ],
 )
 def test_bad_json_is_named(
@@ -226,8 +252,20 @@ def test_language_width_and_printer_come_from_the_config(
     assert (tmp_path / "receipt.bin").read_bytes().startswith(b"\x1b@\x1bt;")  # slot 59
     assert "ESC t slot 59" in stdout
     # options win over the config
-    code = cli.main(["--config", str(cfg), "receipt", "preview", "--language", "ru",
-                     "--columns", "48", "--out", str(tmp_path)])
+    code = cli.main(
+        [
+            "--config",
+            str(cfg),
+            "receipt",
+            "preview",
+            "--language",
+            "ru",
+            "--columns",
+            "48",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     lines = (tmp_path / "receipt.txt").read_text(encoding="utf-8").splitlines()
     assert "ПРОГРАММА ЛОЯЛЬНОСТИ" in lines[lines.index("=" * 48) + 1]
@@ -235,7 +273,7 @@ def test_language_width_and_printer_come_from_the_config(
 
 def test_a_broken_config_is_reported(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     cfg = tmp_path / "posbridge.toml"
-    cfg.write_text('[receipt]\ncolumns = 40\n')
+    cfg.write_text("[receipt]\ncolumns = 40\n")
     code = cli.main(["--config", str(cfg), "receipt", "preview", "--out", str(tmp_path)])
     assert code == 2
     err = capsys.readouterr().err
@@ -293,10 +331,15 @@ def test_json_barcodes_scan_and_bad_ones_are_named(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     source = tmp_path / "r.json"
-    source.write_text(json.dumps({
-        "barcodes": [{"data": "4600000000008"}, {"data": "CHQ-77", "symbology": "CODE128"}],
-        "qr": "Привет, мир",
-    }), encoding="utf-8")
+    source.write_text(
+        json.dumps(
+            {
+                "barcodes": [{"data": "4600000000008"}, {"data": "CHQ-77", "symbology": "CODE128"}],
+                "qr": "Привет, мир",
+            }
+        ),
+        encoding="utf-8",
+    )
     code, _, stderr = preview(capsys, "--from-json", str(source), "--out", str(tmp_path))
     assert code == 0, stderr
     found = zbar_decode(tmp_path / "receipt.png")

@@ -53,12 +53,8 @@ class Api:
         self, server: SandboxServer, login: str = "register-1", password: str = "secret-1"
     ) -> None:
         self.server = server
-        self.http = httpx.Client(
-            base_url=server.url, auth=(login, password), timeout=10
-        )
-        self.admin = httpx.Client(
-            base_url=server.url.removesuffix("/publicapi"), timeout=10
-        )
+        self.http = httpx.Client(base_url=server.url, auth=(login, password), timeout=10)
+        self.admin = httpx.Client(base_url=server.url.removesuffix("/publicapi"), timeout=10)
 
     def close(self) -> None:
         self.http.close()

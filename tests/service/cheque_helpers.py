@@ -20,8 +20,13 @@ from tests.service.conftest import TOKEN, service_config
 
 ACTIVE, INACTIVE, BLOCKED = "2775000000012", "2775000000029", "2775000000036"
 HUNDRED, ZERO = "2775000000050", "2775000000067"  # active cards: balances 100.00 and 0
-MILK = {"goodsId": "1001", "barcode": "4600000000015", "name": "Milk 3.2% 1 l", "price": "89.90",
-        "quantity": "2"}
+MILK = {
+    "goodsId": "1001",
+    "barcode": "4600000000015",
+    "name": "Milk 3.2% 1 l",
+    "price": "89.90",
+    "quantity": "2",
+}
 SOAP = {"goodsId": "5001", "name": "Dish soap", "price": "150.00", "quantity": 1}
 
 
@@ -37,11 +42,14 @@ def config(tmp_path: Path, sandbox: SandboxServer, **cheques: Any) -> Config:
 
 
 @contextmanager
-def running(tmp_path: Path, sandbox: SandboxServer,
-            **cheques: Any) -> Iterator[tuple[Service, httpx.Client]]:
+def running(
+    tmp_path: Path, sandbox: SandboxServer, **cheques: Any
+) -> Iterator[tuple[Service, httpx.Client]]:
     """A service on the test's files (a second one after the first stopped is a restart)."""
-    with Service(config(tmp_path, sandbox, **cheques), TOKEN) as svc, httpx.Client(
-            base_url=svc.url, headers={"X-Posbridge-Token": TOKEN}, timeout=30) as api:
+    with (
+        Service(config(tmp_path, sandbox, **cheques), TOKEN) as svc,
+        httpx.Client(base_url=svc.url, headers={"X-Posbridge-Token": TOKEN}, timeout=30) as api,
+    ):
         yield svc, api
 
 
@@ -49,8 +57,12 @@ def held(sandbox: SandboxServer, card: str = ACTIVE) -> Decimal:
     return Decimal(admin(sandbox, f"ledger/{card}")["held"])
 
 
-def open_and_pay(api: httpx.Client, card: str = ACTIVE, pay: str = "50",
-                 lines: list[dict[str, Any]] | None = None) -> str:
+def open_and_pay(
+    api: httpx.Client,
+    card: str = ACTIVE,
+    pay: str = "50",
+    lines: list[dict[str, Any]] | None = None,
+) -> str:
     """A calculated cheque with `pay` bonuses held at processing; its id."""
     r = api.post("/v1/cheques", json={"card": card, "lines": lines or [MILK, SOAP]})
     assert r.status_code == 201, r.text
@@ -62,8 +74,9 @@ def open_and_pay(api: httpx.Client, card: str = ACTIVE, pay: str = "50",
     return cid
 
 
-def sell(api: httpx.Client, card: str | None, lines: list[dict[str, Any]] | None = None
-         ) -> dict[str, Any]:
+def sell(
+    api: httpx.Client, card: str | None, lines: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     r = api.post("/v1/cheques", json={"card": card, "lines": lines or [MILK, SOAP]})
     assert r.status_code == 201, r.text
     cid = body(r)["id"]

@@ -24,17 +24,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def service_config(tmp_path: Path, sandbox_url: str, devices: list[dict[str, Any]] | None = None,
-                   **receipt: Any) -> Config:
-    return parse({
-        "processing": {"url": sandbox_url, "login": LOGIN, "password": PASSWORD,
-                       "lock_file": str(tmp_path / "processing.lock"), "read_timeout": 5.0},
-        "journal": {"path": str(tmp_path / "journal.sqlite"), "probe_min_seconds": 0.05,
-                    "probe_max_seconds": 0.2},
-        "api": {"port": free_port(), "token": TOKEN},
-        "receipt": receipt,
-        "devices": devices or [],
-    })
+def service_config(
+    tmp_path: Path, sandbox_url: str, devices: list[dict[str, Any]] | None = None, **receipt: Any
+) -> Config:
+    return parse(
+        {
+            "processing": {
+                "url": sandbox_url,
+                "login": LOGIN,
+                "password": PASSWORD,
+                "lock_file": str(tmp_path / "processing.lock"),
+                "read_timeout": 5.0,
+            },
+            "journal": {
+                "path": str(tmp_path / "journal.sqlite"),
+                "probe_min_seconds": 0.05,
+                "probe_max_seconds": 0.2,
+            },
+            "api": {"port": free_port(), "token": TOKEN},
+            "receipt": receipt,
+            "devices": devices or [],
+        }
+    )
 
 
 @pytest.fixture

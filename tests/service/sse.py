@@ -14,8 +14,9 @@ from bridge.loyalty.protocol import loads
 class SseReader:
     def __init__(self, url: str, token: str) -> None:
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
-        self._client = httpx.Client(headers={"X-Posbridge-Token": token},
-                                    timeout=httpx.Timeout(5, read=None))
+        self._client = httpx.Client(
+            headers={"X-Posbridge-Token": token}, timeout=httpx.Timeout(5, read=None)
+        )
         self._connected = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(url,), daemon=True)
         self._thread.start()

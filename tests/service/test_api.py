@@ -18,8 +18,13 @@ from tests.service.conftest import TOKEN
 from tests.service.sse import SseReader
 
 ACTIVE, INACTIVE, BLOCKED = "2775000000012", "2775000000029", "2775000000036"
-MILK = {"goodsId": "1001", "barcode": "4600000000015", "name": "Milk 3.2% 1 l", "price": "89.90",
-        "quantity": "2"}
+MILK = {
+    "goodsId": "1001",
+    "barcode": "4600000000015",
+    "name": "Milk 3.2% 1 l",
+    "price": "89.90",
+    "quantity": "2",
+}
 SOAP = {"goodsId": "5001", "name": "Dish soap", "price": "150.00", "quantity": 1}
 
 
@@ -68,14 +73,17 @@ def test_not_activated_card_accrues_but_cannot_redeem(api: httpx.Client) -> None
     assert done["accrued"] > 0 and done["redeemed"] == 0
 
 
-def test_offline_purchase_then_replay(api: httpx.Client, service: Service,
-                                      sandbox_server: SandboxServer) -> None:
+def test_offline_purchase_then_replay(
+    api: httpx.Client, service: Service, sandbox_server: SandboxServer
+) -> None:
     sandbox_server.stop()
     cid = body(api.post("/v1/cheques", json={"card": ACTIVE, "lines": [MILK]}))["id"]
     calc = body(api.post(f"/v1/cheques/{cid}/calculate"))
     assert calc["offline"] and calc["discount"] == 0 and calc["availableBonuses"] == 0
     r = api.post(f"/v1/cheques/{cid}/payment", json={"amount": "10"})
-    assert r.status_code == 409 and body(r)["cashierMessage"] == "Bonuses cannot be redeemed offline"
+    assert (
+        r.status_code == 409 and body(r)["cashierMessage"] == "Bonuses cannot be redeemed offline"
+    )
     done = body(api.post(f"/v1/cheques/{cid}/confirm"))
     assert done["queued"] and done["accrued"] is None
     status = body(api.get("/v1/status"))
@@ -93,10 +101,14 @@ def test_offline_purchase_then_replay(api: httpx.Client, service: Service,
 
 def test_refund_whole_and_partial(api: httpx.Client, sandbox_server: SandboxServer) -> None:
     out = sell(api, ACTIVE)
-    r = api.post(f"/v1/cheques/{out['id']}/refund", json={"lines": [{"position": 2, "quantity": 1}]})
+    r = api.post(
+        f"/v1/cheques/{out['id']}/refund", json={"lines": [{"position": 2, "quantity": 1}]}
+    )
     assert r.status_code == 200, r.text
     assert body(r)["amount"] == Decimal("150.00")
-    r = api.post(f"/v1/cheques/{out['id']}/refund", json={"lines": [{"position": 1, "quantity": 2}]})
+    r = api.post(
+        f"/v1/cheques/{out['id']}/refund", json={"lines": [{"position": 1, "quantity": 2}]}
+    )
     assert r.status_code == 200, r.text
     assert admin(sandbox_server, f"ledger/{ACTIVE}")["balance"] == Decimal("500.00")
 
@@ -122,7 +134,9 @@ def test_lines_and_card_can_change_before_redemption(api: httpx.Client) -> None:
     assert len(body(api.get(f"/v1/cheques/{cid}"))["lines"]) == 2
     api.post(f"/v1/cheques/{cid}/lines", json={"lines": [SOAP], "replace": True})
     assert body(api.get(f"/v1/cheques/{cid}"))["total"] == Decimal("150.00")
-    assert body(api.put(f"/v1/cheques/{cid}/card", json={"card": ACTIVE}))["card"] == "27*******0012"
+    assert (
+        body(api.put(f"/v1/cheques/{cid}/card", json={"card": ACTIVE}))["card"] == "27*******0012"
+    )
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-Posbridge-Token": "wrong"}, {"X-Posbridge-Token": ""}])
@@ -149,8 +163,11 @@ def test_malformed_requests_are_problems(api: httpx.Client) -> None:
     assert r.status_code == 422 and body(r)["code"] == "invalid_request"
     r = api.post("/v1/cheques", json={"lines": [{**MILK, "price": "-1"}]})
     assert r.status_code == 422 and "price" in body(r)["detail"]
-    r = api.post("/v1/cheques", content=b'{"lines": [{"goodsId": "1", "name": "x", "price": 1e400}]}',
-                 headers={"content-type": "application/json"})
+    r = api.post(
+        "/v1/cheques",
+        content=b'{"lines": [{"goodsId": "1", "name": "x", "price": 1e400}]}',
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 422
     r = api.get("/v1/cheques/nope")
     assert r.status_code == 404 and body(r)["code"] == "cheque_not_found"
@@ -163,7 +180,9 @@ def test_fifty_concurrent_api_clients_never_overlap_at_processing(
     barrier = threading.Barrier(50)
 
     def one(i: int) -> str:
-        with httpx.Client(base_url=service.url, headers={"X-Posbridge-Token": TOKEN}, timeout=60) as c:
+        with httpx.Client(
+            base_url=service.url, headers={"X-Posbridge-Token": TOKEN}, timeout=60
+        ) as c:
             barrier.wait()
             return str(sell(c, ACTIVE if i % 2 else None)["state"])
 
@@ -185,8 +204,12 @@ def test_metrics(api: httpx.Client, service: Service) -> None:
     api.get(f"/v1/cards/{BLOCKED}/balance")
     text = api.get("/metrics").text
     assert 'posbridge_processing_requests_total{operation="confirm",outcome="Ok"} 1.0' in text
-    assert 'posbridge_processing_requests_total{operation="balance",outcome="CardBlocked"} 1.0' in text
-    assert 'posbridge_processing_request_seconds_bucket{le="10.0",operation="calculate"} 1.0' in text
+    assert (
+        'posbridge_processing_requests_total{operation="balance",outcome="CardBlocked"} 1.0' in text
+    )
+    assert (
+        'posbridge_processing_request_seconds_bucket{le="10.0",operation="calculate"} 1.0' in text
+    )
     assert 'posbridge_journal_entries{status="done"} 2.0' in text
     assert 'posbridge_connectivity{state="online"} 1.0' in text
     bearer = httpx.get(f"{service.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
@@ -195,7 +218,8 @@ def test_metrics(api: httpx.Client, service: Service) -> None:
 
 
 def test_a_closed_cheque_keeps_what_receipts_and_refunds_need_and_no_more(
-        service: Service, api: httpx.Client) -> None:
+    service: Service, api: httpx.Client
+) -> None:
     """The register keeps 200 recent cheques: once a purchase is over, its steps'
     requests and answers are let go (they were ~2.4 MB of the service's memory)."""
     done = sell(api, ACTIVE)

@@ -28,14 +28,18 @@ def test_no_server_errors(service: Service) -> None:
     failures: list[str] = []
 
     for operation in operations:
-        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck),
-                  database=None)
+
+        @settings(
+            max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
         @given(case=operation.as_strategy())
         def run(case: Any) -> None:
             response = case.call(base_url=service.url, headers={"X-Posbridge-Token": TOKEN})
             if response.status_code >= 500:
-                failures.append(f"{case.method} {case.formatted_path}: {response.status_code} "
-                                f"{response.text[:200]}")
+                failures.append(
+                    f"{case.method} {case.formatted_path}: {response.status_code} "
+                    f"{response.text[:200]}"
+                )
             elif response.status_code >= 400:
                 assert response.headers["content-type"][0].startswith("application/problem+json")
 

@@ -23,8 +23,7 @@ from tests.service.cheque_helpers import (
 )
 
 
-def test_a_card_with_no_bonuses_after_one_with_500_shows_its_own_balance(
-        api: httpx.Client) -> None:
+def test_a_card_with_no_bonuses_after_one_with_500_shows_its_own_balance(api: httpx.Client) -> None:
     cid = body(api.post("/v1/cheques", json={"card": ACTIVE, "lines": [MILK, SOAP]}))["id"]
     assert body(api.post(f"/v1/cheques/{cid}/calculate"))["balanceBefore"] == Decimal("500.00")
     changed = body(api.put(f"/v1/cheques/{cid}/card", json={"card": ZERO}))
@@ -43,7 +42,8 @@ def test_a_card_with_no_bonuses_after_one_with_500_shows_its_own_balance(
 
 
 def test_a_valid_card_after_a_blocked_one_gets_its_discount_and_can_pay(
-        api: httpx.Client, sandbox_server: SandboxServer) -> None:
+    api: httpx.Client, sandbox_server: SandboxServer
+) -> None:
     cid = body(api.post("/v1/cheques", json={"card": BLOCKED, "lines": [MILK, SOAP]}))["id"]
     calc = body(api.post(f"/v1/cheques/{cid}/calculate"))
     assert calc["cardBlocked"] and calc["cashierMessage"] == "Card is blocked"
@@ -60,7 +60,8 @@ def test_a_valid_card_after_a_blocked_one_gets_its_discount_and_can_pay(
 
 
 def test_held_bonuses_block_a_card_change_until_released(
-        api: httpx.Client, sandbox_server: SandboxServer) -> None:
+    api: httpx.Client, sandbox_server: SandboxServer
+) -> None:
     cid = open_and_pay(api, pay="50")
     r = api.put(f"/v1/cheques/{cid}/card", json={"card": ZERO})
     assert r.status_code == 409 and body(r)["code"] == "redemption_held"
@@ -87,7 +88,8 @@ def test_the_same_card_again_keeps_the_calculation(api: httpx.Client) -> None:
 
 
 def test_a_swiped_card_over_held_bonuses_is_rejected_not_attached(
-        service: Service, api: httpx.Client, sandbox_server: SandboxServer) -> None:
+    service: Service, api: httpx.Client, sandbox_server: SandboxServer
+) -> None:
     cid = open_and_pay(api, pay="30")
     assert service.register.card_presented(ZERO, "msr") is None
     assert body(api.get(f"/v1/cheques/{cid}"))["card"] == mask_card(ACTIVE)
@@ -95,7 +97,8 @@ def test_a_swiped_card_over_held_bonuses_is_rejected_not_attached(
 
 
 def test_released_bonuses_are_given_back_offline_through_the_journal(
-        service: Service, api: httpx.Client, sandbox_server: SandboxServer) -> None:
+    service: Service, api: httpx.Client, sandbox_server: SandboxServer
+) -> None:
     cid = open_and_pay(api, pay="40")
     sandbox_server.stop()
     released = api.delete(f"/v1/cheques/{cid}/payments")

@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_cheque_holding_bonuses_outlives_200_other_sales(
-        tmp_path: Path, sandbox_server: SandboxServer) -> None:
+    tmp_path: Path, sandbox_server: SandboxServer
+) -> None:
     with running(tmp_path, sandbox_server) as (_, api):
         cid = open_and_pay(api)
         assert held(sandbox_server) == Decimal("50.00")
@@ -57,7 +58,8 @@ def test_a_cheque_holding_bonuses_outlives_200_other_sales(
 
 
 def test_a_graceful_restart_keeps_open_cheques_and_their_purchase(
-        tmp_path: Path, sandbox_server: SandboxServer) -> None:
+    tmp_path: Path, sandbox_server: SandboxServer
+) -> None:
     with running(tmp_path, sandbox_server) as (_, api):
         held_id = open_and_pay(api)
         plain = body(api.post("/v1/cheques", json={"card": ACTIVE, "lines": [MILK]}))["id"]
@@ -79,8 +81,7 @@ def test_a_graceful_restart_keeps_open_cheques_and_their_purchase(
         assert not extra.exists() or stat.S_IMODE(extra.stat().st_mode) == 0o600
 
 
-def _service_process(tmp_path: Path, sandbox: SandboxServer, port: int
-                     ) -> subprocess.Popen[str]:
+def _service_process(tmp_path: Path, sandbox: SandboxServer, port: int) -> subprocess.Popen[str]:
     cfg = tmp_path / "posbridge.toml"
     cfg.write_text(
         f'[processing]\nurl = "{sandbox.url}"\nlogin = "{LOGIN}"\npassword = "{PASSWORD}"\n'
@@ -88,10 +89,13 @@ def _service_process(tmp_path: Path, sandbox: SandboxServer, port: int
         f'[api]\nport = {port}\ntoken = "{TOKEN}"\n'
     )
     cfg.chmod(0o600)
-    proc = subprocess.Popen([sys.executable, "-m", "bridge", "--config", str(cfg),
-                             "--log-level", "INFO", "run"],
-                            cwd=ROOT, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "--config", str(cfg), "--log-level", "INFO", "run"],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     ready = threading.Event()
 
     def drain() -> None:  # read stderr to its end, so the child never blocks on it
@@ -132,19 +136,23 @@ def test_a_kill_9_keeps_open_cheques(tmp_path: Path, sandbox_server: SandboxServ
         proc.wait(20)
 
 
-def test_past_the_cap_opening_a_cheque_is_429(tmp_path: Path,
-                                              sandbox_server: SandboxServer) -> None:
+def test_past_the_cap_opening_a_cheque_is_429(
+    tmp_path: Path, sandbox_server: SandboxServer
+) -> None:
     with running(tmp_path, sandbox_server, max_open=3) as (_, api):
         ids = [body(api.post("/v1/cheques", json={"lines": [MILK]}))["id"] for _ in range(3)]
         r = api.post("/v1/cheques", json={"lines": [MILK]})
         assert r.status_code == 429 and r.headers["content-type"] == "application/problem+json"
-        assert body(r)["code"] == "too_many_open_cheques" and body(r)["title"] == "Too many requests"
+        assert (
+            body(r)["code"] == "too_many_open_cheques" and body(r)["title"] == "Too many requests"
+        )
         api.post(f"/v1/cheques/{ids[0]}/cancel")  # a closed cheque frees its place
         assert api.post("/v1/cheques", json={"lines": [MILK]}).status_code == 201
 
 
-def test_status_shows_open_cheques_against_the_cap(tmp_path: Path,
-                                                   sandbox_server: SandboxServer) -> None:
+def test_status_shows_open_cheques_against_the_cap(
+    tmp_path: Path, sandbox_server: SandboxServer
+) -> None:
     with running(tmp_path, sandbox_server, max_open=5) as (_, api):
         open_and_pay(api, pay="10")
         api.post("/v1/cheques", json={"lines": [MILK]})
@@ -155,7 +163,8 @@ def test_status_shows_open_cheques_against_the_cap(tmp_path: Path,
 
 
 def test_expiry_gives_held_bonuses_back_even_when_processing_is_offline(
-        tmp_path: Path, sandbox_server: SandboxServer) -> None:
+    tmp_path: Path, sandbox_server: SandboxServer
+) -> None:
     with running(tmp_path, sandbox_server, expire_hours=12) as (svc, api):
         book = svc.register.book
         cid = open_and_pay(api)
@@ -174,7 +183,8 @@ def test_expiry_gives_held_bonuses_back_even_when_processing_is_offline(
 
 
 def test_abandoned_cheques_are_cancelled_on_time_by_the_service(
-        tmp_path: Path, sandbox_server: SandboxServer) -> None:
+    tmp_path: Path, sandbox_server: SandboxServer
+) -> None:
     """The service's own sweeper (no call from us): a tiny expiry, waited for as an event."""
     with running(tmp_path, sandbox_server, expire_hours=0.001) as (svc, api):
         cid = open_and_pay(api)
@@ -194,8 +204,9 @@ def test_abandoned_cheques_are_cancelled_on_time_by_the_service(
         assert held(sandbox_server) == Decimal("0.00")
 
 
-def test_shift_close_cancels_every_open_cheque(tmp_path: Path, sandbox_server: SandboxServer,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_shift_close_cancels_every_open_cheque(
+    tmp_path: Path, sandbox_server: SandboxServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     with running(tmp_path, sandbox_server) as (svc, api):
         held_id = open_and_pay(api)
         plain = body(api.post("/v1/cheques", json={"lines": [MILK]}))["id"]
@@ -205,7 +216,8 @@ def test_shift_close_cancels_every_open_cheque(tmp_path: Path, sandbox_server: S
             f'[processing]\nurl = "{sandbox_server.url}"\nlogin = "{LOGIN}"\n'
             f'password = "{PASSWORD}"\nlock_file = "{tmp_path / "processing.lock"}"\n'
             f'[journal]\npath = "{tmp_path / "journal.sqlite"}"\n'
-            f'[api]\nport = {svc.config.api.port}\ntoken = "{TOKEN}"\n')
+            f'[api]\nport = {svc.config.api.port}\ntoken = "{TOKEN}"\n'
+        )
         cfg.chmod(0o600)
         events = SseReader(f"{svc.url}/v1/events", TOKEN)
         try:
@@ -225,19 +237,22 @@ def test_shift_close_cancels_every_open_cheque(tmp_path: Path, sandbox_server: S
 
 
 def test_shift_close_says_so_when_the_service_is_not_running(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = tmp_path / "posbridge.toml"
     cfg.write_text(
         '[processing]\nurl = "http://127.0.0.1:9/publicapi"\nlogin = "x"\npassword = "y"\n'
-        f'[api]\nport = {free_port()}\ntoken = "{TOKEN}"\n')
+        f'[api]\nport = {free_port()}\ntoken = "{TOKEN}"\n'
+    )
     cfg.chmod(0o600)
     assert main(["--config", str(cfg), "shift", "close"]) == 3
     err = capsys.readouterr().err
     assert "not reachable" in err and "Traceback" not in err and TOKEN not in err
 
 
-def test_repeated_appends_cannot_pass_the_line_cap(tmp_path: Path,
-                                                   sandbox_server: SandboxServer) -> None:
+def test_repeated_appends_cannot_pass_the_line_cap(
+    tmp_path: Path, sandbox_server: SandboxServer
+) -> None:
     line = {"goodsId": "9", "name": "Nail", "price": "1.00"}
     with running(tmp_path, sandbox_server) as (_, api):
         cid = body(api.post("/v1/cheques", json={"lines": [line] * 300}))["id"]
@@ -250,20 +265,31 @@ def test_repeated_appends_cannot_pass_the_line_cap(tmp_path: Path,
         assert r.status_code == 422 and body(r)["code"] == "too_many_lines"
         api.post(f"/v1/cheques/{cid}/calculate")
         assert body(api.post(f"/v1/cheques/{cid}/confirm"))["state"] == "confirmed"
-        r = api.post(f"/v1/cheques/{cid}/refund", json={"lines": [{"position": 500, "quantity": 1}]})
+        r = api.post(
+            f"/v1/cheques/{cid}/refund", json={"lines": [{"position": 500, "quantity": 1}]}
+        )
         assert r.status_code == 200 and body(r)["amount"] == Decimal("1.00"), r.text
 
 
 def test_the_record_keeps_a_purchase_s_step_requests_byte_for_byte(
-        tmp_path: Path, client: LoyaltyClient) -> None:
+    tmp_path: Path, client: LoyaltyClient
+) -> None:
     """A confirm after a restart resends the very request stored before it (same ids)."""
     store = ChequeStore(tmp_path / "cheques.sqlite")
-    cheque = RegisterCheque(id="c1", number="7", opened_at=local_now(), card=ACTIVE,
-                            lines=[Line("1001", "Milk", Decimal("89.90"), Decimal(2),
-                                        Decimal("179.80"))])
+    cheque = RegisterCheque(
+        id="c1",
+        number="7",
+        opened_at=local_now(),
+        card=ACTIVE,
+        lines=[Line("1001", "Milk", Decimal("89.90"), Decimal(2), Decimal("179.80"))],
+    )
     purchase = Purchase(client, cheque.wire(), Identifier(value=ACTIVE))
-    discount = client.prepare(Operation.DISCOUNT, purchase_id=purchase.purchase_id,
-                              identifier=purchase.identifier, cheque=cheque.wire())
+    discount = client.prepare(
+        Operation.DISCOUNT,
+        purchase_id=purchase.purchase_id,
+        identifier=purchase.identifier,
+        cheque=cheque.wire(),
+    )
     purchase._pending[f"discount:{purchase._digest()}"] = discount
     purchase.payments.append(("op-1", Decimal("50.00")))
     cheque.purchase, cheque.redeemed, cheque.state = purchase, Decimal("50.00"), "calculated"
@@ -277,8 +303,13 @@ def test_the_record_keeps_a_purchase_s_step_requests_byte_for_byte(
     assert back.purchase._digest() == purchase._digest()  # the same key finds it again
     assert back.purchase.redeemed == Decimal("50.00")
     assert isinstance(back.wire(), Cheque) and back.wire().lines[0] == ChequeLine(
-        position=1, goods_id="1001", name="Milk", price=Decimal("89.90"),
-        quantity=Decimal(2), amount=Decimal("179.80"))
+        position=1,
+        goods_id="1001",
+        name="Milk",
+        price=Decimal("89.90"),
+        quantity=Decimal(2),
+        amount=Decimal("179.80"),
+    )
     store.close()
 
 
@@ -288,7 +319,8 @@ def test_cheque_settings_defaults() -> None:
 
 
 def test_a_full_cheque_file_refuses_the_cheque_with_a_clear_problem(
-        tmp_path: Path, sandbox_server: SandboxServer) -> None:
+    tmp_path: Path, sandbox_server: SandboxServer
+) -> None:
     line = {"goodsId": "9", "name": "Nail " * 40, "price": "1.00"}
     with running(tmp_path, sandbox_server) as (svc, api):
         store = svc.register.book.store
@@ -305,7 +337,7 @@ def test_a_full_cheque_file_refuses_the_cheque_with_a_clear_problem(
 
 
 def test_a_cheque_path_that_cannot_be_used_is_one_line_at_start(
-        tmp_path: Path, sandbox_server: SandboxServer, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, sandbox_server: SandboxServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = tmp_path / "posbridge.toml"
     cfg.write_text(
@@ -313,7 +345,8 @@ def test_a_cheque_path_that_cannot_be_used_is_one_line_at_start(
         f'password = "{PASSWORD}"\nlock_file = "{tmp_path / "lock"}"\n'
         f'[journal]\npath = "{tmp_path / "journal.sqlite"}"\n'
         f'[cheques]\npath = "{tmp_path}"\n'  # a directory
-        f'[api]\nport = {free_port()}\ntoken = "{TOKEN}"\n')
+        f'[api]\nport = {free_port()}\ntoken = "{TOKEN}"\n'
+    )
     cfg.chmod(0o600)
     assert main(["--config", str(cfg), "run"]) == 2
     err = capsys.readouterr().err
@@ -321,8 +354,9 @@ def test_a_cheque_path_that_cannot_be_used_is_one_line_at_start(
     assert f"cheques.path: {tmp_path} is a directory" in err and "Traceback" not in err
 
 
-def test_closed_cheques_leave_memory_but_not_the_file(tmp_path: Path,
-                                                      sandbox_server: SandboxServer) -> None:
+def test_closed_cheques_leave_memory_but_not_the_file(
+    tmp_path: Path, sandbox_server: SandboxServer
+) -> None:
     with running(tmp_path, sandbox_server) as (svc, api):
         book = svc.register.book
         book._keep = 2  # the most recent closed cheques kept in memory

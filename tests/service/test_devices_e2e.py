@@ -21,13 +21,16 @@ def ptys() -> Iterator[tuple[Pty, Pty]]:
 
 
 @pytest.fixture
-def wired(make_service: Callable[..., Service], ptys: tuple[Pty, Pty]) -> Iterator[
-        tuple[Service, SseReader, Pty, Pty]]:
+def wired(
+    make_service: Callable[..., Service], ptys: tuple[Pty, Pty]
+) -> Iterator[tuple[Service, SseReader, Pty, Pty]]:
     scanner, msr = ptys
-    svc = make_service(devices=[
-        {"name": "scanner", "kind": "scanner", "connection": "serial", "port": scanner.path},
-        {"name": "msr", "kind": "card_reader", "connection": "serial", "port": msr.path},
-    ])
+    svc = make_service(
+        devices=[
+            {"name": "scanner", "kind": "scanner", "connection": "serial", "port": scanner.path},
+            {"name": "msr", "kind": "card_reader", "connection": "serial", "port": msr.path},
+        ]
+    )
     sse = SseReader(f"{svc.url}/v1/events", TOKEN)
     yield svc, sse, scanner, msr
     sse.close()
@@ -93,9 +96,16 @@ def test_unplugged_scanner_goes_offline_and_the_rest_works(
 
 
 def test_service_starts_with_a_missing_device(make_service: Callable[..., Service]) -> None:
-    svc = make_service(devices=[
-        {"name": "ghost", "kind": "scanner", "connection": "serial", "port": "/dev/nonexistent-tty"},
-    ])
+    svc = make_service(
+        devices=[
+            {
+                "name": "ghost",
+                "kind": "scanner",
+                "connection": "serial",
+                "port": "/dev/nonexistent-tty",
+            },
+        ]
+    )
     status = httpx.get(f"{svc.url}/v1/status", headers={"X-Posbridge-Token": TOKEN}).json()
     assert status["devices"][0]["name"] == "ghost"
     assert status["devices"][0]["power"] in ("offline", "unknown")

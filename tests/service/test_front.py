@@ -52,16 +52,20 @@ def open_cheque(api: httpx.Client, card: str | None = ACTIVE) -> str:
     return str(loads(r.content)["id"])
 
 
-@pytest.mark.parametrize("steps", [
-    ["calculate"],
-    ["calculate", "confirm"],
-    ["confirm"],
-    ["cancel"],
-    ["calculate", "cancel", "confirm"],
-    ["cancel", "calculate"],
-])
-def test_lane_and_fastapi_give_the_same_answers(service: Service, api: httpx.Client,
-                                                steps: list[str]) -> None:
+@pytest.mark.parametrize(
+    "steps",
+    [
+        ["calculate"],
+        ["calculate", "confirm"],
+        ["confirm"],
+        ["cancel"],
+        ["calculate", "cancel", "confirm"],
+        ["cancel", "calculate"],
+    ],
+)
+def test_lane_and_fastapi_give_the_same_answers(
+    service: Service, api: httpx.Client, steps: list[str]
+) -> None:
     lane_id, fastapi_id = open_cheque(api), open_cheque(api)
     for step in steps:
         via_lane = api.post(f"/v1/cheques/{lane_id}/{step}")
@@ -69,8 +73,7 @@ def test_lane_and_fastapi_give_the_same_answers(service: Service, api: httpx.Cli
         assert comparable(via_lane) == comparable(via_fastapi), step
 
 
-def test_unknown_cheque_is_the_same_problem_both_ways(service: Service,
-                                                      api: httpx.Client) -> None:
+def test_unknown_cheque_is_the_same_problem_both_ways(service: Service, api: httpx.Client) -> None:
     via_lane = api.post("/v1/cheques/no-such-cheque/calculate")
     via_fastapi = fastapi_call(service, "POST", "/v1/cheques/no-such-cheque/calculate")
     assert via_lane.status_code == 404
@@ -78,15 +81,19 @@ def test_unknown_cheque_is_the_same_problem_both_ways(service: Service,
     assert via_lane.content == via_fastapi.content
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/v1/cheques/abc/calculate"),     # wrong method: FastAPI's 405
-    ("POST", "/v1/cheques//calculate"),       # no id
-    ("POST", "/v1/cheques/a/b/calculate"),    # an id never holds '/'
-    ("POST", "/v1/cheques/abc/calculate/"),   # trailing slash
-    ("POST", "/v1/cheques/abc/refund-all"),   # not a lane action
-])
-def test_what_the_lane_does_not_take_goes_to_fastapi(service: Service, api: httpx.Client,
-                                                     method: str, path: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/cheques/abc/calculate"),  # wrong method: FastAPI's 405
+        ("POST", "/v1/cheques//calculate"),  # no id
+        ("POST", "/v1/cheques/a/b/calculate"),  # an id never holds '/'
+        ("POST", "/v1/cheques/abc/calculate/"),  # trailing slash
+        ("POST", "/v1/cheques/abc/refund-all"),  # not a lane action
+    ],
+)
+def test_what_the_lane_does_not_take_goes_to_fastapi(
+    service: Service, api: httpx.Client, method: str, path: str
+) -> None:
     via_door = api.request(method, path, follow_redirects=False)
     via_fastapi = fastapi_call(service, method, path)
     assert via_door.status_code == via_fastapi.status_code
@@ -97,14 +104,18 @@ def test_the_lane_needs_the_token(service: Service) -> None:
     cid = open_cheque(httpx.Client(base_url=service.url, headers=HEADERS))
     r = httpx.post(f"{service.url}/v1/cheques/{cid}/calculate")
     assert r.status_code == 401 and loads(r.content)["code"] == "unauthorized"
-    r = httpx.post(f"{service.url}/v1/cheques/{cid}/calculate",
-                   headers={"Authorization": f"Bearer {TOKEN}"})
+    r = httpx.post(
+        f"{service.url}/v1/cheques/{cid}/calculate", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
     assert r.status_code == 200
 
 
-def test_a_bug_in_a_lane_step_is_a_logged_500_problem(service: Service, api: httpx.Client,
-                                                      monkeypatch: pytest.MonkeyPatch,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_a_bug_in_a_lane_step_is_a_logged_500_problem(
+    service: Service,
+    api: httpx.Client,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     cid = open_cheque(api)
 
     def broken(*_: Any) -> Any:
@@ -118,12 +129,13 @@ def test_a_bug_in_a_lane_step_is_a_logged_500_problem(service: Service, api: htt
     problem = loads(r.content)
     assert problem["code"] == "internal_error" and "RuntimeError" in problem["detail"]
     assert problem["cashierMessage"]
-    assert any("RuntimeError: bug on purpose" in (rec.exc_text or "") or
-               rec.exc_info for rec in caplog.records)
+    assert any(
+        "RuntimeError: bug on purpose" in (rec.exc_text or "") or rec.exc_info
+        for rec in caplog.records
+    )
 
 
-def test_a_body_sent_to_the_lane_is_skipped_and_the_connection_goes_on(
-        api: httpx.Client) -> None:
+def test_a_body_sent_to_the_lane_is_skipped_and_the_connection_goes_on(api: httpx.Client) -> None:
     """POS clients often send `{}` with every POST: the lane ignores it, as FastAPI does,
     and the kept-alive connection carries the next requests cleanly."""
     cid = open_cheque(api)
@@ -137,7 +149,14 @@ def test_a_body_sent_to_the_lane_is_skipped_and_the_connection_goes_on(
 
 def test_a_websocket_upgrade_is_not_served(service: Service) -> None:
     """The API has no WebSocket endpoint, and the server loads no WebSocket stack."""
-    r = httpx.get(f"{service.url}/v1/status", headers={
-        **HEADERS, "Connection": "Upgrade", "Upgrade": "websocket",
-        "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    r = httpx.get(
+        f"{service.url}/v1/status",
+        headers={
+            **HEADERS,
+            "Connection": "Upgrade",
+            "Upgrade": "websocket",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        },
+    )
     assert r.status_code == 200 and "devices" in loads(r.content)  # served as plain HTTP

@@ -62,9 +62,11 @@ class Running:
 
 # `python -m bridge` under a soft descriptor limit of 1,024, set by the child itself (no
 # preexec_fn: this test process runs the sandbox's threads)
-LAUNCH = ("import resource, runpy; hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]; "
-          f"resource.setrlimit(resource.RLIMIT_NOFILE, ({SERVICE_NOFILE}, hard)); "
-          "runpy.run_module('bridge', run_name='__main__', alter_sys=True)")
+LAUNCH = (
+    "import resource, runpy; hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]; "
+    f"resource.setrlimit(resource.RLIMIT_NOFILE, ({SERVICE_NOFILE}, hard)); "
+    "runpy.run_module('bridge', run_name='__main__', alter_sys=True)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +82,16 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             f'[processing]\nurl = "{sandbox.url}"\nlogin = "{LOGIN}"\n'
             f'password = "{PASSWORD}"\nlock_file = "{tmp / "lock"}"\n'
             f'[journal]\npath = "{tmp / "j.sqlite"}"\n'
-            f'[api]\nport = {port}\ntoken_file = "{token_file}"\n')
+            f'[api]\nport = {port}\ntoken_file = "{token_file}"\n'
+        )
         cfg.chmod(0o600)
         proc = subprocess.Popen(
             [sys.executable, "-c", LAUNCH, "--config", str(cfg), "--log-level", "INFO", "run"],
             cwd=ROOT,
-            stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)})
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         assert proc.stderr is not None
         running = Running(proc, port)
         try:
@@ -98,8 +103,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
                 pytest.fail("the service did not start:\n" + "".join(running.stderr))
             limits = Path(f"/proc/{proc.pid}/limits").read_text()
             assert f"Max open files            {SERVICE_NOFILE} " in limits, limits
-            drain = threading.Thread(target=running.stderr.extend, args=(proc.stderr,),
-                                     daemon=True)
+            drain = threading.Thread(target=running.stderr.extend, args=(proc.stderr,), daemon=True)
             drain.start()
             yield running
         finally:
@@ -143,8 +147,11 @@ def read_response(sock: socket.socket) -> bytes:
         assert part, got
         got += part
     head, _, body = got.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length:"))
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
     while len(body) < length:
         part = sock.recv(65536)
         assert part
@@ -179,9 +186,12 @@ def open_cheque(api: httpx.Client) -> str:
 def test_a_300_mb_declared_body_is_refused_at_once(service: Running) -> None:
     peak_before = service.status_kib("VmHWM")
     with service.raw() as sock:
-        sock.sendall(b"POST /v1/cheques HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Posbridge-Token: "
-                     + TOKEN.encode() + b"\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: " + str(300 * MiB).encode() + b"\r\n\r\n{\"lines\": [")
+        sock.sendall(
+            b"POST /v1/cheques HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Posbridge-Token: "
+            + TOKEN.encode()
+            + b"\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(300 * MiB).encode() + b'\r\n\r\n{"lines": ['
+        )
         started = time.monotonic()
         answer = read_answer(sock, started + 3)
         elapsed = time.monotonic() - started
@@ -195,7 +205,8 @@ def test_a_300_mb_declared_body_is_refused_at_once(service: Running) -> None:
 
 @pytest.mark.parametrize("path", ["/v1/cheques", "/v1/cheques/{cid}/calculate"])
 def test_a_300_mb_chunked_body_is_cut_off_and_memory_stays_flat(
-        service: Running, api: httpx.Client, path: str) -> None:
+    service: Running, api: httpx.Client, path: str
+) -> None:
     """No length announced: the body is counted as it arrives and refused past 1 MiB,
     the till lane's calls (which ignore bodies) included."""
     path = path.format(cid=open_cheque(api))
@@ -205,9 +216,11 @@ def test_a_300_mb_chunked_body_is_cut_off_and_memory_stays_flat(
     sent = 0
     answer = b""
     with service.raw() as sock:
-        sock.sendall(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                     b"X-Posbridge-Token: " + TOKEN.encode() + b"\r\n"
-                     b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(
+            b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"X-Posbridge-Token: " + TOKEN.encode() + b"\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         started = time.monotonic()
         while sent < 300 * MiB:
             readable, _, _ = select.select([sock], [], [], 0)
@@ -231,8 +244,7 @@ def test_a_body_at_the_limit_is_read_and_one_over_is_not(api: httpx.Client) -> N
     fits = b'{"lines": []}'.ljust(MiB)  # trailing blanks are valid JSON
     r = api.post("/v1/cheques", content=fits, headers={"Content-Type": "application/json"})
     assert r.status_code == 201, r.text
-    r = api.post("/v1/cheques", content=fits + b" ",
-                 headers={"Content-Type": "application/json"})
+    r = api.post("/v1/cheques", content=fits + b" ", headers={"Content-Type": "application/json"})
     assert r.status_code == 413 and problem_of(r)["code"] == "body_too_large"
 
 
@@ -270,15 +282,18 @@ def test_a_line_amount_must_match_price_times_quantity(api: httpx.Client) -> Non
     assert len(loads(api.get(f"/v1/cheques/{cid}").content)["lines"]) == 2  # nothing added
 
 
-def test_an_amount_within_the_cent_or_after_a_stated_discount_is_taken(
-        api: httpx.Client) -> None:
+def test_an_amount_within_the_cent_or_after_a_stated_discount_is_taken(api: httpx.Client) -> None:
     # 3 x 0.335 kg = 1.005: 1.00 and 1.01 are both that to the cent; 1.02 is not
     weighed = {"goodsId": "7", "name": "Nuts", "price": "0.335", "quantity": "3"}
     r = api.post("/v1/cheques", json={"lines": [weighed]})
     assert r.status_code == 422  # a price has 2 decimals at most
     weighed = {"goodsId": "7", "name": "Nuts", "price": "3.35", "quantity": "0.3"}  # 1.005
-    lines = [weighed | {"amount": "1.00"}, weighed | {"amount": "1.01"}, weighed,
-             MILK | {"discount": "9.80", "amount": "170.00"}]
+    lines = [
+        weighed | {"amount": "1.00"},
+        weighed | {"amount": "1.01"},
+        weighed,
+        MILK | {"discount": "9.80", "amount": "170.00"},
+    ]
     r = api.post("/v1/cheques", json={"lines": lines})
     assert r.status_code == 201, r.text
     amounts = [ln["amount"] for ln in loads(r.content)["lines"]]
@@ -306,10 +321,19 @@ def test_a_cheque_total_is_at_most_a_billion(api: httpx.Client) -> None:
 # ---------------------------------------------------------------------- Host
 
 
-@pytest.mark.parametrize("host", [
-    "evil.example", "evil.example:8765", "localhost.evil.example", "127.0.0.1.nip.io",
-    "127.0.0.1:80@evil.example", "[::1].evil.example", "127.0.0.1:notaport", "",
-])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example",
+        "evil.example:8765",
+        "localhost.evil.example",
+        "127.0.0.1.nip.io",
+        "127.0.0.1:80@evil.example",
+        "[::1].evil.example",
+        "127.0.0.1:notaport",
+        "",
+    ],
+)
 def test_a_foreign_host_name_is_refused(service: Running, host: str) -> None:
     """DNS rebinding: a page on evil.example resolved to 127.0.0.1 reads nothing, not even
     the open OpenAPI document."""
@@ -319,8 +343,10 @@ def test_a_foreign_host_name_is_refused(service: Running, host: str) -> None:
         assert problem_of(r)["code"] == "bad_host"
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "LOCALHOST", "{port}",
-                                  "localhost:{port}", "[::1]:{port}"])
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "localhost", "[::1]", "LOCALHOST", "{port}", "localhost:{port}", "[::1]:{port}"],
+)
 def test_loopback_host_names_are_served(service: Running, host: str) -> None:
     host = host.format(port=service.port)
     if host == str(service.port):
@@ -333,19 +359,20 @@ def test_loopback_host_names_are_served(service: Running, host: str) -> None:
 
 
 def test_headers_or_a_body_that_never_finish_are_cut_off(service: Running) -> None:
-    with service.raw() as slow, service.raw() as idle, service.raw() as kept, \
-            service.raw() as body:
+    with service.raw() as slow, service.raw() as idle, service.raw() as kept, service.raw() as body:
         slow.sendall(b"GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-        body.sendall(b"POST /v1/cheques HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Posbridge-Token: "
-                     + TOKEN.encode() + b"\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 100\r\n\r\n{\"lines\": ")
+        body.sendall(
+            b"POST /v1/cheques HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Posbridge-Token: "
+            + TOKEN.encode()
+            + b"\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"lines": '
+        )
         # a kept-alive connection whose next request stalls half-way is cut off as well
         kept.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert read_response(kept).startswith(b"HTTP/1.1 200 ")
         kept.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         started = time.monotonic()
-        answers = [read_answer(s, started + HEADER_TIMEOUT + 3)
-                   for s in (slow, idle, kept, body)]
+        answers = [read_answer(s, started + HEADER_TIMEOUT + 3) for s in (slow, idle, kept, body)]
         elapsed = time.monotonic() - started
     assert answers[0].startswith(b"HTTP/1.1 408 ") and b"header_timeout" in answers[0]
     assert answers[1] == b""  # sent nothing: closed without a word
@@ -373,8 +400,9 @@ def test_garbage_is_a_problem_too(service: Running) -> None:
     assert answer.startswith(b"HTTP/1.1 400 ") and b"application/problem+json" in answer
 
 
-def test_the_till_gets_through_1100_slowloris_connections(service: Running, api: httpx.Client,
-                                                          many_fds: None) -> None:
+def test_the_till_gets_through_1100_slowloris_connections(
+    service: Running, api: httpx.Client, many_fds: None
+) -> None:
     cid = open_cheque(api)
     attackers: list[socket.socket] = []
     try:
@@ -382,8 +410,10 @@ def test_the_till_gets_through_1100_slowloris_connections(service: Running, api:
             sock = service.raw()
             attackers.append(sock)
             with contextlib.suppress(OSError):  # the service may have closed it already
-                sock.sendall(b"POST /v1/cheques/" + cid.encode() + b"/calculate HTTP/1.1\r\n"
-                             b"Host: 127.0.0.1\r\nX-Posbridge-Token: ")
+                sock.sendall(
+                    b"POST /v1/cheques/" + cid.encode() + b"/calculate HTTP/1.1\r\n"
+                    b"Host: 127.0.0.1\r\nX-Posbridge-Token: "
+                )
         started = time.monotonic()
         with httpx.Client(base_url=service.url, headers=HEADERS, timeout=5) as till:
             r = till.post(f"/v1/cheques/{cid}/calculate")

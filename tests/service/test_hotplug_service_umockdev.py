@@ -20,13 +20,20 @@ pytestmark = pytest.mark.umockdev
 
 
 def test_printer_plugged_back_is_announced_and_retried(tb: Any, tmp_path: Path) -> None:
-    config = parse({
-        "processing": {"url": "http://127.0.0.1:9/publicapi", "login": "a", "password": "b",
-                       "lock_file": str(tmp_path / "lock")},
-        "journal": {"path": str(tmp_path / "journal.sqlite")},
-        "devices": [{"name": "receipt", "kind": "printer", "connection": "usb",
-                     "usb": "04b8:0e15"}],
-    })
+    config = parse(
+        {
+            "processing": {
+                "url": "http://127.0.0.1:9/publicapi",
+                "login": "a",
+                "password": "b",
+                "lock_file": str(tmp_path / "lock"),
+            },
+            "journal": {"path": str(tmp_path / "journal.sqlite")},
+            "devices": [
+                {"name": "receipt", "kind": "printer", "connection": "usb", "usb": "04b8:0e15"}
+            ],
+        }
+    )
     register = Register(config)
     seen: queue.Queue[dict[str, Any]] = queue.Queue()
     register.events.publish = lambda kind, /, **data: seen.put({"type": kind, **data}) or {}  # type: ignore[method-assign]

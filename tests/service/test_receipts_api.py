@@ -40,8 +40,9 @@ def test_normal_receipt_in_russian(make_service: Callable[..., Service]) -> None
     assert "ПРОГРАММА ЛОЯЛЬНОСТИ".encode("cp866") in escpos
 
 
-def test_blocked_and_offline_receipts_in_english(make_service: Callable[..., Service],
-                                                 sandbox_server: SandboxServer) -> None:
+def test_blocked_and_offline_receipts_in_english(
+    make_service: Callable[..., Service], sandbox_server: SandboxServer
+) -> None:
     api = client(make_service(language="en", columns=48))
     blocked = sell(api, "2775000000036")
     assert "Card is blocked" in "\n".join(receipt(api, blocked["id"])[0])
@@ -53,9 +54,19 @@ def test_blocked_and_offline_receipts_in_english(make_service: Callable[..., Ser
 
 def test_print_on_the_configured_printer(make_service: Callable[..., Service]) -> None:
     with Pty() as printer:
-        svc = make_service(printer="receipt", language="ru", devices=[
-            {"name": "receipt", "kind": "printer", "connection": "serial", "port": printer.path,
-             "profile": "TM-T88III"}])
+        svc = make_service(
+            printer="receipt",
+            language="ru",
+            devices=[
+                {
+                    "name": "receipt",
+                    "kind": "printer",
+                    "connection": "serial",
+                    "port": printer.path,
+                    "profile": "TM-T88III",
+                }
+            ],
+        )
         api = client(svc)
         out = sell(api, "2775000000012")
         r = api.post("/v1/receipts/print", json={"chequeId": out["id"]})

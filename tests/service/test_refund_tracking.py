@@ -22,7 +22,8 @@ def refund_entries(service: Service) -> list[str]:
 
 
 def test_offline_the_same_cheque_is_refunded_once_not_three_times(
-        service: Service, api: httpx.Client, sandbox_server: SandboxServer) -> None:
+    service: Service, api: httpx.Client, sandbox_server: SandboxServer
+) -> None:
     done = sell(api, ACTIVE, [KETTLE])
     assert done["total"] == Decimal("100.00")
     sandbox_server.stop()
@@ -42,8 +43,9 @@ def test_offline_the_same_cheque_is_refunded_once_not_three_times(
     assert admin(sandbox_server, f"purchases/{done['purchaseId']}")["status"] == "refunded"
 
 
-def test_partial_refunds_add_up_per_position(api: httpx.Client,
-                                            sandbox_server: SandboxServer) -> None:
+def test_partial_refunds_add_up_per_position(
+    api: httpx.Client, sandbox_server: SandboxServer
+) -> None:
     done = sell(api, ACTIVE, [MILK, SOAP])  # milk: 2 x 89.90, soap: 1 x 150.00
     cid = done["id"]
     one = {"lines": [{"position": 1, "quantity": 1}]}
@@ -70,7 +72,8 @@ def test_one_request_cannot_refund_a_position_twice_over(api: httpx.Client) -> N
 
 
 def test_a_refund_processing_refuses_is_not_counted(
-        service: Service, api: httpx.Client, sandbox_server: SandboxServer) -> None:
+    service: Service, api: httpx.Client, sandbox_server: SandboxServer
+) -> None:
     done = sell(api, ACTIVE, [KETTLE])
     book = service.register.book
     cheque = book.get(done["id"])

@@ -86,8 +86,9 @@ def test_the_cheques_router_alone(register: Register) -> None:
 
 
 def test_the_lane_actions_are_the_routes_handlers() -> None:
-    endpoints = {route.path: route.endpoint for route in cheques.router.routes
-                 if isinstance(route, APIRoute)}
+    endpoints = {
+        route.path: route.endpoint for route in cheques.router.routes if isinstance(route, APIRoute)
+    }
     for action, handler in cheques.LANE.items():
         assert endpoints[f"/v1/cheques/{{cheque_id}}/{action}"] is handler
 

@@ -17,8 +17,9 @@ from tests.service.conftest import TOKEN, free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_run_serves_then_stops_cleanly_on_sigterm(sandbox_server: SandboxServer,
-                                                  tmp_path: Path) -> None:
+def test_run_serves_then_stops_cleanly_on_sigterm(
+    sandbox_server: SandboxServer, tmp_path: Path
+) -> None:
     port = free_port()
     token_file = tmp_path / "api.token"
     token_file.write_text(TOKEN)
@@ -29,17 +30,24 @@ def test_run_serves_then_stops_cleanly_on_sigterm(sandbox_server: SandboxServer,
         f'lock_file = "{tmp_path / "lock"}"\n[journal]\npath = "{tmp_path / "j.sqlite"}"\n'
         f'[api]\nport = {port}\ntoken_file = "{token_file}"\n'
     )
-    proc = subprocess.Popen([sys.executable, "-m", "bridge", "--config", str(cfg),
-                             "--log-level", "INFO", "run"],
-                            cwd=ROOT, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "--config", str(cfg), "--log-level", "INFO", "run"],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.stderr is not None
     try:
         for line in proc.stderr:  # the service says when it is up: no polling, no sleeping
             if "Uvicorn running" in line or "Application startup" in line or "running on" in line:
                 break
-        r = httpx.post(f"http://127.0.0.1:{port}/v1/cheques", json={"card": "2775000000012"},
-                       headers={"X-Posbridge-Token": TOKEN}, timeout=10)
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/cheques",
+            json={"card": "2775000000012"},
+            headers={"X-Posbridge-Token": TOKEN},
+            timeout=10,
+        )
         assert r.status_code == 201
         proc.send_signal(signal.SIGTERM)
         rest = proc.stderr.read()

@@ -22,10 +22,17 @@ Wired = tuple[Service, SseReader, httpx.Client, Pty, Pty]
 @pytest.fixture
 def wired(make_service: Callable[..., Service]) -> Iterator[Wired]:
     with Pty() as scanner, Pty() as msr:
-        svc = make_service(devices=[
-            {"name": "scanner", "kind": "scanner", "connection": "serial", "port": scanner.path},
-            {"name": "msr", "kind": "card_reader", "connection": "serial", "port": msr.path},
-        ])
+        svc = make_service(
+            devices=[
+                {
+                    "name": "scanner",
+                    "kind": "scanner",
+                    "connection": "serial",
+                    "port": scanner.path,
+                },
+                {"name": "msr", "kind": "card_reader", "connection": "serial", "port": msr.path},
+            ]
+        )
         sse = SseReader(f"{svc.url}/v1/events", TOKEN)
         api = httpx.Client(base_url=svc.url, headers={"X-Posbridge-Token": TOKEN}, timeout=10)
         for name in ("scanner", "msr"):
@@ -68,7 +75,9 @@ def test_incomplete_scan_reaches_status_and_events_without_its_bytes(wired: Wire
     _svc, sse, api, scanner, _msr = wired
     scanner.send(b";4111111111111111=2512101?")  # no CR
     event = sse.next("device_error")
-    assert event["device"] == "scanner" and "incomplete scan discarded: 26 bytes" in event["message"]
+    assert (
+        event["device"] == "scanner" and "incomplete scan discarded: 26 bytes" in event["message"]
+    )
     [dev] = [d for d in api.get("/v1/status").json()["devices"] if d["name"] == "scanner"]
     assert dev["lastError"] == event["message"]
     assert "4111" not in dev["lastError"] and "2512" not in dev["lastError"]

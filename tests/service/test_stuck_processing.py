@@ -55,15 +55,25 @@ def proxy(sandbox_server: SandboxServer) -> Iterator[FaultProxy]:
 
 @pytest.fixture
 def service(proxy: FaultProxy, tmp_path: Path) -> Iterator[Service]:
-    cfg = parse({
-        "processing": {"url": proxy.url, "login": LOGIN, "password": PASSWORD,
-                       "lock_file": str(tmp_path / "processing.lock"), "read_timeout": 5.0,
-                       "deadline": DEADLINE},
-        # the replayer must not probe during the measurement: its first retry is far away
-        "journal": {"path": str(tmp_path / "journal.sqlite"), "probe_min_seconds": 30,
-                    "probe_max_seconds": 60},
-        "api": {"port": free_port(), "token": TOKEN},
-    })
+    cfg = parse(
+        {
+            "processing": {
+                "url": proxy.url,
+                "login": LOGIN,
+                "password": PASSWORD,
+                "lock_file": str(tmp_path / "processing.lock"),
+                "read_timeout": 5.0,
+                "deadline": DEADLINE,
+            },
+            # the replayer must not probe during the measurement: its first retry is far away
+            "journal": {
+                "path": str(tmp_path / "journal.sqlite"),
+                "probe_min_seconds": 30,
+                "probe_max_seconds": 60,
+            },
+            "api": {"port": free_port(), "token": TOKEN},
+        }
+    )
     svc = Service(cfg, TOKEN, devices=False).start()
     yield svc
     svc.stop()
@@ -102,8 +112,7 @@ def test_till_calls_behind_a_stuck_processing_answer_within_the_deadline(
     with ThreadPoolExecutor(3) as pool:
         calc = pool.submit(timed, "calculate", lambda: api.post(f"/v1/cheques/{first}/calculate"))
         proxy.wait_event(lambda e: e.fault == fault)  # the calculate is stuck at processing
-        confirm = pool.submit(timed, "confirm",
-                              lambda: api.post(f"/v1/cheques/{second}/confirm"))
+        confirm = pool.submit(timed, "confirm", lambda: api.post(f"/v1/cheques/{second}/confirm"))
         balance = pool.submit(timed, "balance", lambda: api.get(f"/v1/cards/{CARD}/balance"))
         for done in (calc, confirm, balance):
             done.result(timeout=DEADLINE + 30)
@@ -136,10 +145,14 @@ def test_huge_or_endless_answers_are_unreadable_and_cost_no_memory(
     proxy.set_fault(fault)
     peak = _peak_rss_kb()
     for call, check in (
-        (lambda: api.post(f"/v1/cheques/{first}/calculate"),
-         lambda out: out["offline"] is True and out["discount"] == 0),
-        (lambda: api.post(f"/v1/cheques/{second}/confirm"),
-         lambda out: out["state"] == "confirmed" and out["queued"] is True),
+        (
+            lambda: api.post(f"/v1/cheques/{first}/calculate"),
+            lambda out: out["offline"] is True and out["discount"] == 0,
+        ),
+        (
+            lambda: api.post(f"/v1/cheques/{second}/confirm"),
+            lambda out: out["state"] == "confirmed" and out["queued"] is True,
+        ),
         (lambda: api.get(f"/v1/cards/{CARD}/balance"), lambda out: out["offline"] is True),
     ):
         start = time.monotonic()
@@ -184,10 +197,15 @@ def test_a_call_whose_client_hung_up_before_its_turn_is_not_sent(
     try:
         host, port = service.url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port))) as sock:
-            line = (f"POST /v1/cheques/{gone}/calculate" if call == "calculate"
-                    else f"GET /v1/cards/{CARD}/balance")
-            sock.sendall(f"{line} HTTP/1.1\r\nHost: {host}\r\n"
-                         f"X-Posbridge-Token: {TOKEN}\r\nContent-Length: 0\r\n\r\n".encode())
+            line = (
+                f"POST /v1/cheques/{gone}/calculate"
+                if call == "calculate"
+                else f"GET /v1/cards/{CARD}/balance"
+            )
+            sock.sendall(
+                f"{line} HTTP/1.1\r\nHost: {host}\r\n"
+                f"X-Posbridge-Token: {TOKEN}\r\nContent-Length: 0\r\n\r\n".encode()
+            )
         # the POS hung up; the service notices while the call waits for its turn
         assert said.event.wait(10), "the service did not notice the POS hanging up"
     finally:
@@ -212,17 +230,20 @@ def _config(tmp_path: Path, url: str, port: int) -> Path:
         f'[processing]\nurl = "{url}"\nlogin = "{LOGIN}"\npassword = "{PASSWORD}"\n'
         f'lock_file = "{tmp_path / "lock"}"\nread_timeout = 60.0\ndeadline = 60.0\n'
         f'[journal]\npath = "{tmp_path / "j.sqlite"}"\nprobe_min_seconds = 0.05\n'
-        f'probe_max_seconds = 0.2\n'
+        f"probe_max_seconds = 0.2\n"
         f'[api]\nport = {port}\ntoken = "{TOKEN}"\n'
     )
     return cfg
 
 
 def _start(cfg: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "bridge", "--config", str(cfg),
-                             "--log-level", "INFO", "run"],
-                            cwd=ROOT, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "--config", str(cfg), "--log-level", "INFO", "run"],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.stderr is not None
     for line in proc.stderr:  # the service says when it is up: no polling, no sleeping
         if "Uvicorn running" in line or "Application startup" in line or "running on" in line:
@@ -244,8 +265,10 @@ def test_sigterm_exits_promptly_while_a_confirm_is_stuck_and_it_is_resent_after(
             assert calculated["offline"] is False
             proxy.set_fault("blackhole")  # processing accepts the next step, never answers
             confirm: Future[httpx.Response] = Future()
-            threading.Thread(target=lambda: confirm.set_result(
-                api.post(f"/v1/cheques/{cid}/confirm")), daemon=True).start()
+            threading.Thread(
+                target=lambda: confirm.set_result(api.post(f"/v1/cheques/{cid}/confirm")),
+                daemon=True,
+            ).start()
             stuck = proxy.wait_event(lambda e: e.fault == "blackhole")
             start = time.monotonic()
             proc.send_signal(signal.SIGTERM)
@@ -286,7 +309,11 @@ def test_sigterm_exits_promptly_while_a_confirm_is_stuck_and_it_is_resent_after(
     try:
         for seq, payload in kept.items():  # sent as stored: the very bytes, the same ids
             entry = journal.get(seq)
-            assert entry is not None and entry.status == EntryStatus.DONE and entry.payload() == payload
+            assert (
+                entry is not None
+                and entry.status == EntryStatus.DONE
+                and entry.payload() == payload
+            )
     finally:
         journal.close()
     purchase = admin(sandbox_server, f"purchases/{calculated['purchaseId']}")
