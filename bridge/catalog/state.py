@@ -19,6 +19,7 @@ from typing import Self
 from urllib.parse import quote
 
 from bridge.loyalty.protocol import local_now
+from bridge.private_files import create_private
 from bridge.sqlite_transaction import transaction
 
 SCHEMA_VERSION = 1
@@ -66,10 +67,7 @@ class CatalogState:
         """Open for a push, creating the file (0600) and its directory if needed."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            os.close(fd)
-            if path.stat().st_mode & 0o077:
-                os.chmod(path, 0o600)
+            create_private(path)
         except OSError as exc:
             raise StateError(f"catalogue state {path}: {exc.strerror}") from None
         conn = cls._connect(str(path), uri=False, path=path)

@@ -42,6 +42,7 @@ from typing import Any
 
 from bridge.loyalty.client import PreparedRequest
 from bridge.loyalty.protocol import Operation, dumps, loads, mask_card, path_for
+from bridge.private_files import create_private, private_umask
 from bridge.sqlite_transaction import transaction
 from drivers.masking import mask_data, mask_text
 
@@ -255,12 +256,8 @@ class Journal:
     def _open(self) -> str | None:
         """Open (creating if needed); the integrity problem found, or None."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            os.close(fd)
-            os.chmod(self.path, 0o600)
-            old_umask = os.umask(0o077)  # the -wal and -shm files hold the same data
-            try:
+            create_private(self.path)
+            with private_umask():  # the -wal and -shm files hold the same data
                 self._db = sqlite3.connect(
                     self.path, timeout=30, isolation_level=None, check_same_thread=False
                 )
@@ -275,8 +272,6 @@ class Journal:
                         self._db.close()
                         raise
                     problem = str(exc)
-            finally:
-                os.umask(old_umask)
         except (OSError, sqlite3.Error) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else describe_error(exc)
             raise JournalError(f"cannot open the offline journal {self.path}: {reason}") from None

@@ -26,6 +26,7 @@ from typing import Any
 from bridge.loyalty.client import PreparedRequest
 from bridge.loyalty.protocol import Identifier, loads
 from bridge.loyalty.purchase import Purchase, Sender
+from bridge.private_files import create_private, private_umask
 from bridge.service.cheques import Line, RefundRecord, RegisterCheque
 
 _SCHEMA = """
@@ -54,12 +55,8 @@ class ChequeStore:
         self._lock = threading.Lock()
         self._written: dict[str, bytes] = {}  # open cheque -> digest of its last record
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-            os.close(fd)
-            os.chmod(self.path, 0o600)
-            old_umask = os.umask(0o077)  # the -wal and -shm files hold the same card numbers
-            try:
+            create_private(self.path, nofollow=True)
+            with private_umask():  # the -wal and -shm files hold the same card numbers
                 self._db = sqlite3.connect(
                     self.path, timeout=30, isolation_level=None, check_same_thread=False
                 )
@@ -68,8 +65,6 @@ class ChequeStore:
                 # written on every change but read back only at start: a small page cache
                 self._db.execute("PRAGMA cache_size=-256")
                 self._db.executescript(_SCHEMA)
-            finally:
-                os.umask(old_umask)
         except (OSError, sqlite3.Error) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else str(exc)
             raise ChequeStoreError(f"cannot open the cheque file {self.path}: {reason}") from None
