@@ -25,12 +25,12 @@ def checked_card(value: str, rules: BarcodeSettings, option: str = "CARD") -> st
     card = value.strip()
     if not card:
         raise UsageError(f"{option} is empty: give the card number printed on the card")
-    if not (card.isascii() and card.isalnum()) or len(card) > 64:
-        raise UsageError(
-            f"{option} {mask_text(card)!r} is not a card number: digits only,"
-            " as printed on the card"
-        )
-    if not card.isdigit() and all(r.check != "none" for r in rules.loyalty):
+    letters_allowed = any(r.check == "none" for r in rules.loyalty)  # a range without a check
+    if (
+        not (card.isascii() and card.isalnum())
+        or len(card) > 64
+        or (not card.isdigit() and not letters_allowed)
+    ):
         raise UsageError(
             f"{option} {mask_text(card)!r} is not a card number: digits only,"
             " as printed on the card"
