@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from escpos.printer import Dummy, Serial
 
-from drivers.printer import PrinterConfig, PrintQueue, Receipt, ReceiptPrinter, SerialConnection
+from drivers.printer import PrinterConfig, PrintQueue, Receipt, ReceiptPrinter
+from drivers.transport.serial import SerialSettings, SerialTransport
 
 ITEMS = [(f"Товар №{n} молоко 3,2% 1 л", f"{n * 37 % 500 + 10},90") for n in range(1, 13)]
 EAN = "4600000000008"
@@ -112,9 +113,9 @@ def main() -> int:
     args = parser.parse_args()
 
     drain = Drain()
-    printer = ReceiptPrinter(
-        "bench", SerialConnection(drain.path, 115200), PrinterConfig(paper_width_mm=80)
-    )
+    # not exclusive: python-escpos's Serial opens the same pty for the baseline
+    port = SerialTransport(drain.path, SerialSettings(115200, exclusive=False))
+    printer = ReceiptPrinter("bench", port, PrinterConfig(paper_width_mm=80))
     printer.open()
     printer.claim()
     printer.enable()

@@ -18,19 +18,24 @@ from dataclasses import dataclass, field
 from drivers.device import Device, ErrorEvent, PowerState
 from drivers.transport.base import Transport, TransportError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("posbridge.drivers.reconnect")
 
 TransportFactory = Callable[[], Transport]
 
 
 @dataclass
 class Backoff:
-    """Bounded exponential delay: initial, initial*factor, ... capped at maximum."""
+    """The one retry policy: initial, initial*factor, ... capped at maximum (seconds).
+
+    Reconnect loops use it as a sequence (`next()`, `reset()` once the device is back);
+    the print queue asks for the delay after the n-th failed attempt (`delay(n)`), which
+    keeps no state, so one policy value can be shared.
+    """
 
     initial: float = 0.2
     maximum: float = 5.0
     factor: float = 2.0
-    _next: float = field(init=False, repr=False, default=0.0)
+    _attempts: int = field(init=False, repr=False, default=0)
 
     def __post_init__(self) -> None:
         if not 0 < self.initial <= self.maximum:
@@ -39,15 +44,18 @@ class Backoff:
             )
         if self.factor < 1:
             raise ValueError(f"backoff factor must be >= 1, got {self.factor}")
-        self._next = self.initial
+
+    def delay(self, attempt: int) -> float:
+        """The wait after failed attempt number `attempt` (1 = the first failure)."""
+        steps = min(max(attempt - 1, 0), 64)  # past 2**64 the cap has long been reached
+        return float(min(self.maximum, self.initial * float(self.factor) ** steps))
 
     def next(self) -> float:
-        delay = self._next
-        self._next = min(self._next * self.factor, self.maximum)
-        return delay
+        self._attempts += 1
+        return self.delay(self._attempts)
 
     def reset(self) -> None:
-        self._next = self.initial
+        self._attempts = 0
 
 
 class ReaderLoop:

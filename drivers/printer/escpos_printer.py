@@ -1,8 +1,10 @@
 """A receipt printer as a UnifiedPOS device: open/claim/enable, print documents, read status.
 
-It speaks to any Transport (our python-escpos connections, or another driver's transport),
-renders documents for its configured profile/width/code page, and turns transport failures
-into an OFFLINE power state plus an ErrorEvent, so the queue above can wait and retry.
+It writes through any `drivers.transport` Transport (serial, USB, TCP, file: the same ones
+scanners, card readers and the fiscal register use), renders documents for its configured
+profile/width/code page, and turns transport failures into an OFFLINE power state plus an
+ErrorEvent, so the queue above can wait and retry.  python-escpos's own generator (images,
+its barcode renderers) reaches the same transport through `escpos_link.EscposLink`.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ class ReceiptPrinter(Device):
     # status ---------------------------------------------------------------------------------
     def status(self) -> PrinterStatus:
         """DLE EOT 1..4, decoded; never raises and never guesses (no reply means UNKNOWN)."""
-        if not getattr(self.transport, "can_read", True):
+        if not self.transport.can_read:
             return UNKNOWN_STATUS  # no back channel: nothing to wait for
         with self._lock:
             replies: dict[int, int | None] = {}

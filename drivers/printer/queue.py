@@ -3,8 +3,9 @@
 A till cannot lose a receipt because the printer was out of paper for a minute, and it must
 not block the sale either.  Jobs are printed in order by one worker thread; a job for a
 printer that is unreachable, out of paper, open or offline stays QUEUED and is retried with
-a capped exponential backoff.  A status that cannot be read (UNKNOWN) never blocks: the job
-is sent, and a transport failure while sending puts it back in the queue.
+a capped exponential backoff (`drivers.reconnect.Backoff`, the policy reconnecting devices
+use too).  A status that cannot be read (UNKNOWN) never blocks: the job is sent, and a
+transport failure while sending puts it back in the queue.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from dataclasses import dataclass, replace
 from drivers.device import DeviceState, ErrorEvent
 from drivers.printer.document import Receipt
 from drivers.printer.escpos_printer import ReceiptPrinter
+from drivers.reconnect import Backoff
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("posbridge.drivers.printer.queue")
 
 
 class JobState(enum.StrEnum):
@@ -38,18 +40,6 @@ class UnknownJob(KeyError):
 
     def __str__(self) -> str:
         return f"no print job with id {self.args[0]!r}"
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delays between retries: initial * factor**n, never longer than `maximum` seconds."""
-
-    initial: float = 0.2
-    factor: float = 2.0
-    maximum: float = 5.0
-
-    def delay(self, attempt: int) -> float:
-        return float(min(self.maximum, self.initial * self.factor ** max(attempt - 1, 0)))
 
 
 @dataclass(frozen=True)

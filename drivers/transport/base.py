@@ -1,9 +1,11 @@
 """The transport contract: write bytes, read with a timeout, close.
 
-Drivers (scanner, card reader, printer) only ever see this, so one driver works over
-serial, USB bulk, TCP, a file or a pseudo-terminal, and tests can hand a driver any of
-them.  A transport that loses its device raises `TransportClosed`; the device layer
-turns that into an offline status and reconnects.
+Drivers (scanner, card reader, printer, fiscal register) only ever see this, so one
+driver works over serial, USB bulk, TCP, a file or a pseudo-terminal, and tests can hand a
+driver any of them.  There is one implementation per wire: `serial.SerialTransport`,
+`usb.UsbTransport`, `tcp.TcpTransport`, `file.FileTransport` (and `evdev_input` for
+keyboard-wedge input).  A transport that loses its device raises `TransportClosed`; the
+device layer turns that into an offline status and reconnects.
 """
 
 from __future__ import annotations
@@ -49,6 +51,15 @@ class Transport(ABC):
     @property
     @abstractmethod
     def is_open(self) -> bool: ...
+
+    @property
+    def can_read(self) -> bool:
+        """False for a write-only device (a capture file, a parallel port).
+
+        Nothing there will ever answer, so a printer does not send status queries into it
+        (they would end up in the capture) and reports its status as UNKNOWN instead.
+        """
+        return True
 
     def __enter__(self) -> Self:
         if not self.is_open:

@@ -46,6 +46,15 @@ class FileTransport(Transport):
     def is_open(self) -> bool:
         return self._fd is not None
 
+    @property
+    def can_read(self) -> bool:
+        """A regular file never answers: reading it back would return our own writes."""
+        if not self.readable:
+            return False
+        if self._fd is not None:
+            return not self._is_regular
+        return not os.path.isfile(self.path)
+
     def _require(self) -> int:
         if self._fd is None:
             raise TransportClosed(f"file {self.path}: not open")

@@ -25,6 +25,7 @@ from drivers.transport.base import Transport, TransportClosed, TransportError, T
 
 _USB_ID = re.compile(r"^(?P<vid>[0-9a-fA-F]{4}):(?P<pid>[0-9a-fA-F]{4})(?::(?P<serial>\S+))?$")
 _LIBUSB_ERROR_NO_DEVICE = -4
+_MIN_READ_MS = 10
 
 
 @dataclass(frozen=True)
@@ -182,8 +183,11 @@ class UsbTransport(Transport):
         if not self._pending:
             # a device may send a whole packet; asking for less would be an overflow error
             want = max(size, self._in_packet)
+            # libusb cancels a timed-out bulk IN transfer; with only a millisecond or two
+            # that cancel raced the reap and the read never returned, so polls wait a little.
+            millis = 0 if timeout is None else max(_MIN_READ_MS, _ms(timeout))
             try:
-                self._pending += bytes(dev.read(endpoint, want, timeout=_ms(timeout)))
+                self._pending += bytes(dev.read(endpoint, want, timeout=millis))
             except usb.core.USBTimeoutError:
                 return b""
             except usb.core.USBError as exc:

@@ -12,8 +12,6 @@ from pydantic import ValidationError
 from drivers.device import NotClaimedError
 from drivers.printer import (
     DocumentError,
-    DummyConnection,
-    FileConnection,
     PrinterConfig,
     PrinterOffline,
     PrinterProfile,
@@ -25,6 +23,12 @@ from drivers.printer import (
     render_text,
 )
 from drivers.printer.document import clean_text
+from drivers.transport.file import FileTransport
+
+try:
+    from tests.drivers.memory_transport import MemoryTransport
+except ImportError:  # tests/drivers is not a package: pytest put its folder on sys.path
+    from memory_transport import MemoryTransport  # type: ignore[no-redef,import-not-found]
 
 # --- profiles and config ----------------------------------------------------------------------
 
@@ -156,7 +160,7 @@ def test_any_text_renders_and_fits(text: str, columns: int, double: bool) -> Non
     assert all(len(line) <= columns for line in render_text(receipt, columns))
 
 
-# --- the printer over Dummy and File connections -------------------------------------------
+# --- the printer over in-memory and file transports ------------------------------------------
 
 
 def enabled(printer: ReceiptPrinter) -> ReceiptPrinter:
@@ -166,18 +170,18 @@ def enabled(printer: ReceiptPrinter) -> ReceiptPrinter:
     return printer
 
 
-def test_dummy_connection_receives_the_rendered_receipt() -> None:
-    connection = DummyConnection()
-    printer = enabled(ReceiptPrinter("p", connection, PrinterConfig(paper_width_mm=58)))
+def test_memory_transport_receives_the_rendered_receipt() -> None:
+    transport = MemoryTransport()
+    printer = enabled(ReceiptPrinter("p", transport, PrinterConfig(paper_width_mm=58)))
     receipt = Receipt().text("Спасибо за покупку!").cut()
     printer.print_receipt(receipt)
-    assert connection.output == printer.render(receipt)
+    assert transport.output == printer.render(receipt)
     assert printer.preview(receipt)[0] == "Спасибо за покупку!"
 
 
-def test_file_connection_writes_bytes_and_reports_unknown_status(tmp_path: Path) -> None:
+def test_file_transport_writes_bytes_and_reports_unknown_status(tmp_path: Path) -> None:
     path = tmp_path / "lp0"
-    printer = enabled(ReceiptPrinter("lp", FileConnection(str(path)), status_timeout=0.05))
+    printer = enabled(ReceiptPrinter("lp", FileTransport(str(path)), status_timeout=0.05))
     printer.print_receipt(Receipt().text("Тест"))
     assert printer.status().answered is False  # a file has no back channel: UNKNOWN, no guess
     printer.close()
@@ -185,13 +189,13 @@ def test_file_connection_writes_bytes_and_reports_unknown_status(tmp_path: Path)
 
 
 def test_printing_needs_claim_and_enable() -> None:
-    printer = ReceiptPrinter("p", DummyConnection())
+    printer = ReceiptPrinter("p", MemoryTransport())
     printer.open()
     with pytest.raises(NotClaimedError, match="claim"):
         printer.print_receipt(Receipt().text("x"))
 
 
 def test_unreachable_file_names_the_path(tmp_path: Path) -> None:
-    printer = ReceiptPrinter("lp", FileConnection(str(tmp_path / "no" / "such" / "lp0")))
-    with pytest.raises(PrinterOffline, match=r"file:.*no/such/lp0"):
+    printer = ReceiptPrinter("lp", FileTransport(str(tmp_path / "no" / "such" / "lp0")))
+    with pytest.raises(PrinterOffline, match=r"file .*no/such/lp0"):
         printer.open()

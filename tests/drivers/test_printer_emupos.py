@@ -14,14 +14,11 @@ import pytest
 from emupos_helpers import Emupos, running_emupos, write_profile, zbar_decode
 
 from drivers.device import Flag
-from drivers.printer import (
-    NetworkConnection,
-    PrinterConfig,
-    Receipt,
-    ReceiptPrinter,
-    SerialConnection,
-)
+from drivers.printer import PrinterConfig, Receipt, ReceiptPrinter
 from drivers.printer.document import init_sequence
+from drivers.printer.escpos_link import EscposLink
+from drivers.transport.serial import SerialSettings, SerialTransport
+from drivers.transport.tcp import TcpTransport
 
 RUSSIAN = [
     "Съешь же ещё этих мягких французских булок",
@@ -55,8 +52,8 @@ def enabled(printer: ReceiptPrinter) -> ReceiptPrinter:
 def tcp_printer(
     emu: Emupos, config: PrinterConfig | None = None, device: str = "front"
 ) -> ReceiptPrinter:
-    connection = NetworkConnection("127.0.0.1", emu.ports[device])
-    return enabled(ReceiptPrinter(device, connection, config))
+    transport = TcpTransport("127.0.0.1", emu.ports[device])
+    return enabled(ReceiptPrinter(device, transport, config))
 
 
 def print_and_read(emu: Emupos, printer: ReceiptPrinter, receipt: Receipt) -> str:
@@ -93,7 +90,7 @@ def test_cyrillic_over_tcp_comes_out_as_cyrillic(emu: Emupos) -> None:
 
 
 def test_cyrillic_over_a_serial_pty(emu: Emupos) -> None:
-    printer = enabled(ReceiptPrinter("front", SerialConnection(str(emu.pty_link))))
+    printer = enabled(ReceiptPrinter("front", SerialTransport(str(emu.pty_link))))
     lines = printed_lines(emu, print_and_read(emu, printer, russian_receipt()))
     assert all(expected in " ".join(lines) for expected in RUSSIAN)
 
@@ -219,3 +216,24 @@ def test_code_page_slot_override(emu: Emupos) -> None:
     wrong.print_receipt(Receipt().text("Привет").cut())
     wrong.close()
     emu.wait_event("printer.codepage.unsupported", device="slot59")
+
+
+def test_python_escpos_generator_over_a_serial_transport(emu: Emupos, tmp_path: Path) -> None:
+    """python-escpos generates, EscposLink writes through our SerialTransport, emupos reads."""
+    transport = SerialTransport(str(emu.pty_link), SerialSettings(115200))
+    link = EscposLink(transport, profile="TM-T20II")
+    done = len(emu.receipts_completed())
+    try:
+        link.hw("INIT")
+        link.set(align="center", bold=True)
+        link.textln("ESCPOS OVER TRANSPORT")
+        link.set(align="left", bold=False)
+        link.qr("https://example.com/r/99", native=True, size=6)
+        link.cut()
+    finally:
+        link.close()
+    emu.wait_event("printer.job.completed", done + 1)
+    receipt_id = emu.receipts_completed()[done]
+    assert "ESCPOS OVER TRANSPORT" in printed_lines(emu, receipt_id)
+    codes = zbar_decode(emu.receipt_png(receipt_id, tmp_path / "escpos.png"))
+    assert "QR-Code:https://example.com/r/99" in codes

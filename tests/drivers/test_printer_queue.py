@@ -14,18 +14,22 @@ from emupos_helpers import Emupos, free_port, require_emupos
 
 from drivers.device import ErrorEvent, Event
 from drivers.printer import (
-    Backoff,
-    DummyConnection,
     JobState,
-    NetworkConnection,
     PrinterConfig,
     PrintQueue,
     Receipt,
     ReceiptPrinter,
-    SerialConnection,
     UnknownJob,
 )
 from drivers.printer.status import Query
+from drivers.reconnect import Backoff
+from drivers.transport.serial import SerialTransport
+from drivers.transport.tcp import TcpTransport
+
+try:
+    from tests.drivers.memory_transport import MemoryTransport
+except ImportError:  # tests/drivers is not a package: pytest put its folder on sys.path
+    from memory_transport import MemoryTransport  # type: ignore[no-redef,import-not-found]
 
 FAST = Backoff(initial=0.05, factor=2.0, maximum=0.2)
 # Retries only when the test says so (retry_now), so the emupos event stream is connected
@@ -80,10 +84,10 @@ def emupos_dir(tmp_path: Path) -> Path:
 
 def test_tcp_printer_offline_then_back(emupos_dir: Path, queues: list[PrintQueue]) -> None:
     port = free_port()
-    printer = ReceiptPrinter("front", NetworkConnection("127.0.0.1", port, timeout=2))
+    printer = ReceiptPrinter("front", TcpTransport("127.0.0.1", port, connect_timeout=2))
     queue = start_queue(queues, printer, ON_CUE)
     job = queue.submit(receipt("Чек при отключённом принтере"))
-    waiting(queue, job, "cannot open")  # connection refused
+    waiting(queue, job, "cannot connect")  # connection refused
 
     emu = Emupos(emupos_dir, tcp_port=port, serial=False).start()
     try:
@@ -100,7 +104,7 @@ def test_tcp_printer_offline_then_back(emupos_dir: Path, queues: list[PrintQueue
 
 def test_pty_printer_missing_closed_and_back(emupos_dir: Path, queues: list[PrintQueue]) -> None:
     link = emupos_dir / "emupos" / "front"
-    printer = ReceiptPrinter("front", SerialConnection(str(link)), status_timeout=0.5)
+    printer = ReceiptPrinter("front", SerialTransport(str(link)), status_timeout=0.5)
     queue = start_queue(queues, printer, ON_CUE)
     first = queue.submit(receipt("Первый"))
     waiting(queue, first, "cannot open")  # no such device yet
@@ -130,7 +134,7 @@ def test_out_of_paper_waits_then_prints_once(emupos_dir: Path, queues: list[Prin
     emu = Emupos(emupos_dir, serial=False).start()
     try:
         emu.set_fault("paper-out", True)
-        printer = ReceiptPrinter("front", NetworkConnection("127.0.0.1", emu.tcp_port))
+        printer = ReceiptPrinter("front", TcpTransport("127.0.0.1", emu.tcp_port))
         queue = start_queue(queues, printer)
         job = queue.submit(receipt("Без бумаги"))
         waiting(queue, job, "paper empty")
@@ -180,7 +184,7 @@ class SilentPty:
 def test_unreadable_status_never_blocks_printing(queues: list[PrintQueue]) -> None:
     silent = SilentPty()
     try:
-        printer = ReceiptPrinter("front", SerialConnection(silent.path), status_timeout=0.05)
+        printer = ReceiptPrinter("front", SerialTransport(silent.path), status_timeout=0.05)
         queue = start_queue(queues, printer)
         body = receipt("Статус неизвестен")
         job = queue.submit(body)
@@ -191,16 +195,16 @@ def test_unreadable_status_never_blocks_printing(queues: list[PrintQueue]) -> No
         silent.close()
 
 
-# --- queue bookkeeping on the Dummy printer -----------------------------------------------------
+# --- queue bookkeeping on an in-memory transport -----------------------------------------------------
 
 
 def test_jobs_print_in_order_and_are_queryable(queues: list[PrintQueue]) -> None:
-    connection = DummyConnection({q.command: b"\x12" for q in Query})  # healthy printer
-    queue = start_queue(queues, ReceiptPrinter("p", connection, PrinterConfig()))
+    transport = MemoryTransport({q.command: b"\x12" for q in Query})  # healthy printer
+    queue = start_queue(queues, ReceiptPrinter("p", transport, PrinterConfig()))
     ids = [queue.submit(receipt(f"Чек {n}")) for n in range(5)]
     for job_id in ids:
         done(queue, job_id)
-    output = connection.output
+    output = transport.output
     positions = [output.index(f"Чек {n}".encode("cp866")) for n in range(5)]
     assert positions == sorted(positions)
     assert {j.id for j in queue.jobs()} == set(ids)
@@ -208,15 +212,15 @@ def test_jobs_print_in_order_and_are_queryable(queues: list[PrintQueue]) -> None
 
 
 def test_unknown_job_id_is_named() -> None:
-    queue = PrintQueue(ReceiptPrinter("p", DummyConnection()))
+    queue = PrintQueue(ReceiptPrinter("p", MemoryTransport()))
     with pytest.raises(UnknownJob, match="no print job with id 'nope'"):
         queue.job("nope")
 
 
 def test_unplugged_dummy_job_waits_then_gives_up_with_a_reason(queues: list[PrintQueue]) -> None:
-    connection = DummyConnection()
-    connection.fail_writes = "device unplugged"
-    printer = ReceiptPrinter("p", connection)
+    transport = MemoryTransport()
+    transport.fail_writes = "device unplugged"
+    printer = ReceiptPrinter("p", transport)
     events: list[Event] = []
     printer.add_listener(events.append)
     queue = start_queue(queues, printer, give_up_after=0.3)
@@ -234,8 +238,8 @@ def test_backoff_is_bounded() -> None:
 
 
 def test_finished_jobs_are_pruned_to_keep_finished(queues: list[PrintQueue]) -> None:
-    connection = DummyConnection({q.command: b"\x12" for q in Query})
-    queue = start_queue(queues, ReceiptPrinter("p", connection), keep_finished=2)
+    transport = MemoryTransport({q.command: b"\x12" for q in Query})
+    queue = start_queue(queues, ReceiptPrinter("p", transport), keep_finished=2)
     ids = [queue.submit(receipt(str(n))) for n in range(4)]
     done(queue, ids[-1])
     with pytest.raises(UnknownJob):
@@ -243,24 +247,24 @@ def test_finished_jobs_are_pruned_to_keep_finished(queues: list[PrintQueue]) -> 
     assert [queue.job(i).state for i in ids[2:]] == [JobState.DONE, JobState.DONE]
 
 
-class BrokenOnce(DummyConnection):
-    """A connection whose first write fails with an error no transport should raise."""
+class BrokenOnce(MemoryTransport):
+    """A transport whose first write fails with an error no transport should raise."""
 
     def __init__(self) -> None:
         super().__init__({q.command: b"\x12" for q in Query})
         self.broken = True
 
-    def _raw(self, data: bytes) -> None:
+    def write(self, data: bytes) -> None:
         if self.broken and not data.startswith(b"\x10\x04"):
             self.broken = False
             raise RuntimeError("driver bug")
-        super()._raw(data)
+        super().write(data)
 
 
 def test_worker_survives_an_unexpected_error(queues: list[PrintQueue]) -> None:
-    connection = BrokenOnce()
-    queue = start_queue(queues, ReceiptPrinter("p", connection))
+    transport = BrokenOnce()
+    queue = start_queue(queues, ReceiptPrinter("p", transport))
     job = queue.submit(receipt("после ошибки"))
     done(queue, job)
     assert queue.job(job).attempts == 2
-    assert "после ошибки".encode("cp866") in connection.output
+    assert "после ошибки".encode("cp866") in transport.output

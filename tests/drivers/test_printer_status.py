@@ -15,8 +15,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from drivers.device import Flag, PowerState
-from drivers.printer import DummyConnection, PrinterStatus, ReceiptPrinter, SerialConnection
+from drivers.printer import PrinterStatus, ReceiptPrinter
 from drivers.printer.status import Query, decode, is_status_byte
+from drivers.transport.serial import SerialTransport
+
+try:
+    from tests.drivers.memory_transport import MemoryTransport
+except ImportError:  # tests/drivers is not a package: pytest put its folder on sys.path
+    from memory_transport import MemoryTransport  # type: ignore[no-redef,import-not-found]
 
 T, F, U = Flag.TRUE, Flag.FALSE, Flag.UNKNOWN
 
@@ -117,7 +123,7 @@ def test_random_replies_never_crash(replies: dict[int, int | None]) -> None:
 @given(st.lists(st.binary(max_size=6), min_size=4, max_size=4))
 def test_random_bytes_from_the_wire_never_crash(answers: list[bytes]) -> None:
     replies = {q.command: a for q, a in zip(Query, answers, strict=True)}
-    printer = ReceiptPrinter("p", DummyConnection(replies), status_timeout=0.001)
+    printer = ReceiptPrinter("p", MemoryTransport(replies), status_timeout=0.001)
     printer.open()
     status = printer.status()
     assert all(isinstance(getattr(status, f.name), Flag) for f in fields(status))
@@ -185,7 +191,7 @@ def pty_printer() -> Iterator[Callable[[Callable[[int], bytes | None]], PtyPrint
 
 
 def serial_printer(path: str) -> ReceiptPrinter:
-    printer = ReceiptPrinter("front", SerialConnection(path), status_timeout=0.2)
+    printer = ReceiptPrinter("front", SerialTransport(path), status_timeout=0.2)
     printer.open()
     return printer
 

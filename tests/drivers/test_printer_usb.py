@@ -1,4 +1,4 @@
-"""The printer over python-escpos's Usb connection, on an emulated USB printer (umockdev).
+"""The printer over UsbTransport, on emulated USB printers (umockdev).
 
 Real pyusb and libusb run against a fake usbdevfs; the bytes the "printer" receives and the
 DLE EOT answers it sends back are the USB bulk transfers a real TM printer would see.
@@ -9,16 +9,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from escpos.printer import Dummy
 
-from drivers.device import PowerState
-from drivers.printer import PrinterConfig, PrinterOffline, Receipt, ReceiptPrinter, UsbConnection
+from drivers.device import Flag, PowerState
+from drivers.printer import PrinterConfig, PrinterOffline, Receipt, ReceiptPrinter
+from drivers.printer.escpos_link import EscposLink
 from drivers.printer.status import PrinterStatus, Query
+from drivers.transport.usb import UsbTransport
 
 try:
     from tests.drivers import umockdev_helpers as mock
 except ImportError:  # tests/drivers is not a package: pytest put its folder on sys.path
     try:
-        import umockdev_helpers as mock  # type: ignore[no-redef]
+        import umockdev_helpers as mock  # type: ignore[no-redef,import-not-found]
     except ImportError:
         pytest.skip(
             "tests/drivers/umockdev_helpers.py (USB stand-in) is not in this checkout",
@@ -35,12 +38,9 @@ HEALTHY_NEAR_END = {
 }
 
 
-def usb_printer() -> ReceiptPrinter:
+def usb_printer(device: str = "04b8:0e15") -> ReceiptPrinter:
     printer = ReceiptPrinter(
-        "usb",
-        UsbConnection(0x04B8, 0x0E15),
-        PrinterConfig(profile="TM-T20II"),
-        status_timeout=0.3,
+        "usb", UsbTransport(device), PrinterConfig(profile="TM-T20II"), status_timeout=0.3
     )
     printer.open()
     printer.claim()
@@ -49,9 +49,6 @@ def usb_printer() -> ReceiptPrinter:
 
 
 def test_receipt_over_usb_is_byte_exact(tb: Any) -> None:
-    # Status over USB is not tested here: a bulk-IN read that times out sometimes never
-    # returns under the fake usbdevfs (libusb's URB discard races the fake's reap), so only
-    # paths without a timed-out read run here; status decoding is covered over pty and TCP.
     fake = mock.plug_printer(tb, answers=HEALTHY_NEAR_END)
     printer = usb_printer()
     try:
@@ -60,6 +57,46 @@ def test_receipt_over_usb_is_byte_exact(tb: Any) -> None:
     finally:
         printer.close()
     assert bytes(fake.received) == printer.render(receipt)
+
+
+def test_status_over_usb_bulk_in(tb: Any) -> None:
+    mock.plug_printer(tb, answers=HEALTHY_NEAR_END)
+    printer = usb_printer()
+    try:
+        status = printer.status()
+    finally:
+        printer.close()
+    assert status.online is Flag.TRUE and status.paper_near_end is Flag.TRUE
+    assert status.paper_empty is Flag.FALSE and status.blocking_reason() is None
+
+
+def test_serial_number_picks_one_of_two_identical_printers(tb: Any) -> None:
+    first = mock.plug_printer(tb)
+    second = mock.plug_twin_printer(tb, "XYZ789")
+    receipt = Receipt().text("Касса 2").cut()
+    printer = usb_printer("04b8:0e15:XYZ789")
+    try:
+        printer.print_receipt(receipt)
+    finally:
+        printer.close()
+    assert bytes(second.received) == printer.render(receipt)
+    assert bytes(first.received) == b""
+
+    printer = usb_printer("04b8:0e15:ABC123")
+    try:
+        printer.print_receipt(Receipt().text("Касса 1"))
+    finally:
+        printer.close()
+    assert "Касса 1".encode("cp866") in bytes(first.received)
+    assert "Касса 1".encode("cp866") not in bytes(second.received)
+
+
+def test_unknown_serial_number_is_offline_and_named(tb: Any) -> None:
+    mock.plug_printer(tb)
+    printer = ReceiptPrinter("usb", UsbTransport("04b8:0e15:NOPE"))
+    with pytest.raises(PrinterOffline, match="04b8:0e15:NOPE.*no such USB device"):
+        printer.open()
+    assert printer.power is PowerState.OFFLINE
 
 
 def test_unplugged_usb_printer_goes_offline(tb: Any) -> None:
@@ -71,3 +108,18 @@ def test_unplugged_usb_printer_goes_offline(tb: Any) -> None:
     assert printer.power is PowerState.OFFLINE
     assert printer.status() == PrinterStatus()
     printer.close()
+
+
+def test_escpos_link_over_usb_is_byte_exact(tb: Any) -> None:
+    fake = mock.plug_printer(tb, answers={Query.PRINTER.command: b"\x12"})
+    link = EscposLink(UsbTransport("04b8:0e15"), profile="TM-T20II")
+    link.hw("INIT")
+    link.textln("USB")
+    link.qr("https://example.com/r/7", native=True, size=4)
+    assert link.query_status(Query.PRINTER.command) == b"\x12"
+    link.close()
+    dummy = Dummy(profile="TM-T20II")
+    dummy.hw("INIT")
+    dummy.textln("USB")
+    dummy.qr("https://example.com/r/7", native=True, size=4)
+    assert bytes(fake.received) == dummy.output + Query.PRINTER.command

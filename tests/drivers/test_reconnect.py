@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -9,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from drivers.device import DataEvent, ErrorEvent, PowerState, StatusEvent
+from drivers.printer import PrintQueue, ReceiptPrinter
 from drivers.reconnect import Backoff
 from drivers.scanner.device import ScannerDevice
+from drivers.transport.file import FileTransport
 from drivers.transport.serial import SerialTransport
 
 try:
@@ -24,6 +27,17 @@ def test_backoff_grows_and_is_bounded() -> None:
     assert [b.next() for _ in range(6)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
     b.reset()
     assert b.next() == 0.1
+
+
+def test_one_backoff_policy_for_reconnects_and_the_print_queue() -> None:
+    queue = PrintQueue(ReceiptPrinter("p", FileTransport(os.devnull)))
+    assert type(queue.backoff) is Backoff  # one class: (initial, maximum, factor) everywhere
+    b = Backoff(0.1, 1.0, 3)
+    assert [b.delay(n) for n in (1, 2, 3, 4, 100, 10**6)] == pytest.approx(
+        [0.1, 0.3, 0.9, 1.0, 1.0, 1.0]
+    )
+    assert [b.next() for _ in range(5)] == [b.delay(n) for n in range(1, 6)]
+    assert b.delay(1) == 0.1  # delay() is pure: next() did not move it
 
 
 @pytest.mark.parametrize("bad", [(0, 1, 2), (2, 1, 2), (0.1, 1, 0.5)])

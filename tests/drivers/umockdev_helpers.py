@@ -385,6 +385,31 @@ def unplug_printer(tb: Any, handler: Any) -> None:
     detach(tb, PRINTER_DEVNODE)
 
 
+TWIN_SYSPATH = "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-4"
+TWIN_DEVNODE = "/dev/bus/usb/001/004"
+
+
+def plug_twin_printer(tb: Any, serial: str, **kwargs: Any) -> Any:
+    """A second printer of the same model (same VID:PID) on port 1-4, told apart by `serial`."""
+    require_libusb()
+    add_description(
+        tb,
+        "printer.umockdev",
+        {
+            "/1-1": "/1-4",
+            "usb/001/002": "usb/001/004",
+            "DEVNUM=002": "DEVNUM=004",
+            "devnum=2": "devnum=4",
+            "MINOR=1": "MINOR=3",
+            "dev=189:1": "dev=189:3",
+            "ABC123": serial,
+        },
+    )
+    handler = FakeUsbPrinter(strings={1: "EPSON", 2: "TM-T20", 3: serial}, **kwargs)
+    attach(tb, TWIN_DEVNODE, handler)
+    return handler
+
+
 # ---------------------------------------------------------------------------------------
 # evdev
 

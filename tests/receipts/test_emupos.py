@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 
 from bridge import cli, config
-from bridge.receipts.render import printer_config, rows, text_lines
+from bridge.receipts.render import printer_config, rows
 from bridge.receipts.sample import SAMPLE_CARD, SAMPLE_QR, SCENARIOS, sample_block, sample_receipt
-from drivers.printer import NetworkConnection, ReceiptPrinter
+from drivers.printer import ReceiptPrinter
+from drivers.printer.document import render_text
+from drivers.transport.tcp import TcpTransport
 from tests.drivers.emupos_helpers import (
     Emupos,
     require_zbarimg,
@@ -49,7 +51,7 @@ def heads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, Emupos
 def print_on(emu: Emupos, columns: int, language: str, scenario: str) -> list[str]:
     receipt = sample_block(scenario, language).to_receipt(language)
     printer = ReceiptPrinter(
-        "front", NetworkConnection("127.0.0.1", emu.tcp_port), printer_config(columns)
+        "front", TcpTransport("127.0.0.1", emu.tcp_port), printer_config(columns)
     )
     printer.open()
     printer.claim()
@@ -72,7 +74,7 @@ def test_emupos_reads_what_we_preview(
     heads: dict[int, Emupos], scenario: str, language: str, columns: int
 ) -> None:
     printed = print_on(heads[columns], columns, language, scenario)
-    ours = text_lines(sample_block(scenario, language).to_receipt(language), columns)
+    ours = render_text(sample_block(scenario, language).to_receipt(language), columns)
     assert printed == [line.strip() for line in ours if line.strip()]
     assert all(len(line) <= columns for line in printed)
     if language == "ru":
