@@ -9,6 +9,7 @@ do not appear in reprs, errors or `config show`.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tomllib
 from collections.abc import Iterable
@@ -17,16 +18,32 @@ from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    Secret,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
 
 from bridge.barcodes import BarcodeSettings
+from bridge.devices.supported import (
+    ALL_KIND_KEYS,
+    CONNECTIONS,
+    DEFAULT_TCP_PORT,
+    KIND_KEYS,
+    KINDS,
+    NOT_ON,
+    PLURAL,
+    Connection,
+    DeviceKind,
+    unsupported_problem,
+)
+from drivers.fiscal.base import TaxRate, TaxSystem
 
 DEFAULT_PATH = Path("/etc/posbridge/posbridge.toml")
 ENV_VAR = "POSBRIDGE_CONFIG"
@@ -87,10 +104,38 @@ _ADDRESS = {"serial": "port", "file": "port", "hid": "port", "usb": "usb", "tcp"
 
 
 def _address_problem(d: dict[str, Any]) -> str | None:
-    key = _ADDRESS.get(d.get("connection"))  # type: ignore[arg-type]
+    connection = d.get("connection")
+    key = _ADDRESS.get(connection) if isinstance(connection, str) else None
     if key is not None and d.get(key) is None:
-        return f"a {d.get('connection')} device needs `{key}`"
+        return f"a {connection} device needs `{key}`"
     return None
+
+
+def _device_problems(d: dict[str, Any]) -> list[str]:
+    """A device's checks across keys: its address, its (kind, connection) pair, and keys
+    that belong to another kind of device (refused: silently ignoring them is how a
+    setting got lost before).  Each line starts with ": " or ".KEY: " after `devices[i]`."""
+    out = []
+    if problem := _address_problem(d):
+        out.append(f": {problem}")
+    kind, connection = d.get("kind"), d.get("connection")
+    if isinstance(kind, str) and isinstance(connection, str):
+        if problem := unsupported_problem(kind, connection):
+            out.append(f": {problem}")
+    if kind in KINDS:
+        mine: DeviceKind = kind
+        for key in sorted(k for k in d if k in ALL_KIND_KEYS and k not in KIND_KEYS[mine]):
+            owners = " and ".join(PLURAL[k] for k in KINDS if key in KIND_KEYS[k])
+            out.append(
+                f".{key}: a setting of {owners}, not of a {mine.replace('_', ' ')}; remove it"
+            )
+        if connection in CONNECTIONS:
+            for key in sorted(NOT_ON.get((mine, connection), frozenset()) & d.keys()):
+                out.append(
+                    f".{key}: a keyboard wedge ends each scan with Enter, so {connection}"
+                    f" devices take no {key}; remove it"
+                )
+    return out
 
 
 def _names_problems(data: dict[str, Any]) -> list[str]:
@@ -101,14 +146,16 @@ def _names_problems(data: dict[str, Any]) -> list[str]:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         out.append(f"devices: names must be unique; repeated: {', '.join(dupes)}")
-    wanted = _section(data, "receipt").get("printer")
-    if wanted is not None:
-        printers = [str(d.get("name")) for d in devices if d.get("kind") == "printer"]
-        if wanted not in printers:
+    for key, kind in (("printer", "printer"), ("registrar", "registrar")):
+        wanted = _section(data, "receipt").get(key)
+        if wanted is None:
+            continue
+        named = [str(d.get("name")) for d in devices if d.get("kind") == kind]
+        if wanted not in named:
             out.append(
-                f"receipt.printer: {wanted!r} is not a configured printer"
-                f" (printers: {', '.join(printers) or 'none'}); name a [[devices]] entry with"
-                ' kind = "printer", or remove receipt.printer'
+                f"receipt.{key}: {wanted!r} is not a configured {kind}"
+                f" ({kind}s: {', '.join(named) or 'none'}); name a [[devices]] entry with"
+                f' kind = "{kind}", or remove receipt.{key}'
             )
     return out
 
@@ -124,8 +171,8 @@ def _model_problems(data: Any) -> list[str]:
         out.append(problem)
     devices = data.get("devices")
     for i, d in enumerate(devices if isinstance(devices, list) else []):
-        if isinstance(d, dict) and (problem := _address_problem(d)):
-            out.append(f"devices[{i}]: {problem}")
+        if isinstance(d, dict):
+            out.extend(f"devices[{i}]{problem}" for problem in _device_problems(d))
     out.extend(_names_problems(data))
     return out
 
@@ -278,51 +325,142 @@ class ReceiptSettings(Section):
     language: Literal["ru", "en"] = "ru"
     columns: Literal[32, 42, 48] = 42
     printer: str | None = Field(default=None, description="name of a [[devices]] printer")
+    registrar: str | None = Field(
+        default=None, description="name of the [[devices]] registrar that prints fiscal receipts"
+    )
 
 
-DeviceKind = Literal["scanner", "card_reader", "printer"]
-Connection = Literal["serial", "usb", "tcp", "file", "hid"]
+# ---------------------------------------------------------------------- devices
+# One model per connection, each holding only what that connection needs: a key of
+# another connection is refused with its name, never ignored.  What each kind may use
+# and which keys belong to which kind: bridge.devices.supported.
+
+_USB_ID = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}(:\S+)?$")
 
 
-class DeviceSettings(Section):
-    """One peripheral; the drivers issue owns what each connection needs."""
+def _usb_id(value: str) -> str:
+    if not _USB_ID.match(value):
+        raise ValueError(
+            "expected VID:PID or VID:PID:SERIAL, 4 hex digits each and a serial number"
+            " without spaces, e.g. 04b8:0e15 or 04b8:0e15:ABC123 (`posbridge devices` shows it)"
+        )
+    return value
+
+
+UsbIdText = Annotated[str, AfterValidator(_usb_id), Field(description="VID:PID[:serial]")]
+# what `udev-rules` matches when `port` is the /dev/posbridge/NAME link it creates
+ById = Annotated[
+    str,
+    Field(
+        pattern=r"^/dev/((serial|input)/by-(id|path)/\S+|tty[A-Za-z]+[0-9]+|input/event[0-9]+)$",
+        description="the device's own path: /dev/serial/by-id/..., /dev/input/by-id/..., "
+        "by-path, or a kernel name such as /dev/ttyS0",
+    ),
+]
+RegistrarPassword = Secret[Annotated[int, Field(ge=0, le=0xFFFFFFFF)]]
+
+
+class DeviceBase(Section):
+    """What every device has, and the keys of each kind (`supported.KIND_KEYS` says
+    which kind reads which; a key of another kind is refused)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
     kind: DeviceKind
-    connection: Connection
-    port: str | None = Field(default=None, description="serial port, file path or input device")
+    # scanners and card readers
+    suffix: Literal["CR", "CRLF", "LF", "TAB"] = "CR"
+    prefix: str = ""
+    # printers
+    profile: str | None = None
+    codepage: str = "CP866"
+    codepage_slot: int | None = Field(default=None, ge=0, le=255)
+    paper_mm: Literal[58, 80] = 80
+    # registrars: the operator password is a secret (never logged, *** in `config show`)
+    password: RegistrarPassword = Field(default=RegistrarPassword(30))
+    tax_system: TaxSystem = TaxSystem.OSN
+    default_tax: TaxRate = TaxRate.NONE
+
+    @model_validator(mode="after")
+    def _across_keys(self) -> Self:
+        given: dict[str, Any] = dict.fromkeys(self.model_fields_set, True)
+        given.update(kind=self.kind, connection=getattr(self, "connection", None))
+        if problems := _device_problems(given):  # `parse` words them from the raw data
+            raise ValueError("; ".join(problems))
+        return self
+
+    def operator_password(self) -> int:
+        return self.password.get_secret_value()
+
+
+class SerialDevice(DeviceBase):
+    """A serial port: a tty, /dev/serial/by-id/..., /dev/posbridge/NAME or a pyserial URL."""
+
+    connection: Literal["serial"]
+    port: str = Field(description="serial port, or a pyserial URL such as rfc2217://host:port")
     baudrate: int = Field(default=9600, gt=0)
     bytesize: Literal[7, 8] = 8
     parity: Literal["N", "E", "O"] = "N"
     stopbits: Literal[1, 2] = 1
     flow: Literal["none", "rtscts", "xonxoff"] = "none"
-    usb: str | None = Field(
-        default=None,
-        pattern=r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}(:.+)?$",
-        description="VID:PID[:serial]",
-    )
-    # what `udev-rules` matches when `port` is the /dev/posbridge/NAME link it creates
-    by_id: str | None = Field(
-        default=None,
-        pattern=r"^/dev/((serial|input)/by-(id|path)/\S+|tty[A-Za-z]+[0-9]+|input/event[0-9]+)$",
-        description="the device's own path: /dev/serial/by-id/..., /dev/input/by-id/..., "
-        "by-path, or a kernel name such as /dev/ttyS0",
-    )
-    host: str | None = None
-    tcp_port: int = Field(default=9100, ge=1, le=65535)
-    suffix: Literal["CR", "CRLF", "LF", "TAB"] = "CR"
-    prefix: str = ""
-    profile: str | None = None
-    codepage: str = "CP866"
-    codepage_slot: int | None = Field(default=None, ge=0, le=255)
-    paper_mm: Literal[58, 80] = 80
+    usb: UsbIdText | None = Field(default=None, description="identity for udev-rules")
+    by_id: ById | None = None
 
-    @model_validator(mode="after")
-    def _address(self) -> Self:
-        problem = _address_problem(self.model_dump())
-        if problem:
-            raise ValueError(problem)
-        return self
+
+class UsbDevice(DeviceBase):
+    """A USB device driven through libusb (printers), named by VID:PID[:serial]."""
+
+    connection: Literal["usb"]
+    usb: UsbIdText
+
+
+class TcpDevice(DeviceBase):
+    """A device on the network: raw TCP to host:tcp_port (9100 printers, 7778 registrars)."""
+
+    connection: Literal["tcp"]
+    host: str = Field(min_length=1)
+    tcp_port: int = Field(default=9100, ge=1, le=65535)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_port(cls, data: Any) -> Any:
+        kind = data.get("kind") if isinstance(data, dict) else None
+        if isinstance(data, dict) and "tcp_port" not in data and kind in DEFAULT_TCP_PORT:
+            return {**data, "tcp_port": DEFAULT_TCP_PORT[kind]}
+        return data
+
+
+class FileDevice(DeviceBase):
+    """A device node or plain file (/dev/usb/lp0, a FIFO, a capture file)."""
+
+    connection: Literal["file"]
+    port: str = Field(description="path of the device node or file")
+
+
+class HidDevice(DeviceBase):
+    """A keyboard-wedge device read through evdev (and grabbed from the desktop)."""
+
+    connection: Literal["hid"]
+    port: str = Field(description="input device: /dev/input/by-id/...-event-kbd")
+    usb: UsbIdText | None = Field(default=None, description="identity for udev-rules")
+    by_id: ById | None = None
+
+
+DEVICE_MODELS: dict[Connection, type[DeviceBase]] = {
+    "serial": SerialDevice,
+    "usb": UsbDevice,
+    "tcp": TcpDevice,
+    "file": FileDevice,
+    "hid": HidDevice,
+}
+DeviceSettings = Annotated[
+    SerialDevice | UsbDevice | TcpDevice | FileDevice | HidDevice,
+    Field(discriminator="connection"),
+]
+_DEVICE = TypeAdapter[DeviceSettings](DeviceSettings)
+
+
+def parse_device(data: dict[str, Any]) -> DeviceSettings:
+    """One `[[devices]]` entry on its own (pydantic's ValidationError if it is wrong)."""
+    return _DEVICE.validate_python(data)
 
 
 class Config(Section):
@@ -479,18 +617,51 @@ def describe_error(err: Any) -> str:
     return msg
 
 
+def _device_loc(loc: list[int | str]) -> list[int | str]:
+    """pydantic puts the connection (the union's tag) after `devices[i]`: the file has none."""
+    if len(loc) > 2 and loc[0] == "devices" and isinstance(loc[1], int) and loc[2] in CONNECTIONS:
+        return loc[:2] + loc[3:]
+    return loc
+
+
+def _device_key_problem(key: str, connection: Any) -> str:
+    """Why a device key is refused: it belongs to another connection, or it does not exist."""
+    takes = [c for c, model in DEVICE_MODELS.items() if key in model.model_fields]
+    if not takes:
+        return "unknown key (check the spelling; see posbridge.example.toml)"
+    own = DEVICE_MODELS[connection].model_fields if connection in DEVICE_MODELS else {}
+    mine = ", ".join(k for k in own if k not in DeviceBase.model_fields and k != "connection")
+    return (
+        f"a setting of {' and '.join(takes)} devices, not of a {connection} device"
+        f" (which takes {mine}); remove it or change connection"
+    )
+
+
 def _problems(exc: ValidationError, data: dict[str, Any]) -> Iterable[str]:
     for err in exc.errors():
-        loc = [p for p in err["loc"]]
+        loc = _device_loc(list(err["loc"]))
         key = _key(loc)
         found, value = _lookup(data, loc)
         if err["type"] == "value_error" and (not loc or isinstance(value, dict)):
             continue  # a check across keys: `_model_problems` says it, even beside field errors
         msg = describe_error(err)
+        if err["type"] == "union_tag_not_found":
+            yield f"{key}.connection: missing (required); one of {', '.join(CONNECTIONS)}"
+            continue
+        if err["type"] == "union_tag_invalid":
+            got = value.get("connection") if isinstance(value, dict) else None
+            yield f"{key}.connection: expected one of {', '.join(CONNECTIONS)} (got {got!r})"
+            continue
         if err["type"] == "missing":
+            if loc[:1] == ["devices"] and len(loc) == 3 and loc[2] in _ADDRESS.values():
+                continue  # `_address_problem` says it in words: "a tcp device needs `host`"
             yield f"{key}: missing (required)"
             continue
         if err["type"] == "extra_forbidden":
+            if loc[:1] == ["devices"] and len(loc) == 3:
+                device = _lookup(data, loc[:2])[1]
+                yield f"{key}: " + _device_key_problem(str(loc[2]), device.get("connection"))
+                continue
             yield f"{key}: unknown key (check the spelling; see posbridge.example.toml)"
             continue
         if loc and str(loc[-1]) in SECRET_KEYS:
@@ -653,6 +824,13 @@ def redacted(config: Config) -> dict[str, Any]:
         for key in SECRET_KEYS:
             if data[section].get(key) is not None:
                 data[section][key] = REDACTED
+    for device in data["devices"]:
+        # a device shows its own kind's keys only: those of another kind would be refused
+        kind, connection = device["kind"], device["connection"]
+        for key in ALL_KIND_KEYS - KIND_KEYS[kind] | NOT_ON.get((kind, connection), set()):
+            device.pop(key, None)
+        for key in SECRET_KEYS & device.keys():
+            device[key] = REDACTED
     return data
 
 
@@ -699,8 +877,6 @@ def _table(lines: list[str], header: str, path: str, body: dict[str, Any]) -> No
 
 
 def _toml_key(key: str) -> str:
-    import re
-
     return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
 
 

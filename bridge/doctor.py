@@ -20,7 +20,17 @@ from pathlib import Path
 from typing import Literal
 
 from bridge import config as config_mod
-from bridge.config import Config, DeviceSettings
+from bridge import config_access
+from bridge.config import Config, DeviceSettings, FileDevice, HidDevice, SerialDevice, TcpDevice
+from bridge.devices import build
+from bridge.fiscal.checks import registrar_checks
+from bridge.loyalty import errors
+from bridge.loyalty.client import LoyaltyClient
+from bridge.loyalty.journal import Journal, JournalDamaged, JournalError, read_alarm
+from bridge.loyalty.protocol import Identifier
+from bridge.loyalty.sequencer import LockFileError
+from drivers.device import DeviceError, Flag
+from drivers.transport.base import TransportError
 
 Verdict = Literal["pass", "warn", "fail", "skip"]
 SERVICE_GROUP = "posbridge"
@@ -85,8 +95,6 @@ def run_checks(
 
 
 def _config_access(path: Path, cfg: Config) -> Iterator[Check]:
-    from bridge import config_access
-
     findings = config_access.check(path, cfg)
     for f in findings:
         yield Check("config file", f.level, f.text, f.fix)
@@ -101,7 +109,7 @@ def _config_access(path: Path, cfg: Config) -> Iterator[Check]:
 
 def _device_checks(d: DeviceSettings, group: str) -> Iterator[Check]:
     name = f"device {d.name}"
-    if d.connection in ("serial", "file", "hid") and d.port and "://" not in d.port:
+    if isinstance(d, SerialDevice | FileDevice | HidDevice) and "://" not in d.port:
         port = Path(d.port)
         if not port.exists():
             yield Check(
@@ -112,6 +120,9 @@ def _device_checks(d: DeviceSettings, group: str) -> Iterator[Check]:
             )
             return
         yield _permissions(name, port, group)
+    if d.kind == "registrar":  # status, shift age, FN, paper: several checks
+        yield from (Check(*found) for found in registrar_checks(d))
+        return
     answer = _device_answers(d)
     if answer is not None:
         yield answer
@@ -140,79 +151,69 @@ def _permissions(name: str, port: Path, group: str) -> Check:
 
 
 def _device_answers(d: DeviceSettings) -> Check | None:
-    from bridge.service.devices import build_device
-
     name = f"device {d.name}"
     if d.kind == "printer":
-        from drivers.device import DeviceError, Flag
-        from drivers.printer.escpos_printer import ReceiptPrinter
-
+        return _printer_answers(d)
+    if isinstance(d, SerialDevice | TcpDevice | FileDevice):  # scanners, readers, registrars
         try:
-            printer = build_device(d)
-        except (ValueError, OSError) as exc:
-            return Check(f"{name} answers", "fail", str(exc), "fix this [[devices]] entry")
-        if not isinstance(printer, ReceiptPrinter):
-            return Check(
-                f"{name} answers",
-                "fail",
-                "not a receipt printer",
-                'set kind = "printer" only for receipt printers',
-            )
-        try:
-            printer.transport.open()  # as `devices` and `test-print` do: absent is a fail
-        except (DeviceError, OSError) as exc:
-            return Check(
-                f"{name} answers",
-                "fail",
-                f"missing: {_short(exc)}",
-                "plug the printer in and power it on, or fix its address in"
-                " [[devices]]; `posbridge devices` lists what is connected",
-            )
-        try:
-            status = printer.status()
-        except (DeviceError, OSError) as exc:
-            return Check(
-                f"{name} answers",
-                "fail",
-                f"status query failed: {_short(exc)}",
-                "check cable and power",
-            )
-        finally:
-            printer.transport.close()
-        if not status.answered:
-            return Check(
-                f"{name} answers",
-                "warn",
-                "no answer to a status query (DLE EOT)",
-                "check cable and power; some printers have no back channel",
-            )
-        reason = status.blocking_reason()
-        if reason:
-            return Check(f"{name} answers", "fail", reason, "open the printer and fix it")
-        near = " (paper near end)" if status.paper_near_end is Flag.TRUE else ""
-        return Check(
-            f"{name} answers",
-            "warn" if near else "pass",
-            f"status ok{near}",
-            "load a new roll soon" if near else None,
-        )
-    if d.connection in ("serial", "tcp", "file"):
-        from bridge.service.devices import transport_factory
-        from drivers.transport.base import TransportError
-
-        try:
-            transport = transport_factory(d)()
+            transport = build.transport(d)
             transport.open()
             transport.close()
-        except (TransportError, OSError, ValueError) as exc:
+        except (TransportError, build.DeviceBuildError) as exc:
             return Check(
                 f"{name} opens",
                 "fail",
-                str(exc),
+                _short(exc),
                 "is the service running and holding the port? stop it, or check the cable",
             )
-        return Check(f"{name} opens", "pass", "port opens")
+        return Check(f"{name} opens", "pass", f"{build.address(d)} opens")
     return None
+
+
+def _printer_answers(d: DeviceSettings) -> Check:
+    name = f"device {d.name}"
+    try:
+        printer = build.build_printer(d)
+    except build.DeviceBuildError as exc:
+        return Check(f"{name} answers", "fail", str(exc), "fix this [[devices]] entry")
+    try:
+        printer.transport.open()  # as `devices` and `test-print` do: absent is a fail
+    except (DeviceError, OSError) as exc:
+        return Check(
+            f"{name} answers",
+            "fail",
+            f"missing: {_short(exc)}",
+            "plug the printer in and power it on, or fix its address in"
+            " [[devices]]; `posbridge devices` lists what is connected",
+        )
+    try:
+        status = printer.status()
+    except (DeviceError, OSError) as exc:
+        return Check(
+            f"{name} answers",
+            "fail",
+            f"status query failed: {_short(exc)}",
+            "check cable and power",
+        )
+    finally:
+        printer.transport.close()
+    if not status.answered:
+        return Check(
+            f"{name} answers",
+            "warn",
+            "no answer to a status query (DLE EOT)",
+            "check cable and power; some printers have no back channel",
+        )
+    reason = status.blocking_reason()
+    if reason:
+        return Check(f"{name} answers", "fail", reason, "open the printer and fix it")
+    near = " (paper near end)" if status.paper_near_end is Flag.TRUE else ""
+    return Check(
+        f"{name} answers",
+        "warn" if near else "pass",
+        f"status ok{near}",
+        "load a new roll soon" if near else None,
+    )
 
 
 def _short(exc: BaseException) -> str:
@@ -224,11 +225,6 @@ def _short(exc: BaseException) -> str:
 
 
 def _processing_checks(cfg: Config, now: Callable[[], float]) -> Iterator[Check]:
-    from bridge.loyalty import errors
-    from bridge.loyalty.client import LoyaltyClient
-    from bridge.loyalty.protocol import Identifier
-    from bridge.loyalty.sequencer import LockFileError
-
     def skipped(why: str) -> Iterator[Check]:
         yield Check("credentials", "skip", why, None)
         yield Check("clock", "skip", why, None)
@@ -325,8 +321,6 @@ def _clock(date: str | None, now: Callable[[], float]) -> Check:
 
 
 def _journal_checks(cfg: Config, now: Callable[[], float]) -> Iterator[Check]:
-    from bridge.loyalty.journal import Journal, JournalDamaged, JournalError, read_alarm
-
     j = cfg.journal
     directory = j.path.parent
     alarm = read_alarm(j.path)

@@ -40,30 +40,30 @@ CHEQUE = ROOT / "docs" / "examples" / "cheque.json"
 # ------------------------------------------------------------------ the example config
 
 
-def _model_of(annotation: object) -> tuple[type[BaseModel] | None, bool]:
-    """(model, is_list) for a field holding a model or a list of models."""
+def _models_of(annotation: object) -> list[type[BaseModel]]:
+    """The models a field holds: itself, a list of them, or any of a union (devices: one
+    model per connection)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation, False
+        return [annotation]
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
-    if origin is list and args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
-        return args[0], True
+    if origin is typing.Annotated:
+        return _models_of(args[0])
+    if origin is list and args:
+        return _models_of(args[0])
     if origin in (typing.Union, types.UnionType):
-        for arg in args:
-            found = _model_of(arg)
-            if found[0] is not None:
-                return found
-    return None, False
+        return [model for arg in args for model in _models_of(arg)]
+    return []
 
 
 def expected_keys(model: type[BaseModel], table: str = "") -> set[tuple[str, str]]:
     """(table, key) for every leaf field of the config models, tables as TOML names them."""
     keys: set[tuple[str, str]] = set()
     for name, info in model.model_fields.items():
-        sub, _is_list = _model_of(info.annotation)
-        if sub is not None:
+        subs = _models_of(info.annotation)
+        for sub in subs:
             keys |= expected_keys(sub, f"{table}.{name}" if table else name)
-        else:
+        if not subs:
             keys.add((table, name))
     return keys
 

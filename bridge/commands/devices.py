@@ -19,17 +19,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def specs_from_config(cfg: Config) -> list[DeviceSpec]:
     """The configured devices that discovery can find (TCP and file devices it cannot)."""
-    from drivers.discovery import DeviceKind, DeviceSpec
+    from bridge.devices.build import discovery_spec
 
-    specs = []
-    for d in cfg.devices:
-        if d.connection == "serial" and d.port and "://" not in d.port:
-            specs.append(DeviceSpec(d.name, DeviceKind.SERIAL, port=d.port, usb=d.usb))
-        elif d.connection == "usb" and d.usb:
-            specs.append(DeviceSpec(d.name, DeviceKind.USB, usb=d.usb))
-        elif d.connection == "hid" and (d.port or d.usb):
-            specs.append(DeviceSpec(d.name, DeviceKind.INPUT, input_path=d.port, usb=d.usb))
-    return specs
+    return [spec for d in cfg.devices if (spec := discovery_spec(d)) is not None]
 
 
 def load_specs(config_path: str | None) -> list[DeviceSpec]:

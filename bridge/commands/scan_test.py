@@ -7,6 +7,12 @@ ports) and prints one line per event until Ctrl-C, or until --count events.
 from __future__ import annotations
 
 import argparse
+import queue
+import sys
+
+from bridge.commands import UsageError
+from drivers.device import DataEvent, ErrorEvent, Event, StatusEvent
+from drivers.masking import mask_data, mask_text
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -16,17 +22,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import queue
-    import sys
-
+    # lazy: config, barcodes, protocol and the drivers pull in pydantic, biip, pyserial and
+    # evdev; the CLI imports this module for its parser, and other commands skip them
     from bridge import config
     from bridge.barcodes import UnusableInput, classify
-    from bridge.commands import UsageError
     from bridge.commands._output import print_json
+    from bridge.devices.build import DeviceBuildError, build_driver
     from bridge.loyalty.protocol import mask_card
-    from bridge.service.devices import build_device
-    from drivers.device import DataEvent, ErrorEvent, Event, StatusEvent
-    from drivers.masking import mask_data, mask_text
     from drivers.msr.tracks import CardSwipe
     from drivers.scanner.scan import ScanEvent
 
@@ -39,12 +41,19 @@ def run(args: argparse.Namespace) -> int:
     if not chosen:
         raise UsageError("no scanner or card reader to watch (check [[devices]] and NAME)")
     events: queue.Queue[Event] = queue.Queue()
-    devices = [build_device(d) for d in chosen]
+    try:
+        drivers = [build_driver(d) for d in chosen]
+    except DeviceBuildError as exc:
+        raise UsageError(str(exc)) from None
+    devices = [driver.device for driver in drivers]
+    feeders = [driver.feeder for driver in drivers if driver.feeder is not None]
     for device in devices:
         device.add_listener(events.put)
         device.open()
         device.claim()
         device.enable()
+    for feeder in feeders:  # keyboard wedges: the feeder reads the evdev node into the decoder
+        feeder.start()
     print(
         f"watching {', '.join(d.name for d in chosen)}; scan or swipe (Ctrl-C to stop)",
         file=sys.stderr,
@@ -98,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{line['device']:<10} {line['event']:<6} {rest}")
             sys.stdout.flush()
     finally:
+        for feeder in feeders:
+            feeder.stop()
         for device in devices:
             device.close()
     return 0

@@ -1,12 +1,16 @@
 """Print a test page: code page, Cyrillic, column widths, styles, barcode, QR and cut.
 
-PRINTER is a [[devices]] printer name (default: receipt.printer, else the first printer).
+PRINTER is a [[devices]] printer name (default: receipt.printer, else the first printer),
+or a registrar's: it gets a non-fiscal page (the default when there is no printer).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING
+
+from bridge.commands import UsageError
 
 if TYPE_CHECKING:
     from bridge.config import Config, DeviceSettings
@@ -17,12 +21,10 @@ PANGRAM_EN = "The quick brown fox jumps over the lazy dog 0123456789"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("printer", nargs="?", metavar="PRINTER", help="printer name")
+    parser.add_argument("printer", nargs="?", metavar="PRINTER", help="printer or registrar name")
 
 
 def pick_printer(cfg: Config, name: str | None) -> DeviceSettings:
-    from bridge.commands import UsageError
-
     printers = [d for d in cfg.devices if d.kind == "printer"]
     if not printers:
         named = f"no printer named {name!r}: " if name else ""
@@ -38,7 +40,7 @@ def pick_printer(cfg: Config, name: str | None) -> DeviceSettings:
 
 
 def test_page(device: DeviceSettings, columns: int, code_page: str, slot: int) -> Receipt:
-    from drivers.printer.document import Receipt
+    from drivers.printer.document import Receipt  # lazy: python-escpos, see run
 
     page = Receipt().reset()
     page.double("posbridge", align="center").text("test page", align="center").rule()
@@ -55,36 +57,29 @@ def test_page(device: DeviceSettings, columns: int, code_page: str, slot: int) -
     return page.cut()
 
 
-def _address(d: DeviceSettings) -> str:
-    if d.connection == "tcp":
-        return f"tcp {d.host}:{d.tcp_port}"
-    if d.connection == "usb":
-        return f"usb {d.usb}"
-    return f"{d.connection} {d.port}"
-
-
 def _reason(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) < 200 else text[:197] + "..."
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
+    # lazy: the config, the printer drivers and the registrar pull in pydantic, pyserial,
+    # pyusb and python-escpos; the CLI imports this module for its parser, others skip them
     from bridge import config
-    from bridge.commands import UsageError
-    from bridge.service.devices import build_device
+    from bridge.devices.build import DeviceBuildError, address, build_printer
+    from bridge.fiscal.test_page import registrar_named, run_test_page
     from drivers.device import DeviceError
-    from drivers.printer.escpos_printer import ReceiptPrinter
 
     cfg = config.load(args.config)
+
+    registrar = registrar_named(cfg, args.printer)
+    if registrar is not None:  # a non-fiscal page: never a fiscal document
+        return run_test_page(registrar)
     device = pick_printer(cfg, args.printer)
     try:
-        printer = build_device(device)
-    except (ValueError, OSError) as exc:  # e.g. an unknown profile or code page
-        raise UsageError(f"printer {device.name}: {exc}") from None
-    if not isinstance(printer, ReceiptPrinter):
-        raise UsageError(f'{device.name} is not a receipt printer (kind = "printer")')
+        printer = build_printer(device)
+    except DeviceBuildError as exc:  # e.g. an unknown profile or code page
+        raise UsageError(str(exc)) from None
     target = printer.target
     page = test_page(device, target.columns, target.code_page, target.code_page_slot)
     try:
@@ -98,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             printer.close()
     except (DeviceError, OSError) as exc:  # unplugged, refused, no such file: one line
         print(
-            f"posbridge test-print: printer {device.name} ({_address(device)}) is not"
+            f"posbridge test-print: printer {device.name} ({address(device)}) is not"
             f" reachable: {_reason(exc)}; check cable, power and the address in [[devices]]"
             " (`posbridge devices` lists what is connected)",
             file=sys.stderr,

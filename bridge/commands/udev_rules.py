@@ -11,7 +11,11 @@ then:          sudo udevadm control --reload && sudo udevadm trigger
 from __future__ import annotations
 
 import argparse
+import os
+from dataclasses import replace
 from typing import TYPE_CHECKING
+
+from bridge.commands import UsageError
 
 if TYPE_CHECKING:
     from bridge.config import Config
@@ -28,12 +32,12 @@ def rule_specs(cfg: Config) -> list[DeviceSpec]:
     A device whose `port` is /dev/posbridge/NAME is matched by its `by_id` when given,
     else by `usb` (drivers.udev_rules refuses a stable name with neither).
     """
-    from dataclasses import replace
-
+    # lazy: see run
     from bridge.commands.devices import specs_from_config
+    from bridge.devices.build import by_id as own_path
     from drivers.udev_rules import is_stable_name
 
-    by_id = {d.name: d.by_id for d in cfg.devices if d.by_id}
+    by_id = {d.name: path for d in cfg.devices if (path := own_path(d))}
     specs = []
     for spec in specs_from_config(cfg):
         own = by_id.get(spec.name)
@@ -46,10 +50,9 @@ def rule_specs(cfg: Config) -> list[DeviceSpec]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
+    # lazy, here and in rule_specs: the config and discovery pull in pydantic, pyserial and
+    # pyusb; the CLI imports this module for its parser, and other commands skip them
     from bridge import config
-    from bridge.commands import UsageError
     from drivers.udev_rules import RuleError, generate_rules
 
     cfg = config.load_optional(args.config)

@@ -4,6 +4,7 @@ Scans are classified (`bridge.barcodes`) before anyone sees them; a loyalty card
 or a card swipe is attached to the cheque being rung up.  A device that is missing
 at start is not fatal: its reader keeps retrying with backoff and the rest of the
 register works meanwhile.  Card numbers are masked in every event and log line.
+Each `[[devices]]` entry becomes its driver in `bridge.devices.build`, nowhere else.
 """
 
 from __future__ import annotations
@@ -16,17 +17,21 @@ from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from bridge.barcodes import UnusableInput, classify
-from bridge.config import Config, DeviceSettings
+from bridge.config import Config
+from bridge.devices import build
 from bridge.loyalty.protocol import mask_card
+from bridge.service.cheques import ChequeError
 from drivers.device import DataEvent, Device, ErrorEvent, Event, Flag, StatusEvent
 from drivers.masking import mask_text
-from drivers.transport.base import Transport
+from drivers.msr.tracks import CardSwipe
+from drivers.printer.escpos_printer import ReceiptPrinter
+from drivers.printer.queue import PrintQueue
+from drivers.scanner.scan import ScanEvent
 
 if TYPE_CHECKING:
     from bridge.service.events import EventBus
-    from drivers.hotplug import HotplugEvent, HotplugMonitor
+    from drivers.hotplug import DeviceMatch, HotplugEvent, HotplugMonitor
     from drivers.printer.document import Receipt
-    from drivers.printer.queue import PrintQueue
     from drivers.wedge_reader import EvdevWedge
 
 log = logging.getLogger("posbridge.devices")
@@ -50,20 +55,16 @@ class DeviceManager:
         self.last_error: dict[str, str] = {}
         self._lock = threading.Lock()
         for settings in config.devices:
-            device = build_device(settings)
+            if settings.kind == "registrar":
+                continue  # the fiscal service (bridge.fiscal) owns it, opened on the first print
+            driver = build.build_driver(settings)
+            device = driver.device
             device.add_listener(self._on_event)
-            if settings.connection == "hid":
-                from drivers.wedge_reader import EvdevWedge
-
-                assert settings.port is not None
-                self.wedges[settings.name] = EvdevWedge(device, settings.port)  # type: ignore[arg-type]
+            if driver.feeder is not None:
+                self.wedges[settings.name] = driver.feeder
             self.devices[settings.name] = device
             self.kinds[settings.name] = settings.kind
-            if settings.kind == "printer":
-                from drivers.printer.escpos_printer import ReceiptPrinter
-                from drivers.printer.queue import PrintQueue
-
-                assert isinstance(device, ReceiptPrinter)
+            if isinstance(device, ReceiptPrinter):
                 self.queues[settings.name] = PrintQueue(device)
 
     # ------------------------------------------------------------------ lifecycle
@@ -85,19 +86,14 @@ class DeviceManager:
 
     def _start_hotplug(self) -> None:
         """Where udev runs, reopen a device the moment it is plugged back (else: backoff)."""
-        from drivers.hotplug import DeviceMatch, HotplugMonitor
-        from drivers.transport.usb import UsbId
-
         matches: dict[str, DeviceMatch] = {}
         for d in self.config.devices:
-            if d.connection == "serial" and d.port and d.port.startswith("/dev/"):
-                matches[d.name] = DeviceMatch("tty", devnode=d.port)
-            elif d.connection == "hid" and d.port and d.port.startswith("/dev/"):
-                matches[d.name] = DeviceMatch("input", devnode=d.port)
-            elif d.connection == "usb" and d.usb:
-                matches[d.name] = DeviceMatch("usb", usb=UsbId.parse(d.usb))
+            if d.name in self.devices and (match := build.hotplug_match(d)) is not None:
+                matches[d.name] = match
         if not matches:
             return
+        from drivers.hotplug import HotplugMonitor  # pyudev, only where a device can be plugged
+
         try:
             monitor = HotplugMonitor(udev=True)
             monitor.start()
@@ -143,8 +139,6 @@ class DeviceManager:
     def printer_name(self) -> str:
         name = self.config.receipt.printer or next(iter(self.queues), None)
         if name is None or name not in self.queues:
-            from bridge.service.cheques import ChequeError
-
             raise ChequeError("no_printer", "no receipt printer is configured", 409)
         return name
 
@@ -174,9 +168,6 @@ class DeviceManager:
             self._on_data(event)
 
     def _on_data(self, event: DataEvent) -> None:
-        from drivers.msr.tracks import CardSwipe
-        from drivers.scanner.scan import ScanEvent
-
         data = event.data
         if isinstance(data, ScanEvent):
             raw = (data.symbology or "") + data.text
@@ -227,110 +218,3 @@ class DeviceManager:
                 }
             )
         return out
-
-
-# ---------------------------------------------------------------------- construction
-
-
-def build_device(s: DeviceSettings) -> Device:
-    """The driver object for one `[[devices]]` entry (nothing is opened here)."""
-    if s.kind == "printer":
-        return _printer(s)
-    if s.connection == "hid":
-        return _wedge(s)
-    factory = transport_factory(s)
-    if s.kind == "scanner":
-        from drivers.scanner.device import ScannerConfig, ScannerDevice
-        from drivers.scanner.framing import suffix_from_name
-        from drivers.scanner.scan import ScanOptions
-
-        return ScannerDevice(
-            s.name,
-            factory,
-            ScannerConfig(
-                suffix=suffix_from_name(s.suffix),
-                scan=ScanOptions(prefix=s.prefix.encode("latin-1")),
-            ),
-        )
-    from drivers.msr.device import MsrConfig, MsrDevice
-    from drivers.scanner.framing import suffix_from_name
-
-    return MsrDevice(s.name, factory, MsrConfig(suffix=suffix_from_name(s.suffix)))
-
-
-def _wedge(s: DeviceSettings) -> Device:
-    """A keyboard-wedge decoder; DeviceManager feeds it from the evdev node."""
-    from drivers.scanner.scan import ScanOptions
-
-    if s.kind == "scanner":
-        from drivers.scanner.wedge import WedgeScanner
-
-        return WedgeScanner(
-            s.name, options=ScanOptions(prefix=s.prefix.encode("latin-1"), repair_layout=True)
-        )
-    from drivers.msr.device import MsrConfig
-    from drivers.msr.wedge import WedgeCardReader
-
-    return WedgeCardReader(s.name, MsrConfig())
-
-
-def transport_factory(s: DeviceSettings) -> Any:
-    def make() -> Transport:
-        if s.connection == "serial":
-            from drivers.transport.serial import SerialSettings, SerialTransport
-
-            assert s.port is not None
-            return SerialTransport(
-                s.port,
-                SerialSettings(
-                    baudrate=s.baudrate,
-                    bytesize=s.bytesize,
-                    parity=s.parity,
-                    stopbits=s.stopbits,
-                    rtscts=s.flow == "rtscts",
-                    xonxoff=s.flow == "xonxoff",
-                ),
-            )
-        if s.connection == "tcp":
-            from drivers.transport.tcp import TcpTransport
-
-            assert s.host is not None
-            return TcpTransport(s.host, s.tcp_port)
-        if s.connection == "file":
-            from drivers.transport.file import FileTransport
-
-            assert s.port is not None
-            return FileTransport(s.port, readable=True)
-        raise ValueError(f"device {s.name}: {s.connection} input is not supported yet")
-
-    return make
-
-
-def _printer(s: DeviceSettings) -> Device:
-    from drivers.printer import connections
-    from drivers.printer.escpos_printer import ReceiptPrinter
-    from drivers.printer.profile import PrinterConfig
-
-    transport: Transport
-    if s.connection == "serial":
-        assert s.port is not None
-        transport = connections.SerialConnection(s.port, s.baudrate)
-    elif s.connection == "tcp":
-        assert s.host is not None
-        transport = connections.NetworkConnection(s.host, s.tcp_port)
-    elif s.connection == "usb":
-        assert s.usb is not None
-        vid, pid = (int(x, 16) for x in s.usb.split(":")[:2])
-        transport = connections.UsbConnection(vid, pid)
-    elif s.connection == "file":
-        assert s.port is not None
-        transport = connections.FileConnection(s.port)
-    else:
-        raise ValueError(f"printer {s.name}: connection {s.connection} is not a printer port")
-    config = PrinterConfig(
-        profile=s.profile or "default",
-        paper_width_mm=s.paper_mm,
-        code_page=s.codepage,
-        code_page_slot=s.codepage_slot,
-    )
-    return ReceiptPrinter(s.name, transport, config)
