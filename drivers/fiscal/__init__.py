@@ -1,0 +1,1 @@
+"""Fiscal registrars (ККТ): the device-neutral face in `base`, one module per vendor."""
