@@ -27,14 +27,21 @@ from bridge import __version__
 from bridge.api.front import TOKEN_HEADER, ChequeAction, FrontDoor
 from bridge.api.models import MONEY_CODES
 from bridge.api.problems import problem, problem_for
-from bridge.api.routes import cards, cheques, events, receipts, status
+from bridge.api.routes import cards, cheques, events, fiscal, receipts, status
 from bridge.loyalty import errors
 from bridge.loyalty.journal import JournalError
 from bridge.service.cheques import ChequeError
 from bridge.service.register import Register
 
 # in this order: the OpenAPI document lists the paths as they are included
-ROUTERS = (status.router, events.router, cheques.router, cards.router, receipts.router)
+ROUTERS = (
+    status.router,
+    events.router,
+    cheques.router,
+    fiscal.router,
+    cards.router,
+    receipts.router,
+)
 
 
 def create_app(register: Register, token: str) -> FrontDoor:

@@ -74,7 +74,7 @@ class ChequeStore:
     def save(self, cheque: RegisterCheque, durable: bool = False) -> None:
         """Write the cheque; an open cheque whose record did not change since its last
         write (the till calculating again) is not written again unless `durable`."""
-        text = encode(record(cheque))
+        text = record_json(record(cheque))
         digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
         with self._lock:  # sqlite3.Error goes to the caller: the API answers a full disk
             if not durable and self._written.get(cheque.id) == digest:
@@ -151,7 +151,7 @@ def _data(row: tuple[str, float]) -> dict[str, Any]:
     return data
 
 
-def encode(data: dict[str, Any]) -> str:
+def record_json(data: dict[str, Any]) -> str:
     """JSON with Decimals as strings of their exact digits (the stdlib's C encoder: this
     runs on every change of every cheque, in the till's calls)."""
     return json.dumps(data, default=_plain, separators=(",", ":"), ensure_ascii=False)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from bridge import __version__
 from bridge.config import Config
+from bridge.fiscal.service import FiscalService
 from bridge.loyalty.client import LoyaltyClient
 from bridge.loyalty.journal import JournalError
 from bridge.loyalty.offline import Connectivity
@@ -20,6 +21,7 @@ from bridge.runtime import offline_client
 from bridge.service.cheque_store import ChequeStore
 from bridge.service.cheques import ChequeBook, ChequeError, RegisterCheque
 from bridge.service.events import EventBus
+from bridge.service.receipts import loyalty_document, loyalty_receipt
 
 if TYPE_CHECKING:
     from bridge.service.devices import DeviceManager
@@ -53,9 +55,12 @@ class Register:
             retention_seconds=c.keep_closed_days * 86400,
         )
         self.book.on_expired = lambda cheque: self.publish_cheque("cheque_expired", cheque)
+        self.fiscal = FiscalService(config)  # the registrar, opened on the first print
         self.started = time.monotonic()
         self.devices: DeviceManager | None = None
         if devices:
+            # lazy: a register without devices (tests, benchmarks) never loads the hardware
+            # libraries behind the drivers (pyserial, pyusb, evdev, pyudev)
             from bridge.service.devices import DeviceManager
 
             self.devices = DeviceManager(config, self.events, on_card=self.card_presented)
@@ -84,6 +89,7 @@ class Register:
         self.offline.stop(timeout=STOP_TIMEOUT)
         self.offline.client.close(timeout=STOP_TIMEOUT)
         self.offline.journal.close()
+        self.fiscal.close()
         self.book.store.close()
         log.info("register stopped")
 
@@ -156,13 +162,9 @@ class Register:
     # ------------------------------------------------------------------ receipts
 
     def loyalty_receipt(self, cheque: RegisterCheque) -> tuple[list[str], bytes]:
-        from bridge.service.receipts import loyalty_receipt
-
         return loyalty_receipt(cheque, self.config)
 
     def print_loyalty_receipt(self, cheque: RegisterCheque) -> tuple[str, str]:
-        from bridge.service.receipts import loyalty_document
-
         if self.devices is None:
             raise ChequeError("no_printer", "no receipt printer is configured", 409)
         return self.devices.print(loyalty_document(cheque, self.config))
