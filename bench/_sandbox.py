@@ -54,10 +54,15 @@ def pin(cpus: set[int] | None) -> Callable[[], None] | None:
 
 
 @contextmanager
-def sandbox_process(latency_ms: float = 0.0, cpus: set[int] | None = None) -> Iterator[str]:
+def sandbox_process(
+    latency_ms: float = 0.0, cpus: set[int] | None = None, *, timed: bool = False
+) -> Iterator[str]:
+    """Yields processing's base URL.  `timed`: the sandbox also meters its busy time
+    (`busyMicroseconds` in `GET /sandbox/status`, see bench/_timed_sandbox.py)."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="posbridge-bench-") as tmp:
-        cmd = [sys.executable, "-m", "sandbox.cli", "--port", str(port), "--db", f"{tmp}/p.db"]
+        main = [str(ROOT / "bench" / "_timed_sandbox.py")] if timed else ["-m", "sandbox.cli"]
+        cmd = [sys.executable, *main, "--port", str(port), "--db", f"{tmp}/p.db"]
         if latency_ms:
             cmd += ["--latency", str(latency_ms)]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}

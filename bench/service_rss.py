@@ -1,6 +1,6 @@
 """Service memory over a long shift: RSS after every N purchases through the POS API.
 
-Target: <= 80 MB after 10,000 purchases and not growing (last checkpoints flat).
+Target: <= 60 MB after 10,000 purchases (issue 13) and not growing (last checkpoints flat).
 The baseline printed alongside is the RSS of the service right after start, same run.
 `--receipts` also fetches the loyalty block of every purchase (a POS that prints it on
 its fiscal printer): the first one loads python-escpos's printer database.
@@ -74,7 +74,7 @@ def main() -> None:
     tail = points[len(points) // 2 :]
     growth = tail[-1] - tail[0] if len(tail) > 1 else 0.0
     print(
-        f"final {points[-1]:.1f} MB (target <= 80), growth over the second half {growth:+.1f} MB,"
+        f"final {points[-1]:.1f} MB (target <= 60), growth over the second half {growth:+.1f} MB,"
         f" ratio final/start {points[-1] / base:.2f}"
     )
 

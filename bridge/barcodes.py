@@ -153,6 +153,8 @@ def _gtin(data: str, sym: str | None, s: BarcodeSettings) -> Classification | No
 
 
 def _upc_e(data: str, sym: str | None) -> Classification | None:
+    # lazy: biip builds its GS1 tables on import, ~16 MB of the service's RSS, and only a
+    # scan needs it (a service without scanners, and every purchase, never does)
     from biip import ParseError
     from biip.upc import Upc
 
@@ -217,8 +219,8 @@ def _gs1_marking(data: str, sym: str | None, s: BarcodeSettings) -> Classificati
 
 
 def _gs1_fields(data: str) -> dict[str, str] | None:
-    from biip import ParseConfig, ParseError
-    from biip.gs1_messages import GS1Message
+    from biip import ParseConfig, ParseError  # lazy: ~16 MB, only scans need it (_upc_e)
+    from biip.gs1_messages import GS1Message  # lazy: as above
 
     try:
         message = GS1Message.parse(
@@ -287,7 +289,7 @@ def _check_digit(digits: str) -> str:
 
 
 def _upc_e_check(seven: str) -> str:
-    from biip.upc import Upc
+    from biip.upc import Upc  # lazy: ~16 MB, only scans need it (_upc_e)
 
     return Upc.parse(seven).as_upc_a()[-1]  # biip computes the check of a 7-digit UPC-E
 

@@ -264,6 +264,9 @@ class Journal:
                 self._db.row_factory = sqlite3.Row
                 try:
                     self._db.execute("PRAGMA journal_mode=WAL")
+                    # appended and marked in order, read back a page of pending entries
+                    # at a time: SQLite's default 2 MB page cache only grows the RSS
+                    self._db.execute("PRAGMA cache_size=-256")
                     problem = _quick_check(self._db)
                     if problem is None:
                         self._db.executescript(_SCHEMA + ";" + _META)

@@ -202,14 +202,19 @@ class _Backend(httpcore.NetworkBackend):
 class DeadlineTransport(httpx.BaseTransport):
     """httpx's transport contract over an httpcore pool whose sockets keep a deadline."""
 
-    def __init__(self, deadline: float, verify: ssl.SSLContext | bool = True) -> None:
+    def __init__(
+        self, deadline: float, verify: ssl.SSLContext | bool = True, *, tls: bool = True
+    ) -> None:
+        """`tls=False` for a client whose every URL is plain http: no TLS context is built
+        (loading the CA bundle into one costs ~2 MB of RSS for nothing)."""
         if not deadline > 0:
             raise ValueError(f"deadline must be > 0 seconds, not {deadline!r}")
         self._clock = _Clock(deadline)
         self._backend = _Backend(self._clock)
         self._aborted = False
+        self._tls = tls
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False) if tls else None,
             max_connections=4,
             max_keepalive_connections=1,
             keepalive_expiry=5.0,
@@ -225,8 +230,10 @@ class DeadlineTransport(httpx.BaseTransport):
             raise TypeError("DeadlineTransport sends synchronous requests only")
         if self._aborted:
             raise Aborted("not sent: the service is stopping")
-        self._clock.at = time.monotonic() + self._clock.deadline
         url = request.url
+        if not self._tls and url.scheme != "http":
+            raise httpx.UnsupportedProtocol(f"{url.scheme} on a transport built for plain http")
+        self._clock.at = time.monotonic() + self._clock.deadline
         core = httpcore.Request(
             method=request.method,
             url=httpcore.URL(

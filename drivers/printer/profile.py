@@ -9,8 +9,13 @@ CP866, and a wrong guess garbles every Cyrillic receipt.
 from __future__ import annotations
 
 import codecs
+import functools
+import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -31,14 +36,46 @@ class ProfileError(ValueError):
     """A profile or code page named in config is unknown or unusable; the message says which."""
 
 
-def _capabilities() -> dict[str, Any]:
-    from escpos.capabilities import CAPABILITIES  # loads (and caches) the database on import
+def _database() -> dict[str, Any]:
+    """python-escpos's printer database, parsed afresh (the caller keeps what it needs).
 
-    return CAPABILITIES  # type: ignore[no-any-return]
+    Read here rather than through `escpos.capabilities`: that module parses the whole
+    file with PyYAML on import (a fresh parse in every process: its pickle cache lives
+    in a new temporary directory each time) and keeps all of it, ~5.5 MB of RSS for the
+    one profile a register uses.  The file is JSON, so the standard parser reads it in a
+    fraction of the time; a replacement named by ESCPOS_CAPABILITIES_FILE, as
+    python-escpos allows, may be YAML and goes through PyYAML as there.
+    """
+    custom = os.environ.get("ESCPOS_CAPABILITIES_FILE")
+    raw = (
+        Path(custom).read_bytes()
+        if custom
+        else resources.files("escpos").joinpath("capabilities.json").read_bytes()
+    )
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        import yaml  # type: ignore[import-untyped]  # lazy: only for a YAML database (env var)
+
+        data = yaml.safe_load(raw)
+    if not isinstance(data, dict) or not isinstance(data.get("profiles"), dict):
+        raise ProfileError(f"the printer database {custom or 'of python-escpos'} has no profiles")
+    return data
 
 
 def profile_names() -> list[str]:
-    return sorted(_capabilities()["profiles"])
+    return sorted(_database()["profiles"])
+
+
+@functools.lru_cache(maxsize=16)
+def _named(name: str) -> PrinterProfile:
+    """One profile, kept; the rest of the database is dropped once it is read."""
+    profiles = _database()["profiles"]
+    if name not in profiles:
+        raise ProfileError(
+            f"unknown printer profile {name!r}; known profiles: {', '.join(sorted(profiles))}"
+        )
+    return PrinterProfile.from_data(name, profiles[name])
 
 
 @dataclass(frozen=True)
@@ -54,12 +91,7 @@ class PrinterProfile:
 
     @classmethod
     def named(cls, name: str) -> PrinterProfile:
-        profiles = _capabilities()["profiles"]
-        if name not in profiles:
-            raise ProfileError(
-                f"unknown printer profile {name!r}; known profiles: {', '.join(sorted(profiles))}"
-            )
-        return cls.from_data(name, profiles[name])
+        return _named(name)
 
     @classmethod
     def from_data(cls, name: str, data: Mapping[str, Any]) -> PrinterProfile:

@@ -12,9 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from biip import ParseError
-from biip.symbology import SymbologyIdentifier
-
 
 @dataclass(frozen=True)
 class AimSplit:
@@ -38,6 +35,11 @@ def split_aim(text: str) -> AimSplit:
 
 @lru_cache(maxsize=512)
 def _identify(head: str) -> tuple[str, str] | None:
+    # lazy: importing biip builds all its GS1 tables (~16 MB of RSS); a register whose
+    # scanners send no AIM identifiers, and the service's purchases, never need them
+    from biip import ParseError
+    from biip.symbology import SymbologyIdentifier
+
     try:
         ident = SymbologyIdentifier.extract(head)
     except (ParseError, ValueError, IndexError):  # biip raises ValueError on "]Yx"
