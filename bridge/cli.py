@@ -14,14 +14,22 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
 from bridge import __version__
-from bridge.commands import UsageError
-
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
-EXIT_BUG = 70  # EX_SOFTWARE: an unexpected exception
+from bridge.commands import (
+    EXIT_BUG,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    UsageError,
+)
+from bridge.loyalty import errors
+from drivers.masking import mask_text
+from drivers.transport.base import TransportError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -125,8 +133,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # map known families to exit codes; anything else is a bug
         if args.debug:
-            import traceback
-
             traceback.print_exc()
         code = _exit_code(exc)
         if code is None:
@@ -146,15 +152,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(text: str, limit: int = 200) -> str:
-    from drivers.masking import mask_text
-
     text = " | ".join(line.strip() for line in text.splitlines() if line.strip())
     return mask_text(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 def _exit_code(exc: Exception) -> int | None:
+    # lazy, here and in _message: these families live in modules that pull in pydantic,
+    # httpx and sqlite3; only a failing command pays for them, not every cold start
     from bridge.config import ConfigError
-    from bridge.loyalty import errors
 
     if isinstance(exc, ConfigError):
         return EXIT_USAGE
@@ -164,16 +169,17 @@ def _exit_code(exc: Exception) -> int | None:
         return EXIT_REFUSED
     if isinstance(exc, errors.LoyaltyError):
         return EXIT_UNREACHABLE
+    # lazy: as above (sqlite3, httpx)
     from bridge.loyalty.journal import JournalError
     from bridge.loyalty.sequencer import LockFileError
     from bridge.service.cheque_store import ChequeStoreError
 
     if isinstance(exc, UsageError | JournalError | LockFileError | ChequeStoreError):
         return EXIT_USAGE
+    # lazy: as above (pydantic; drivers.device costs --version 10 ms of dataclasses)
     from pydantic import ValidationError
 
     from drivers.device import DeviceError
-    from drivers.transport.base import TransportError
 
     if isinstance(exc, ValidationError):
         return EXIT_USAGE
@@ -186,14 +192,11 @@ def _exit_code(exc: Exception) -> int | None:
 
 def _wrong_path(exc: Exception) -> bool:
     """404/405 from processing: the host answers, the path is wrong (processing.url)."""
-    from bridge.loyalty import errors
-
     return isinstance(exc, errors.ProcessingHTTPError) and exc.status in (404, 405)
 
 
 def _message(exc: Exception) -> str:
-    from bridge.config import ConfigError
-    from bridge.loyalty import errors
+    from bridge.config import ConfigError  # lazy: see _exit_code
 
     if isinstance(exc, ConfigError):
         return exc.render()
@@ -205,17 +208,16 @@ def _message(exc: Exception) -> str:
             " processing.url, the API's base URL such as https://processing.example/publicapi"
             f" ({_one_line(str(exc))})"
         )
-    from pydantic import ValidationError
+    from pydantic import ValidationError  # lazy: see _exit_code
 
     if isinstance(exc, ValidationError):
-        from bridge.config import describe_error
+        from bridge.config import describe_error  # lazy: see _exit_code
 
         return "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {describe_error(e)}"
             for e in exc.errors()
         )
-    from drivers.device import DeviceError
-    from drivers.transport.base import TransportError
+    from drivers.device import DeviceError  # lazy: see _exit_code
 
     if isinstance(exc, TransportError | DeviceError):
         return (

@@ -44,8 +44,9 @@ _KEY_ENTER = 28
 _KEY_1_TO_0 = range(2, 12)
 
 
-class DeviceKind(enum.StrEnum):
-    """How a configured device is reached."""
+class NodeKind(enum.StrEnum):
+    """Which kind of system node a configured device is found as (what the device is, a
+    scanner or a printer, is the config's DeviceKind, bridge.devices.supported)."""
 
     SERIAL = "serial"  # a tty: RS-232, USB-serial, CDC-ACM
     USB = "usb"  # bulk endpoints through libusb
@@ -62,7 +63,7 @@ class DeviceSpec:
     """
 
     name: str
-    kind: DeviceKind
+    kind: NodeKind
     port: str | None = None
     usb: str | None = None
     input_path: str | None = None
@@ -70,19 +71,19 @@ class DeviceSpec:
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name.strip() != self.name:
             raise ValueError(f"device name {self.name!r}: use a non-empty name without '/'")
-        object.__setattr__(self, "kind", DeviceKind(self.kind))  # "usb" from a config file
+        object.__setattr__(self, "kind", NodeKind(self.kind))  # "usb" from a config file
         if self.usb is not None:
             UsbId.parse(self.usb)  # raises ValueError naming the bad text
         given = {
-            DeviceKind.SERIAL: self.port or self.usb,
-            DeviceKind.USB: self.usb,
-            DeviceKind.INPUT: self.input_path or self.usb,
+            NodeKind.SERIAL: self.port or self.usb,
+            NodeKind.USB: self.usb,
+            NodeKind.INPUT: self.input_path or self.usb,
         }[self.kind]
         if given is None:
             what = {
-                DeviceKind.SERIAL: "port or usb",
-                DeviceKind.USB: "usb",
-                DeviceKind.INPUT: "input_path or usb",
+                NodeKind.SERIAL: "port or usb",
+                NodeKind.USB: "usb",
+                NodeKind.INPUT: "input_path or usb",
             }[self.kind]
             raise ValueError(f"device {self.name!r} of kind {self.kind}: {what} is required")
 
@@ -317,7 +318,7 @@ def _usb_matches(spec: DeviceSpec, vid: int | None, pid: int | None, serial: str
 
 def _match_serial(port: SerialPortInfo, specs: Sequence[DeviceSpec]) -> str | None:
     for spec in specs:
-        if spec.kind is not DeviceKind.SERIAL:
+        if spec.kind is not NodeKind.SERIAL:
             continue
         if spec.port is not None and spec.port in (port.device, *port.by_id):
             return spec.name
@@ -328,7 +329,7 @@ def _match_serial(port: SerialPortInfo, specs: Sequence[DeviceSpec]) -> str | No
 
 def _match_input(dev: InputDeviceInfo, specs: Sequence[DeviceSpec]) -> str | None:
     for spec in specs:
-        if spec.kind is not DeviceKind.INPUT:
+        if spec.kind is not NodeKind.INPUT:
             continue
         if spec.input_path is not None and spec.input_path in (dev.device, *dev.by_id):
             return spec.name
@@ -341,7 +342,7 @@ def _match_usb(
     dev: UsbDeviceInfo, specs: Sequence[DeviceSpec], behind: dict[str, str]
 ) -> str | None:
     for spec in specs:
-        if spec.kind is DeviceKind.USB and _usb_matches(spec, dev.vid, dev.pid, dev.serial):
+        if spec.kind is NodeKind.USB and _usb_matches(spec, dev.vid, dev.pid, dev.serial):
             return spec.name
     # the USB device behind a matched tty or input node carries that node's config name
     return behind.get(dev.sysfs_name)

@@ -27,7 +27,7 @@ import pyudev
 from drivers.reconnect import Backoff
 from drivers.transport.usb import UsbId
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("posbridge.drivers.hotplug")
 
 __all__ = ["Backoff", "DeviceMatch", "HotplugEvent", "HotplugMonitor", "Presence", "find_present"]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from drivers.discovery import DeviceKind, DeviceSpec
+from drivers.discovery import DeviceSpec, NodeKind
 
 GROUP = "posbridge"
 MODE = "0660"
@@ -103,7 +103,7 @@ def rules_for_device(spec: DeviceSpec) -> list[str]:
             "/dev/posbridge/NAME"
         )
     lines = [f"# {spec.name} ({spec.kind})"]
-    if spec.kind is DeviceKind.USB:
+    if spec.kind is NodeKind.USB:
         lines.append(
             f'SUBSYSTEM=="usb", ENV{{DEVTYPE}}=="usb_device", {_usb_match(spec, "ATTR")}, '
             + _permissions(spec)
@@ -113,7 +113,7 @@ def rules_for_device(spec: DeviceSpec) -> list[str]:
             f'SUBSYSTEM=="usbmisc", KERNEL=="lp[0-9]*", {_usb_match(spec, "ATTRS")}, '
             + _permissions(spec, "-lp")
         )
-    elif spec.kind is DeviceKind.SERIAL:
+    elif spec.kind is NodeKind.SERIAL:
         if spec.port is not None and "://" in spec.port:
             return [*lines, f"# {spec.name}: network port {spec.port}, no device node"]
         port = _identity(spec, spec.port)

@@ -18,7 +18,7 @@ from drivers.reconnect import Backoff
 from drivers.transport.base import TransportError
 from drivers.transport.evdev_input import EvdevInputTransport, pump_keys
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("posbridge.drivers.wedge_reader")
 
 
 class KeyFed(Protocol):

@@ -10,14 +10,12 @@ import sqlite3
 from datetime import datetime
 from decimal import Decimal
 
-from bridge.loyalty.protocol import Cheque, ResponseCheque, ResponseLine
+from bridge.loyalty.protocol import QUANTITY_PLACES, Cheque, ResponseCheque, ResponseLine
 from sandbox import ledger
 from sandbox.answers import BadRequest
 from sandbox.goods import Catalogue
-from sandbox.rules import CENT, DEFAULT_GROUP, PricedLine, Rules, money
+from sandbox.rules import CENT, DEFAULT_GROUP, PricedLine, Rules, round_cents
 from sandbox.stats import Stats
-
-QUANTITY_PLACES = Decimal("0.001")
 
 
 class Pricing:
@@ -49,7 +47,7 @@ class Pricing:
                 self.stats.unknown_goods_line(line.goods_id)
                 group = DEFAULT_GROUP
             percent = self.rules.discount_percent(group, when)
-            discount = min(money(line.amount * percent / 100), line.amount)
+            discount = min(round_cents(line.amount * percent / 100), line.amount)
             lines.append(
                 PricedLine(
                     line.position, line.goods_id, group, line.quantity, line.amount, discount

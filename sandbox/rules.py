@@ -22,7 +22,7 @@ class SeedError(ValueError):
     """The seed file (or the rules stored from it) is not usable."""
 
 
-def money(value: Decimal) -> Decimal:
+def round_cents(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
@@ -213,6 +213,6 @@ def apply_cashback(rules: Rules, lines: Sequence[PricedLine], when: datetime) ->
     total = Decimal(0)
     for line in lines:
         rate = rules.accrual_percent(line.group, when)
-        line.cashback = money(max(line.pay_amount, Decimal(0)) * rate / HUNDRED)
+        line.cashback = round_cents(max(line.pay_amount, Decimal(0)) * rate / HUNDRED)
         total += line.cashback
     return total

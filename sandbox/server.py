@@ -39,7 +39,7 @@ from sandbox.processing import Processing
 from sandbox.stats import InFlight, Stats
 from sandbox.store import Store
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("posbridge.sandbox.server")
 
 API_ROOT = "/publicapi"
 ADMIN_ROOT = "/sandbox/"

@@ -15,6 +15,7 @@ from bridge import __version__
 from bridge.cli import COMMANDS, build_parser, main
 from sandbox.server import SandboxServer
 from tests.conftest import LOGIN, PASSWORD
+from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CHEQUE = {
@@ -181,14 +182,9 @@ def test_refusal_exits_1_with_cashier_text(
 def test_unreachable_exits_3(
     tmp_path: Path, cheque_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     path = tmp_path / "c.toml"
     path.write_text(
-        f'[processing]\nurl = "http://127.0.0.1:{port}/publicapi"\nlogin = "a"\npassword = "b"\n'
+        f'[processing]\nurl = "http://127.0.0.1:{free_port()}/publicapi"\nlogin = "a"\npassword = "b"\n'
         f'lock_file = "{tmp_path / "lock"}"\n'
     )
     assert main(["--config", str(path), "balance", "2775000000012"]) == 3

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from bridge.cli import build_parser
+from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTED = {0, 1, 2, 3}  # README: ok, refused, usage/config, unreachable
@@ -66,12 +66,6 @@ def leaves(
         yield from leaves(child, (*path, name))
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def scratch() -> Iterator[Path]:
     # not under pytest's 0700 tmp folders: the nobody case must reach its files
@@ -83,7 +77,7 @@ def scratch() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def files(scratch: Path) -> dict[str, Path]:
-    port = closed_port()
+    port = free_port()
     f = {
         "missing": scratch / "missing.toml",
         "empty": scratch / "empty.toml",

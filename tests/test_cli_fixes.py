@@ -21,7 +21,7 @@ from bridge.cli import main
 from bridge.doctor import run_checks
 from sandbox.server import SandboxServer
 from tests.conftest import LOGIN, PASSWORD
-from tests.service.conftest import free_port
+from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 EXIT_BUG = 70  # EX_SOFTWARE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bridge.demo import run
+from bridge.rehearsal.demo import run
 
 
 def test_demo_passes_and_leaves_receipts(tmp_path: Path) -> None:

@@ -173,3 +173,36 @@ def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
         [analyze, "verify", "--man=no", str(broken)], capture_output=True, text=True, check=False
     )
     assert "Unknown key 'RestartSecs'" in result.stdout + result.stderr  # the check can fail
+
+
+DEV_LOCK = ROOT / "requirements-dev.lock"
+
+
+def test_dev_lock_pins_the_linters_and_test_tools_with_the_runtime_pins() -> None:
+    """CI lints and tests with exactly these versions: a linter's new release cannot turn
+    a green tree red until `make lock` moves the pin on purpose."""
+    dev, runtime = lock_pins(DEV_LOCK.read_text()), lock_pins(LOCK.read_text())
+    assert {n: v for n, (v, _h) in runtime.items()} == {
+        n: dev[n][0] for n in runtime if n in dev
+    }, "requirements-dev.lock disagrees with requirements.lock: make lock"
+    assert set(runtime) <= set(dev), "requirements-dev.lock lacks runtime pins: make lock"
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    for req in map(Requirement, extras["test"] + extras["lint"]):
+        name = canonicalize_name(req.name)
+        assert name in dev, f"{req.name} is not pinned in requirements-dev.lock: make lock"
+        assert req.specifier.contains(dev[name][0], prereleases=True), (
+            f"requirements-dev.lock pins {req.name}=={dev[name][0]}, outside {req.specifier}"
+        )
+    assert {"ruff", "mypy", "import-linter", "pytest"} <= set(dev)
+    assert not [n for n, (_v, hashes) in dev.items() if not hashes]
+    assert "pip" not in dev and "posbridge" not in dev
+
+
+def test_the_venv_is_installed_from_the_dev_lock() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    stamp = makefile[makefile.index("$(STAMP):") : makefile.index("\ndemo:")]
+    assert "--require-hashes -r requirements-dev.lock" in stamp
+    assert "--no-deps -e ." in stamp and "[dev]" not in stamp  # no unpinned resolution
+    assert "requirements-dev.lock" in stamp.splitlines()[0]  # a new lock reinstalls

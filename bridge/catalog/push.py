@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, NamedTuple
 from bridge.catalog.source import RawRow
 from bridge.catalog.state import FULL_IN_PROGRESS, CatalogState
 from bridge.catalog.validate import Item, RowError, shown, validate
+from bridge.loyalty.errors import LoyaltyError
 from bridge.loyalty.protocol import GOODS_IMPORT_CHUNK, GoodsItem
 
 if TYPE_CHECKING:
     from bridge.loyalty.client import LoyaltyClient
-    from bridge.loyalty.errors import LoyaltyError
 
 _STAGING = """
 CREATE TEMP TABLE incoming (
@@ -285,8 +285,6 @@ class Catalogue:
         progress: Callable[[int], None] = lambda n: None,
     ) -> UploadReport:
         """Send the plan chunk by chunk; stops at the first chunk that is not answered."""
-        from bridge.loyalty.errors import LoyaltyError
-
         if self._plan is None:
             raise RuntimeError("plan() first")
         plan = self._plan

@@ -10,6 +10,8 @@ import re
 from typing import TYPE_CHECKING
 
 from bridge.commands import UsageError
+from bridge.loyalty.protocol import mask_card
+from drivers.masking import mask_text
 
 if TYPE_CHECKING:
     from bridge.barcodes import BarcodeSettings
@@ -19,9 +21,6 @@ _PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{5,30}$")
 
 def checked_card(value: str, rules: BarcodeSettings, option: str = "CARD") -> str:
     """`value` stripped, or UsageError: empty, not a card number, or a wrong check digit."""
-    from bridge.loyalty.protocol import mask_card
-    from drivers.masking import mask_text
-
     card = value.strip()
     if not card:
         raise UsageError(f"{option} is empty: give the card number printed on the card")

@@ -1,12 +1,12 @@
-"""Output helpers shared by commands."""
+"""Output helpers shared by commands (imported inside their `run`: the protocol is pydantic)."""
 
 from __future__ import annotations
 
 import sys
 from typing import Any
 
+from bridge.loyalty.protocol import dumps
+
 
 def print_json(data: Any) -> None:
-    from bridge.loyalty.protocol import dumps
-
     sys.stdout.write(dumps(data).decode("utf-8") + "\n")

@@ -12,6 +12,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: config, client and protocol pull in pydantic and httpx; the CLI imports this
+    # module for its parser, and other commands' cold start skips them
     from bridge import config
     from bridge.commands._cards import checked_card, checked_phone
     from bridge.commands._output import print_json

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bridge.catalog import STATE_NAME
+from bridge.catalog.progress import Progress
+from bridge.commands import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, UsageError
 
 if TYPE_CHECKING:
     from bridge.catalog.policy import PushEvents
@@ -80,13 +82,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # the policy pulls in SQLite, httpx and the protocol models: only when the command runs
+    # lazy, here and below: the policy pulls in SQLite, httpx and the protocol models, which
+    # every other command's cold start (the CLI imports this module for its parser) skips
     import sqlite3
 
     from bridge.catalog.policy import CatalogError
     from bridge.catalog.source import SourceError
     from bridge.catalog.state import StateError
-    from bridge.commands import UsageError
 
     try:
         if args.action == "status":
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _state_path(args: argparse.Namespace, cfg: Config | None) -> Path:
-    from bridge.catalog.policy import default_state_path
+    from bridge.catalog.policy import default_state_path  # lazy: see run
 
     if args.state:
         return Path(args.state)
@@ -110,8 +112,8 @@ def _state_path(args: argparse.Namespace, cfg: Config | None) -> Path:
 
 def _events(args: argparse.Namespace) -> PushEvents:
     """Row errors, notes and progress on stderr, as they happen."""
+    # lazy: see run
     from bridge.catalog.policy import PushEvents
-    from bridge.catalog.progress import Progress
     from bridge.catalog.validate import RowError
 
     class Stderr(PushEvents):
@@ -158,10 +160,10 @@ def _events(args: argparse.Namespace) -> PushEvents:
 
 
 def _push(args: argparse.Namespace) -> int:
+    # lazy: see run
     from bridge import config
     from bridge.catalog import policy
     from bridge.catalog.report import PushOutcome
-    from bridge.cli import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
     from bridge.commands._output import print_json
 
     cfg: Config | None = None
@@ -288,9 +290,9 @@ def _show_failure(report: PushReport) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
+    # lazy: see run
     from bridge import config
     from bridge.catalog import policy
-    from bridge.cli import EXIT_OK
     from bridge.commands._output import print_json
 
     cfg: Config | None = None if args.state else config.load(args.config)

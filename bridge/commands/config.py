@@ -7,6 +7,9 @@ inline secrets, an error (exit 2) when others can write it, as `run` refuses to 
 from __future__ import annotations
 
 import argparse
+import sys
+
+from bridge.commands import config_init
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -17,20 +20,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "show", help="print the effective config (defaults filled in, secrets ***)"
     )
     show.add_argument("file", nargs="?", metavar="FILE", help="file to show (default: --config)")
-    from bridge.commands import config_init
-
     config_init.configure(sub)
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
+    if args.action == "init":
+        return config_init.run(args)
+    # lazy: the config models are pydantic, which the CLI's cold start skips
     from bridge import config, config_access
 
-    if args.action == "init":
-        from bridge.commands import config_init
-
-        return config_init.run(args)
     path = getattr(args, "file", None) or args.config
     if args.action == "check":  # everything `run` needs, so systemd never starts a crash
         source = config.resolve_path(path)

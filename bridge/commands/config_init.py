@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import pwd
+import secrets
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from bridge.commands import UsageError
 
 SANDBOX_URL = "http://127.0.0.1:8900/publicapi"
 SANDBOX_LOGIN, SANDBOX_PASSWORD = "register-1", "secret-1"
@@ -90,7 +95,7 @@ def layout(
 
 
 def render(lay: Layout, url: str) -> str:
-    from bridge.config import to_toml
+    from bridge.config import to_toml  # lazy: pydantic, off the CLI's cold start
 
     data = {
         "processing": {
@@ -118,10 +123,6 @@ def render(lay: Layout, url: str) -> str:
 
 def _owner(user: str | None) -> tuple[int, int] | None:
     """(uid, gid) to give the files to, as root; None to keep them the caller's."""
-    import pwd
-
-    from bridge.commands import UsageError
-
     if os.geteuid() != 0:
         if user:
             raise UsageError(f"--user {user}: only root can give files to another user")
@@ -150,8 +151,7 @@ def _write_new(
 
 def _check_url(url: str) -> None:
     """The config's own rule for processing.url, applied before anything is written."""
-    from bridge import config
-    from bridge.commands import UsageError
+    from bridge import config  # lazy: pydantic, off the CLI's cold start
 
     try:
         config.parse({"processing": {"url": url, "login": SANDBOX_LOGIN, "password": "-"}})
@@ -160,11 +160,6 @@ def _check_url(url: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import secrets
-    import sys
-
-    from bridge.commands import UsageError
-
     if not args.sandbox:
         raise UsageError(
             "config init writes a sandbox starter config only: add --sandbox; for a real "

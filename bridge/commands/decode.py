@@ -12,6 +12,10 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from bridge.commands import UsageError
+from drivers.masking import mask_data
+from drivers.scanner.layout_repair import repair_layout
+
 if TYPE_CHECKING:
     from bridge.barcodes import BarcodeSettings
 
@@ -27,32 +31,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bridge.barcodes import decode_escapes
-    from bridge.commands import UsageError
+    # lazy: barcodes and the protocol pull in biip and pydantic, swipes python-stdnum; the
+    # CLI imports this module for its parser, and other commands' cold start skips them
+    from bridge.barcodes import UnusableInput, classify, decode_escapes
     from bridge.commands._output import print_json
+    from bridge.loyalty.protocol import mask_card
+    from drivers.msr.tracks import SwipeError, mask, parse_swipe
 
     raw = decode_escapes(args.raw)
     if args.what == "barcode":
-        from bridge.barcodes import UnusableInput, classify
-
         settings = _settings(args.config)
         try:
             result = classify(raw, settings).to_json()
         except UnusableInput as exc:
             raise UsageError(f"unusable barcode: {exc}") from None
         if result["kind"] == "loyalty_card" and not args.unmasked:
-            from bridge.loyalty.protocol import mask_card
-
             result["card"] = result["text"] = mask_card(result["text"])
         elif result["kind"] == "unknown" and not args.unmasked:
-            from drivers.masking import mask_data
-
             result = mask_data(result)
         print_json(result)
         return 0
-    from drivers.msr.tracks import SwipeError, mask, parse_swipe
-    from drivers.scanner.layout_repair import repair_layout
-
     repaired = repair_layout(raw)
     try:
         swipe = parse_swipe(repaired)
@@ -73,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _settings(config_path: str | None) -> BarcodeSettings:
     """The [barcodes] rules of the config if there is one, else the defaults."""
+    # lazy: as in run
     from bridge import config
     from bridge.barcodes import BarcodeSettings
 

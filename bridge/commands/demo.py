@@ -10,6 +10,8 @@ Exit code 0 only if every step did what it should.
 from __future__ import annotations
 
 import argparse
+import logging
+from pathlib import Path
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -20,10 +22,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-    from pathlib import Path
-
-    from bridge.demo import run as play
+    # lazy: the demo pulls in the service, the sandbox and httpx (cold start of the CLI)
+    from bridge.rehearsal.demo import run as play
 
     if args.log_level == "WARNING":  # the narration says what happens; keep the log for errors
         logging.getLogger("posbridge").setLevel(logging.ERROR)

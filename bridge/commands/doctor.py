@@ -6,6 +6,7 @@ Each line is pass, warn or fail with a fix.  Exit code 1 if anything failed.
 from __future__ import annotations
 
 import argparse
+import json
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -16,8 +17,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
+    # lazy: the checks reach config, devices, client and journal (pydantic, httpx, pyserial,
+    # SQLite); the CLI imports this module for its parser, other commands skip them
     from bridge.doctor import run_checks
 
     checks = run_checks(args.config, service_group=args.group)

@@ -24,6 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from bridge.catalog.progress import Progress
+from bridge.commands import UsageError
+
 if TYPE_CHECKING:
     from bridge.loyalty.journal import Entry, Journal
     from bridge.loyalty.offline import OfflineClient, ReplayOutcome
@@ -62,6 +65,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy, here and in the helpers below ("see run"): the config, the journal, the client
+    # and the protocol pull in pydantic, httpx and SQLite; the CLI imports this module for
+    # its parser, and the other commands' cold start skips them
     from bridge import config
 
     cfg = config.load(args.config)
@@ -70,10 +76,10 @@ def run(args: argparse.Namespace) -> int:
         return _check(cfg.journal.path, args.file)
     if action == "acknowledge":
         return _acknowledge(cfg.journal.path)
-    from bridge.loyalty.journal import Journal
+    from bridge.loyalty.journal import Journal  # lazy: see above
 
     if action in ("status", "replay"):
-        from bridge.runtime import offline_client
+        from bridge.runtime import offline_client  # lazy: see above
 
         # a technician's look never moves a damaged journal aside under a running service
         Journal(cfg.journal.path, repair=False).close()
@@ -109,6 +115,7 @@ def _age(seconds: float | None) -> str:
 
 
 def _status(oc: OfflineClient, as_json: bool) -> int:
+    # lazy: see run
     from bridge.commands._output import print_json
     from bridge.loyalty import errors
 
@@ -143,6 +150,7 @@ def _status(oc: OfflineClient, as_json: bool) -> int:
 
 
 def _list(journal: Journal, status: str | None, as_json: bool) -> int:
+    # lazy: see run
     from bridge.commands._output import print_json
     from bridge.loyalty.protocol import mask_card
 
@@ -161,8 +169,6 @@ def _list(journal: Journal, status: str | None, as_json: bool) -> int:
 
 
 def _replay(oc: OfflineClient) -> int:
-    from bridge.catalog.progress import Progress
-
     total = oc.journal.counts().pending
     if total == 0:
         print("nothing to replay")
@@ -184,7 +190,7 @@ def _replay(oc: OfflineClient) -> int:
 
 
 def _export(journal: Journal, path: str, status: str | None, unmasked: bool) -> int:
-    from bridge.loyalty.protocol import dumps
+    from bridge.loyalty.protocol import dumps  # lazy: see run
 
     def write(out: IO[str]) -> int:
         n = 0
@@ -207,8 +213,6 @@ def _export(journal: Journal, path: str, status: str | None, unmasked: bool) -> 
 def _write_atomically(target: Path, write: Callable[[IO[str]], int]) -> int:
     """A 0600 temp file in the target's directory, renamed over it once complete: a
     reader never sees half an export, and a symlink is refused, never followed."""
-    from bridge.commands import UsageError
-
     try:
         fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -243,6 +247,7 @@ def _write_atomically(target: Path, write: Callable[[IO[str]], int]) -> int:
 
 
 def _check(journal_path: Path, file: str | None) -> int:
+    # lazy: see run
     from bridge.loyalty.journal import Journal, JournalDamaged, JournalError, check_file, read_alarm
 
     target = Path(file) if file else journal_path
@@ -282,7 +287,7 @@ def _check(journal_path: Path, file: str | None) -> int:
 
 
 def _salvage(journal: Journal, file: str) -> int:
-    from bridge.loyalty.journal import salvage
+    from bridge.loyalty.journal import salvage  # lazy: see run
 
     report = salvage(journal, file)
     print(
@@ -299,7 +304,7 @@ def _salvage(journal: Journal, file: str) -> int:
 
 
 def _acknowledge(journal_path: Path) -> int:
-    from bridge.loyalty.journal import acknowledge_alarm
+    from bridge.loyalty.journal import acknowledge_alarm  # lazy: see run
 
     events = acknowledge_alarm(journal_path)
     if not events:

@@ -14,6 +14,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bridge.commands import UsageError
+
 if TYPE_CHECKING:
     from bridge.loyalty.protocol import Cheque
     from bridge.loyalty.purchase import PurchaseResult
@@ -27,9 +29,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def load_cheque(path: str) -> Cheque:
+    # lazy: see run
     from pydantic import ValidationError
 
-    from bridge.commands import UsageError
+    from bridge.config import describe_error
     from bridge.loyalty.protocol import Cheque, loads
 
     try:
@@ -45,8 +48,6 @@ def load_cheque(path: str) -> Cheque:
             f"cheque file {path}: expected a JSON object with number, date and"
             " lines (see `posbridge purchase --help`)"
         )
-    from bridge.config import describe_error
-
     try:
         cheque = Cheque.model_validate(data)
     except ValidationError as exc:
@@ -76,8 +77,10 @@ def _places(value: object) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy, here and in the helpers ("see run"): config, client and protocol pull in pydantic
+    # and httpx; the CLI imports this module for its parser, other commands' cold start skips
     from bridge import config
-    from bridge.commands import UsageError
+    from bridge.commands._cards import checked_card
     from bridge.loyalty.client import LoyaltyClient
     from bridge.loyalty.protocol import Identifier
     from bridge.loyalty.purchase import run_purchase
@@ -97,8 +100,6 @@ def run(args: argparse.Namespace) -> int:
             )
     cheque = load_cheque(args.cheque)
     cfg = config.load(args.config)
-    from bridge.commands._cards import checked_card
-
     # --card '' is a mistake, not a wish for an anonymous purchase (that is: no --card)
     card = None if args.card is None else checked_card(args.card, cfg.barcodes, "--card")
     args.card = card
@@ -112,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def show(result: PurchaseResult, card: str | None, as_json: bool) -> None:
+    # lazy: see run
     from bridge.commands._output import print_json
     from bridge.loyalty.protocol import mask_card
 

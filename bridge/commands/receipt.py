@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bridge.commands import UsageError
+
 if TYPE_CHECKING:
     from bridge.config import Config
     from bridge.receipts.sample import ReceiptDescription
@@ -48,7 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _config(explicit: str | None) -> Config | None:
     """The register's config if there is one; a preview also works on a bare machine."""
-    from bridge import config
+    from bridge import config  # lazy: see run
 
     path = config.resolve_path(explicit)
     if explicit is None and config.ENV_VAR not in os.environ and not path.exists():
@@ -57,9 +59,9 @@ def _config(explicit: str | None) -> Config | None:
 
 
 def load_description(path: str) -> ReceiptDescription:
+    # lazy: see run
     from pydantic import ValidationError
 
-    from bridge.commands import UsageError
     from bridge.loyalty.protocol import loads
     from bridge.receipts.sample import ReceiptDescription
 
@@ -83,7 +85,8 @@ def load_description(path: str) -> ReceiptDescription:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bridge.commands import UsageError
+    # lazy, here and in the helpers ("see run"): receipts pull in pydantic, python-escpos
+    # and Pillow; the CLI imports this module for its parser, other commands skip them
     from bridge.receipts.loyalty_block import LoyaltyBlockError
     from bridge.receipts.png import PreviewError, write_png
     from bridge.receipts.render import (
@@ -91,11 +94,10 @@ def run(args: argparse.Namespace) -> int:
         escpos_bytes,
         receipt_printer,
         render_target,
-        text_lines,
         unprintable,
     )
     from bridge.receipts.sample import from_description, sample_receipt
-    from drivers.printer.document import DocumentError
+    from drivers.printer.document import DocumentError, render_text
 
     cfg = _config(getattr(args, "config", None))
     language = args.language or (cfg.receipt.language if cfg else "ru")
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
                 raise UsageError(f"receipt file {args.from_json}: {exc}") from None
         else:
             receipt = sample_receipt(args.scenario or "normal", language)
-        lines = text_lines(receipt, columns)
+        lines = render_text(receipt, columns)
         data = escpos_bytes(receipt, target)
     except (ReceiptRenderError, LoyaltyBlockError) as exc:
         raise UsageError(str(exc)) from None

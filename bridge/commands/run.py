@@ -7,6 +7,9 @@ released and the journal is closed with every accepted request on disk.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from bridge.commands import UsageError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -14,10 +17,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    # lazy: the service is the whole application (FastAPI, uvicorn, httpx, the drivers); the
+    # CLI imports this module for its parser, and the other commands' cold start skips it
     from bridge import config, config_access, logs
-    from bridge.commands import UsageError
     from bridge.service.server import Service
 
     # the same checks as `config check` (the unit's ExecStartPre): what it accepts starts

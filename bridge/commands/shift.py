@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bridge.commands import UsageError
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -25,10 +27,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: httpx and the config's pydantic models; the CLI imports this module for its
+    # parser, and the other commands' cold start skips them
     import httpx
 
     from bridge import config
-    from bridge.commands import UsageError
     from bridge.commands._output import print_json
     from bridge.loyalty.protocol import loads
 

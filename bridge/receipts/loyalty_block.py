@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from bridge.loyalty.protocol import mask_card
-from bridge.receipts.texts import Texts, money, texts_for
+from bridge.loyalty.errors import CardBlocked, LoyaltyError
+from bridge.loyalty.protocol import ProcessingResponse, mask_card
+from bridge.receipts.render import escpos_bytes
+from bridge.receipts.texts import Texts, money_text, texts_for
 from drivers.printer.document import Receipt
 
 if TYPE_CHECKING:
-    from bridge.loyalty.errors import LoyaltyError
-    from bridge.loyalty.protocol import ProcessingResponse
     from bridge.loyalty.purchase import PurchaseResult
     from drivers.printer.profile import RenderTarget
 
@@ -171,8 +171,6 @@ class LoyaltyBlock:
     @classmethod
     def from_error(cls, error: LoyaltyError, card: str | None) -> LoyaltyBlock:
         """A refused or unreachable purchase: blocked card, or offline; other errors have none."""
-        from bridge.loyalty.errors import CardBlocked
-
         if isinstance(error, CardBlocked):
             return cls.for_card(LoyaltyState.BLOCKED, card, cheque_message=error.cheque_message)
         if error.offline and card:
@@ -188,9 +186,6 @@ class LoyaltyBlock:
         card: str | None,
         balance_before: Decimal | None = None,
     ) -> LoyaltyBlock:
-        from bridge.loyalty.errors import LoyaltyError
-        from bridge.loyalty.protocol import ProcessingResponse
-
         if outcome is None:
             return cls.for_card(LoyaltyState.ANONYMOUS, None)
         if isinstance(outcome, LoyaltyError):
@@ -221,24 +216,17 @@ class LoyaltyBlock:
 
     def _amounts(self, receipt: Receipt, texts: Texts) -> None:
         if self.balance_before is not None:
-            receipt.pair(texts.balance_before, money(self.balance_before, texts))
+            receipt.pair(texts.balance_before, money_text(self.balance_before, texts))
         if self.redeemed or self.state is LoyaltyState.NORMAL:
-            receipt.pair(texts.redeemed, money(self.redeemed, texts))
+            receipt.pair(texts.redeemed, money_text(self.redeemed, texts))
         if self.state is LoyaltyState.NORMAL:
-            receipt.pair(texts.accrued, money(self.accrued, texts))
+            receipt.pair(texts.accrued, money_text(self.accrued, texts))
         if self.balance_after is not None:
-            receipt.pair(texts.balance_after, money(self.balance_after, texts), bold=True)
+            receipt.pair(texts.balance_after, money_text(self.balance_after, texts), bold=True)
 
     def to_receipt(self, language: str) -> Receipt:
         return self.add_to(Receipt(), language)
 
-    def text_lines(self, language: str, columns: int) -> list[str]:
-        from bridge.receipts.render import text_lines
-
-        return text_lines(self.to_receipt(language), columns)
-
     def escpos(self, language: str, target: RenderTarget) -> bytes:
         """ESC @, ESC t with the target's code page slot, then the block in that code page."""
-        from bridge.receipts.render import escpos_bytes
-
         return escpos_bytes(self.to_receipt(language), target)

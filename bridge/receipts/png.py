@@ -18,12 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import barcode  # type: ignore[import-untyped]
+import qrcode  # type: ignore[import-untyped]
+from barcode.writer import ImageWriter  # type: ignore[import-untyped]
+from PIL import Image, ImageDraw, ImageFont
+from qrcode import constants  # type: ignore[import-untyped]
+
 from bridge.receipts.render import Row, rows
 from drivers.printer.document import Align, Barcode, QRCode, Receipt
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
-    from PIL.ImageFont import FreeTypeFont, ImageFont
+    from PIL.ImageFont import FreeTypeFont
 
 FONT_SIZE = 20
 # (regular, bold) file names, looked up in the system font folders by Pillow.
@@ -46,8 +52,8 @@ class PreviewError(RuntimeError):
 
 @dataclass(frozen=True)
 class Fonts:
-    regular: FreeTypeFont | ImageFont
-    bold: FreeTypeFont | ImageFont | None
+    regular: FreeTypeFont | ImageFont.ImageFont
+    bold: FreeTypeFont | ImageFont.ImageFont | None
     name: str
     warning: str | None = None
 
@@ -63,7 +69,7 @@ class PngInfo:
     warning: str | None
 
 
-def has_cyrillic(font: FreeTypeFont | ImageFont) -> bool:
+def has_cyrillic(font: FreeTypeFont | ImageFont.ImageFont) -> bool:
     """True when 'Ж' is a real glyph, not the font's missing-glyph box."""
     missing = font.getmask("\U0010fffd")
     glyph = font.getmask("Ж")
@@ -71,8 +77,6 @@ def has_cyrillic(font: FreeTypeFont | ImageFont) -> bool:
 
 
 def _truetype(name: str, size: int) -> FreeTypeFont | None:
-    from PIL import ImageFont
-
     try:
         return ImageFont.truetype(name, size)
     except OSError:
@@ -100,12 +104,6 @@ def _fontconfig_candidates() -> list[str]:
 
 def load_fonts(explicit: str | Path | None = None, size: int = FONT_SIZE) -> Fonts:
     """The explicit font, else the first known monospace font with Cyrillic, else the default."""
-    try:
-        from PIL import ImageFont
-    except ImportError:
-        raise PreviewError(
-            "Pillow is not installed, so no PNG preview (pip install Pillow)"
-        ) from None
     if explicit is not None:
         font = _truetype(str(explicit), size)
         if font is None:
@@ -137,9 +135,6 @@ _DOTS_PER_CELL = 12  # font A is 12 printer dots wide: converts dot sizes to pre
 
 
 def _qr_image(block: QRCode, cell: int, room: int) -> PILImage | None:
-    import qrcode  # type: ignore[import-untyped]
-    from qrcode import constants  # type: ignore[import-untyped]
-
     levels = {
         "L": constants.ERROR_CORRECT_L,
         "M": constants.ERROR_CORRECT_M,
@@ -157,9 +152,6 @@ def _qr_image(block: QRCode, cell: int, room: int) -> PILImage | None:
 
 
 def _barcode_image(block: Barcode, cell: int, room: int) -> PILImage | None:
-    import barcode  # type: ignore[import-untyped]
-    from barcode.writer import ImageWriter  # type: ignore[import-untyped]
-
     key = block.symbology.upper().replace("-", "").replace(" ", "").replace("_", "")
     if key not in _LIBRARY_BARCODES:
         return None
@@ -196,8 +188,6 @@ def write_png(
     receipt: Receipt, columns: int, path: Path, *, font: str | Path | None = None
 ) -> PngInfo:
     """Draw the receipt; barcodes and QR codes are real (qrcode, python-barcode) when possible."""
-    from PIL import Image, ImageDraw
-
     fonts = load_fonts(font)
     big = load_fonts(font, FONT_SIZE * 2) if any(r.double for r in rows(receipt, columns)) else None
     cell = math.ceil(fonts.regular.getlength("M"))

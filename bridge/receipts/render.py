@@ -8,9 +8,10 @@ when font A has too few columns.
 
 from __future__ import annotations
 
-import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
 
 from drivers.printer.document import (
     Align,
@@ -19,7 +20,6 @@ from drivers.printer.document import (
     QRCode,
     Receipt,
     Text,
-    clean_text,
     render_escpos,
     render_text,
 )
@@ -44,8 +44,6 @@ _KEYS = {"code_page": "codepage", "code_page_slot": "codepage_slot", "paper_widt
 
 
 def printer_config(columns: int, device: DeviceSettings | None = None) -> PrinterConfig:
-    from pydantic import ValidationError
-
     paper = device.paper_mm if device is not None else (80 if columns > 42 else 58)
     font = "a" if STANDARD_COLUMNS[(paper, "a")] >= columns else "b"
     try:
@@ -94,33 +92,18 @@ class Row:
     align: Align = Align.LEFT
 
 
-def _code_label(block: Barcode | QRCode, columns: int) -> list[str]:
-    # The driver's own preview puts the whole payload on one line, wider than the paper
-    # for a fiscal QR; here it is wrapped so that no preview line exceeds the width.
-    kind = "QR" if isinstance(block, QRCode) else block.symbology.upper()
-    label = f"[{kind} {clean_text(block.data)}]"
-    return [line.center(columns).rstrip() for line in textwrap.wrap(label, columns)]
-
-
 def rows(receipt: Receipt, columns: int) -> list[Row]:
-    """The text preview's lines, each with the style of the block it came from."""
+    """The lines of the text preview (`render_text`), each with the style of its block."""
     out: list[Row] = []
     for block in receipt.blocks:
-        if isinstance(block, Barcode | QRCode):
-            out.extend(Row(line, code=True) for line in _code_label(block, columns))
-            continue
+        code = isinstance(block, Barcode | QRCode)
         bold = isinstance(block, Text | Pair) and block.bold
         double = isinstance(block, Text) and block.double
         align = block.align if isinstance(block, Text) else Align.LEFT
         out.extend(
-            Row(line, bold, double, align=align) for line in render_text(Receipt([block]), columns)
+            Row(line, bold, double, code, align) for line in render_text(Receipt([block]), columns)
         )
     return out
-
-
-def text_lines(receipt: Receipt, columns: int) -> list[str]:
-    """What the customer will read, one string per printed line, none wider than `columns`."""
-    return [row.text for row in rows(receipt, columns)]
 
 
 def escpos_bytes(receipt: Receipt, target: RenderTarget) -> bytes:
@@ -144,4 +127,4 @@ def loyalty_outputs(block: LoyaltyBlock, config: Config) -> tuple[list[str], byt
     columns, language = config.receipt.columns, config.receipt.language
     receipt = block.to_receipt(language)
     target = render_target(columns, receipt_printer(config))
-    return text_lines(receipt, columns), escpos_bytes(receipt, target)
+    return render_text(receipt, columns), escpos_bytes(receipt, target)

@@ -17,9 +17,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from bridge.loyalty.protocol import Cheque, ChequeLine, Money
+from bridge.loyalty.errors import CardBlocked
+from bridge.loyalty.protocol import Cheque, ChequeLine, Money, ProcessingResponse
+from bridge.loyalty.purchase import PurchaseResult
 from bridge.receipts.loyalty_block import LoyaltyBlock, LoyaltyState, normal_card, scrub_card
-from bridge.receipts.texts import money, texts_for
+from bridge.receipts.texts import money_text, texts_for
 from drivers.printer.document import Receipt
 
 Scenario = Literal["normal", "offline", "blocked", "anonymous"]
@@ -126,14 +128,16 @@ def cheque_receipt(
         for item in cheque.lines:
             receipt.text(f"{item.position}. {item.name}")
             quantity = format(item.quantity.normalize(), "f")
-            receipt.pair(f"{quantity} x {money(item.price, texts)}", money(item.amount, texts))
+            receipt.pair(
+                f"{quantity} x {money_text(item.price, texts)}", money_text(item.amount, texts)
+            )
         receipt.rule()
         total = cheque.total()
-        receipt.pair(texts.total, money(total, texts))
+        receipt.pair(texts.total, money_text(total, texts))
         if discount:
-            receipt.pair(texts.discount, money(discount, texts))
+            receipt.pair(texts.discount, money_text(discount, texts))
         redeemed = block.redeemed if block is not None else Decimal(0)
-        receipt.pair(texts.to_pay, money(total - discount - redeemed, texts), bold=True)
+        receipt.pair(texts.to_pay, money_text(total - discount - redeemed, texts), bold=True)
     if block is not None:
         block.add_to(receipt, language)
     for data, symbology in barcodes:
@@ -185,10 +189,6 @@ def sample_cheque(language: str) -> Cheque:
 
 def sample_block(scenario: str, language: str) -> LoyaltyBlock:
     """The scenario's block, made the way the register makes it."""
-    from bridge.loyalty.errors import CardBlocked
-    from bridge.loyalty.protocol import ProcessingResponse
-    from bridge.loyalty.purchase import PurchaseResult
-
     result = PurchaseResult(
         purchase_id="sample",
         total=Decimal("384.30"),

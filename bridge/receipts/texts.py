@@ -51,7 +51,8 @@ TEXTS: dict[str, Texts] = {
         offline="Нет связи с процессингом: бонусы будут начислены после восстановления связи",
         blocked="Карта заблокирована",
         anonymous="Покупка без карты. Предъявите карту лояльности, чтобы копить бонусы",
-        receipt="КАССОВЫЙ ЧЕК",
+        # a slip, never titled as a fiscal receipt: only the registrar prints one (54-FZ)
+        receipt="ТОВАРНЫЙ ЧЕК",
         number="Чек №",
         total="Итого",
         discount="Скидка",
@@ -70,7 +71,7 @@ TEXTS: dict[str, Texts] = {
         offline="Offline: bonuses will be accrued once the connection is restored",
         blocked="Card is blocked",
         anonymous="No loyalty card. Present your card to collect bonuses",
-        receipt="RECEIPT",
+        receipt="SALES SLIP",
         number="Receipt No.",
         total="Total",
         discount="Discount",
@@ -91,7 +92,7 @@ def texts_for(language: str) -> Texts:
         ) from None
 
 
-def money(value: Decimal, texts: Texts) -> str:
+def money_text(value: Decimal, texts: Texts) -> str:
     """Two decimals, rounded half up, with the language's separators; a float is refused."""
     if not isinstance(value, Decimal):
         raise TypeError(f"money must be a Decimal, got {type(value).__name__} {value!r}")

@@ -263,6 +263,8 @@ class ChequeBook:
         retention_seconds: float = 14 * 86400,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        # lazy: cheque_store rebuilds RegisterCheque from this module, so importing it at
+        # the top would be an import cycle
         from bridge.service.cheque_store import restore
 
         self.sender = sender

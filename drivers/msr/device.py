@@ -18,7 +18,7 @@ from drivers.reconnect import Backoff, ReconnectingDevice, TransportFactory
 from drivers.scanner.framing import Framer
 from drivers.scanner.layout_repair import repair_layout
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("posbridge.drivers.msr.device")
 
 
 @dataclass(frozen=True)

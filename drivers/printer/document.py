@@ -280,7 +280,7 @@ def _aligned(line: str, width: int, align: Align) -> str:
     return line
 
 
-def text_lines(block: Text | Pair | Rule, columns: int) -> list[str]:
+def block_lines(block: Text | Pair | Rule, columns: int) -> list[str]:
     """The lines a text-like block occupies, laid out to `columns` (halved for double width)."""
     if isinstance(block, Rule):
         return [block.char * columns]
@@ -294,24 +294,29 @@ def text_lines(block: Text | Pair | Rule, columns: int) -> list[str]:
 
 
 def render_text(receipt: Receipt, columns: int) -> list[str]:
-    """Plain-text preview: what the customer will read, one string per printed line."""
+    """The text preview: what the customer will read, one string per printed line, none
+    wider than `columns`.  The one preview of the house: `ReceiptPrinter.preview`, the
+    register's receipt files and `posbridge receipt preview` all show these lines."""
     out: list[str] = []
     for block in receipt.blocks:
         if isinstance(block, Text):  # double lines hold half as many characters
-            out.extend(_aligned(line, columns, block.align) for line in text_lines(block, columns))
+            out.extend(_aligned(line, columns, block.align) for line in block_lines(block, columns))
         elif isinstance(block, Pair | Rule):
-            out.extend(text_lines(block, columns))
-        elif isinstance(block, Barcode):
-            label = f"[{_barcode_name(block.symbology)} {block.data}]"
-            out.append(_aligned(label, columns, block.align))
-        elif isinstance(block, QRCode):
-            out.append(_aligned(f"[QR {clean_text(block.data)}]", columns, block.align))
+            out.extend(block_lines(block, columns))
+        elif isinstance(block, Barcode | QRCode):
+            out.extend(_aligned(line, columns, block.align) for line in _code_label(block, columns))
         elif isinstance(block, Feed):
             out.extend([""] * block.lines)
         elif isinstance(block, Cut):
             out.extend([""] * block.feed_lines)
             out.append("=" * columns)
     return out
+
+
+def _code_label(block: Barcode | QRCode, columns: int) -> list[str]:
+    # a placeholder for the code, wrapped: a fiscal QR's payload is wider than the paper
+    kind = "QR" if isinstance(block, QRCode) else _barcode_name(block.symbology)
+    return textwrap.wrap(f"[{kind} {clean_text(block.data)}]", columns) or [f"[{kind}]"]
 
 
 # --- ESC/POS ----------------------------------------------------------------------------------
@@ -323,7 +328,8 @@ def init_sequence(target: RenderTarget) -> bytes:
     return INIT + ESC + b"t" + bytes([target.code_page_slot]) + font
 
 
-def encode(text: str, target: RenderTarget) -> bytes:
+def encode_text(text: str, target: RenderTarget) -> bytes:
+    """Printable text in the target's code page; what it lacks prints as '?'."""
     return clean_text(text).encode(target.codec, errors="replace")
 
 
@@ -341,8 +347,8 @@ def _text_bytes(block: Text | Pair | Rule, target: RenderTarget) -> Iterator[byt
         yield ESC + b"E\x01"
     if underline:
         yield ESC + b"-\x01"
-    for line in text_lines(block, target.columns):
-        yield encode(line, target) + LF
+    for line in block_lines(block, target.columns):
+        yield encode_text(line, target) + LF
     if bold:
         yield ESC + b"E\x00"
     if underline:

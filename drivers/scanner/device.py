@@ -17,7 +17,7 @@ from drivers.reconnect import Backoff, ReconnectingDevice, TransportFactory
 from drivers.scanner.framing import Frame, Framer
 from drivers.scanner.scan import ScanOptions, make_scan
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("posbridge.drivers.scanner.device")
 
 
 @dataclass(frozen=True)

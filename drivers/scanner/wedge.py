@@ -15,7 +15,7 @@ from drivers.masking import shape
 from drivers.scanner.keymap import HidDecoder, KeyedText
 from drivers.scanner.scan import ScanOptions, make_scan_from_text
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("posbridge.drivers.scanner.wedge")
 
 
 class WedgeScanner(Device):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import socket
 import sqlite3
 import stat
 from datetime import datetime
@@ -20,6 +19,7 @@ from sandbox.server import SandboxServer
 from tests.catalog.conftest import Run, processing_goods
 from tests.catalog.helpers import GateServer, barcode, write_catalogue, write_config, write_csv
 from tests.conftest import admin
+from tests.net import free_port
 
 
 def test_first_push_sends_everything_then_nothing_then_only_the_changes(
@@ -214,10 +214,9 @@ def test_unknown_goods_are_counted_by_processing_until_pushed(
 def test_unreachable_processing_exits_3_and_records_nothing(
     catalog: Run, state_path: Path, tmp_path: Path
 ) -> None:
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cfg = write_config(tmp_path / "dead.toml", f"http://127.0.0.1:{port}/publicapi", tmp_path)
+    cfg = write_config(
+        tmp_path / "dead.toml", f"http://127.0.0.1:{free_port()}/publicapi", tmp_path
+    )
     path = write_catalogue(tmp_path / "goods.csv", range(3))
     result = catalog("--config", cfg, "catalog", "push", path)
     assert result.rc == 3

@@ -14,7 +14,6 @@ import os
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -25,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from tests.net import free_port
 from tests.stand_ins import missing
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,12 +58,6 @@ def require_zbarimg() -> str:
     if found is None:
         missing("zbarimg not installed (apt-get install zbar-tools)")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_profile(

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from drivers.discovery import (
-    DeviceKind,
     DeviceSpec,
     InputDeviceInfo,
     Inventory,
+    NodeKind,
     SerialPortInfo,
     UsbDeviceInfo,
     discover,
@@ -20,9 +20,9 @@ from drivers.discovery import (
 )
 
 SPECS = [
-    DeviceSpec("receipt", DeviceKind.USB, usb="04b8:0e15"),
-    DeviceSpec("scanner", DeviceKind.SERIAL, port="/dev/serial/by-id/usb-Honeywell-if00"),
-    DeviceSpec("wedge", DeviceKind.INPUT, usb="0c2e:0b61"),
+    DeviceSpec("receipt", NodeKind.USB, usb="04b8:0e15"),
+    DeviceSpec("scanner", NodeKind.SERIAL, port="/dev/serial/by-id/usb-Honeywell-if00"),
+    DeviceSpec("wedge", NodeKind.INPUT, usb="0c2e:0b61"),
 ]
 
 
@@ -51,12 +51,12 @@ def test_empty_machine(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"name": "", "kind": DeviceKind.USB, "usb": "04b8:0e15"}, "non-empty name"),
-        ({"name": "a/b", "kind": DeviceKind.USB, "usb": "04b8:0e15"}, "without '/'"),
-        ({"name": "p", "kind": DeviceKind.USB}, "kind usb: usb is required"),
-        ({"name": "p", "kind": DeviceKind.SERIAL}, "kind serial: port or usb is required"),
-        ({"name": "p", "kind": DeviceKind.INPUT}, "input_path or usb is required"),
-        ({"name": "p", "kind": DeviceKind.USB, "usb": "4b8:e15"}, "'4b8:e15': expected VID:PID"),
+        ({"name": "", "kind": NodeKind.USB, "usb": "04b8:0e15"}, "non-empty name"),
+        ({"name": "a/b", "kind": NodeKind.USB, "usb": "04b8:0e15"}, "without '/'"),
+        ({"name": "p", "kind": NodeKind.USB}, "kind usb: usb is required"),
+        ({"name": "p", "kind": NodeKind.SERIAL}, "kind serial: port or usb is required"),
+        ({"name": "p", "kind": NodeKind.INPUT}, "input_path or usb is required"),
+        ({"name": "p", "kind": NodeKind.USB, "usb": "4b8:e15"}, "'4b8:e15': expected VID:PID"),
         ({"name": "p", "kind": "printer", "usb": "04b8:0e15"}, "'printer' is not a valid"),
     ],
 )
@@ -107,7 +107,7 @@ def test_matching_marks_each_found_device() -> None:
         ),
     )
     matched = match_devices(
-        inventory, [*SPECS, DeviceSpec("spare", DeviceKind.USB, usb="04b8:0e15:OTHER")]
+        inventory, [*SPECS, DeviceSpec("spare", NodeKind.USB, usb="04b8:0e15:OTHER")]
     )
     assert [p.match for p in matched.serial_ports] == ["scanner"]
     assert [d.match for d in matched.usb_devices] == ["receipt", "wedge", None]

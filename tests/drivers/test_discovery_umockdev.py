@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from drivers.discovery import (
-    DeviceKind,
     DeviceSpec,
     InputDeviceInfo,
+    NodeKind,
     SerialPortInfo,
     UsbDeviceInfo,
     discover,
@@ -34,10 +34,10 @@ def test_finds_and_matches_printer_tty_and_wedge(tb: Any) -> None:
     mock.add_by_id_link(tb, serial_link, acm.devnode)
     mock.add_by_id_link(tb, input_link, kbd.devnode)
     specs = [
-        DeviceSpec("receipt", DeviceKind.USB, usb="04b8:0e15:ABC123"),
-        DeviceSpec("scanner", DeviceKind.SERIAL, port=serial_link),
-        DeviceSpec("wedge", DeviceKind.INPUT, input_path=input_link),
-        DeviceSpec("kitchen", DeviceKind.USB, usb="04b8:0e28"),
+        DeviceSpec("receipt", NodeKind.USB, usb="04b8:0e15:ABC123"),
+        DeviceSpec("scanner", NodeKind.SERIAL, port=serial_link),
+        DeviceSpec("wedge", NodeKind.INPUT, input_path=input_link),
+        DeviceSpec("kitchen", NodeKind.USB, usb="04b8:0e28"),
     ]
 
     found = discover(specs)
@@ -99,7 +99,7 @@ def test_finds_and_matches_printer_tty_and_wedge(tb: Any) -> None:
 
 def test_unplugged_devices_disappear(tb: Any) -> None:
     printer = mock.plug_printer(tb)
-    spec = DeviceSpec("receipt", DeviceKind.USB, usb="04b8:0e15")
+    spec = DeviceSpec("receipt", NodeKind.USB, usb="04b8:0e15")
     assert [d.match for d in discover([spec]).usb_devices] == ["receipt"]
     mock.unplug_printer(tb, printer)
     assert discover([spec]).usb_devices == ()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.discovery import DeviceKind, DeviceSpec
+from drivers.discovery import DeviceSpec, NodeKind
 from drivers.udev_rules import RuleError, generate_rules, rules_for_device
 from tests.stand_ins import missing
 
@@ -43,14 +43,14 @@ TOKEN = re.compile(
 )
 
 SPECS = [
-    DeviceSpec("receipt", DeviceKind.USB, usb="04b8:0e15:ABC123"),
-    DeviceSpec("kitchen", DeviceKind.USB, usb="04b8:0e28"),
-    DeviceSpec("scanner", DeviceKind.SERIAL, port="/dev/serial/by-id/usb-Honeywell_FAKE02-if00"),
-    DeviceSpec("display", DeviceKind.SERIAL, port="/dev/ttyS0"),
-    DeviceSpec("handheld", DeviceKind.SERIAL, usb="0c2e:0b62:FAKE02"),
-    DeviceSpec("netprinter", DeviceKind.SERIAL, port="rfc2217://10.0.0.5:4000"),
-    DeviceSpec("wedge", DeviceKind.INPUT, usb="0c2e:0b61"),
-    DeviceSpec("msr", DeviceKind.INPUT, input_path="/dev/input/by-id/usb-MagTek-event-kbd"),
+    DeviceSpec("receipt", NodeKind.USB, usb="04b8:0e15:ABC123"),
+    DeviceSpec("kitchen", NodeKind.USB, usb="04b8:0e28"),
+    DeviceSpec("scanner", NodeKind.SERIAL, port="/dev/serial/by-id/usb-Honeywell_FAKE02-if00"),
+    DeviceSpec("display", NodeKind.SERIAL, port="/dev/ttyS0"),
+    DeviceSpec("handheld", NodeKind.SERIAL, usb="0c2e:0b62:FAKE02"),
+    DeviceSpec("netprinter", NodeKind.SERIAL, port="rfc2217://10.0.0.5:4000"),
+    DeviceSpec("wedge", NodeKind.INPUT, usb="0c2e:0b61"),
+    DeviceSpec("msr", NodeKind.INPUT, input_path="/dev/input/by-id/usb-MagTek-event-kbd"),
 ]
 
 
@@ -146,10 +146,10 @@ def test_input_rules_hide_the_wedge_from_the_desktop() -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        (DeviceSpec("receipt", DeviceKind.USB, usb="04b8:0e15:AB*"), "'AB\\*' holds characters"),
-        (DeviceSpec("bad name", DeviceKind.USB, usb="04b8:0e15"), "'bad name': use letters"),
-        (DeviceSpec("p", DeviceKind.SERIAL, port="/tmp/ttyFAKE"), "no udev rule can name it"),
-        (DeviceSpec("w", DeviceKind.INPUT, input_path="/dev/input/mouse0"), "no udev rule"),
+        (DeviceSpec("receipt", NodeKind.USB, usb="04b8:0e15:AB*"), "'AB\\*' holds characters"),
+        (DeviceSpec("bad name", NodeKind.USB, usb="04b8:0e15"), "'bad name': use letters"),
+        (DeviceSpec("p", NodeKind.SERIAL, port="/tmp/ttyFAKE"), "no udev rule can name it"),
+        (DeviceSpec("w", NodeKind.INPUT, input_path="/dev/input/mouse0"), "no udev rule"),
     ],
 )
 def test_unsafe_or_unnameable_devices_are_refused(spec: DeviceSpec, message: str) -> None:
@@ -229,11 +229,9 @@ def test_the_checker_itself_rejects_bad_rules(line: str, message: str) -> None:
 
 def test_a_stable_name_is_matched_by_the_devices_usb_identity() -> None:
     serial = DeviceSpec(
-        "scanner", DeviceKind.SERIAL, port="/dev/posbridge/scanner", usb="0c2e:0b61:SN42"
+        "scanner", NodeKind.SERIAL, port="/dev/posbridge/scanner", usb="0c2e:0b61:SN42"
     )
-    wedge = DeviceSpec(
-        "wedge", DeviceKind.INPUT, input_path="/dev/posbridge/wedge", usb="05e0:1200"
-    )
+    wedge = DeviceSpec("wedge", NodeKind.INPUT, input_path="/dev/posbridge/wedge", usb="05e0:1200")
     text = generate_rules([serial, wedge])
     check_rules_file(text)
     assert "/dev/posbridge/" not in text.replace("# ", "")  # never matched on its own link
@@ -250,15 +248,15 @@ def test_a_stable_name_is_matched_by_the_devices_usb_identity() -> None:
     ("spec", "message"),
     [
         (
-            DeviceSpec("scanner", DeviceKind.SERIAL, port="/dev/posbridge/scanner"),
+            DeviceSpec("scanner", NodeKind.SERIAL, port="/dev/posbridge/scanner"),
             r'is the link these rules create.*usb = "VID:PID\[:serial\]" or by_id',
         ),
         (
-            DeviceSpec("msr", DeviceKind.INPUT, input_path="/dev/posbridge/msr"),
+            DeviceSpec("msr", NodeKind.INPUT, input_path="/dev/posbridge/msr"),
             "is the link these rules create",
         ),
         (
-            DeviceSpec("scanner", DeviceKind.SERIAL, port="/dev/posbridge/other", usb="0c2e:0b61"),
+            DeviceSpec("scanner", NodeKind.SERIAL, port="/dev/posbridge/other", usb="0c2e:0b61"),
             r"not the name these rules create for it \(/dev/posbridge/scanner\)",
         ),
     ],

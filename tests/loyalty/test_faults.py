@@ -22,6 +22,7 @@ import pytest
 from bridge.loyalty import errors
 from bridge.loyalty.client import LoyaltyClient
 from tests.faulty_peer import faulty_peer, http_response
+from tests.net import free_port
 
 CARD = "2775000000012"
 
@@ -29,12 +30,6 @@ CARD = "2775000000012"
 def client_for(url: str, tmp_path: Path, **kw: Any) -> LoyaltyClient:
     kw.setdefault("read_timeout", 0.5)
     return LoyaltyClient(url, "register-1", "secret-1", lock_file=tmp_path / "lock", **kw)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_connection_refused(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.config import DeviceSettings
+from bridge.config import DeviceSettings, parse_device
 from bridge.loyalty.errors import CardBlocked, CardNotFound, ConnectFailed
 from bridge.loyalty.offline import OFFLINE_NOTICE, LocalResponse
 from bridge.loyalty.protocol import ProcessingResponse
@@ -26,12 +26,11 @@ from bridge.receipts.render import (
     loyalty_outputs,
     render_target,
     rows,
-    text_lines,
     unprintable,
 )
 from bridge.receipts.sample import SAMPLE_CARD, SCENARIOS, sample_block, sample_receipt
-from bridge.receipts.texts import TEXTS, money, texts_for
-from drivers.printer.document import clean_text
+from bridge.receipts.texts import TEXTS, money_text, texts_for
+from drivers.printer.document import clean_text, render_text
 
 LANGUAGES = ["ru", "en"]
 WIDTHS = [32, 42, 48]
@@ -71,8 +70,8 @@ def test_every_scenario_fits_and_says_what_it_must(
 ) -> None:
     texts = texts_for(language)
     block = sample_block(scenario, language)
-    lines = text_lines(block.to_receipt(language), columns)
-    whole = text_lines(sample_receipt(scenario, language), columns)
+    lines = render_text(block.to_receipt(language), columns)
+    whole = render_text(sample_receipt(scenario, language), columns)
     for line in [*lines, *whole]:
         assert len(line) <= columns, (line, len(line))
     joined = " ".join(" ".join(lines).split())
@@ -85,10 +84,10 @@ def test_every_scenario_fits_and_says_what_it_must(
         assert card_line.endswith("2775********6789") and len(card_line) == columns
     if scenario == "normal":
         amounts = {
-            texts.balance_before: money(Decimal("1250"), texts),
-            texts.redeemed: money(Decimal("100"), texts),
-            texts.accrued: money(Decimal("36.93"), texts),
-            texts.balance_after: money(Decimal("1186.93"), texts),
+            texts.balance_before: money_text(Decimal("1250"), texts),
+            texts.redeemed: money_text(Decimal("100"), texts),
+            texts.accrued: money_text(Decimal("36.93"), texts),
+            texts.balance_after: money_text(Decimal("1186.93"), texts),
         }
         for label, amount in amounts.items():
             assert any(line.startswith(label) and line.endswith(amount) for line in lines), label
@@ -118,7 +117,7 @@ def test_escpos_bytes_decode_back_with_cp866(scenario: str, language: str) -> No
         assert "ПРОГРАММА".encode() not in data  # not UTF-8 behind the printer's back
     assert SAMPLE_CARD.encode() not in data
     assert SAMPLE_CARD not in re.sub(r"[^0-9]", "", decoded)
-    assert unprintable(text_lines(receipt, 42), "cp866") == []
+    assert unprintable(render_text(receipt, 42), "cp866") == []
 
 
 def test_all_texts_are_printable_in_cp866() -> None:
@@ -190,7 +189,7 @@ def test_from_processing_response() -> None:
     block = LoyaltyBlock.from_outcome(response, CARD)
     assert block.state is LoyaltyState.NORMAL
     assert block.balance_after == Decimal("150.5") and block.accrued == Decimal("12.345")
-    lines = text_lines(block.to_receipt("en"), 32)
+    lines = render_text(block.to_receipt("en"), 32)
     assert "Balance after" in lines[-3] and lines[-3].endswith("150.50")
     assert lines[-4].endswith("12.35")  # half up, two decimals
 
@@ -228,13 +227,13 @@ def test_bad_values_are_named(changes: dict[str, object], named: str) -> None:
 
 def test_money_is_decimal_with_two_places() -> None:
     ru, en = TEXTS["ru"], TEXTS["en"]
-    assert money(Decimal("1234567.005"), ru) == "1 234 567,01"
-    assert money(Decimal("1234567.005"), en) == "1,234,567.01"
-    assert money(Decimal("0"), ru) == "0,00" and money(Decimal("-5.5"), en) == "-5.50"
+    assert money_text(Decimal("1234567.005"), ru) == "1 234 567,01"
+    assert money_text(Decimal("1234567.005"), en) == "1,234,567.01"
+    assert money_text(Decimal("0"), ru) == "0,00" and money_text(Decimal("-5.5"), en) == "-5.50"
     with pytest.raises(TypeError, match="float"):
-        money(1.5, ru)  # type: ignore[arg-type]
+        money_text(1.5, ru)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="finite"):
-        money(Decimal("Infinity"), ru)
+        money_text(Decimal("Infinity"), ru)
 
 
 # --- the card number ----------------------------------------------------------------------
@@ -245,9 +244,9 @@ def test_card_is_masked_in_text_bytes_and_repr_even_when_processing_echoes_it() 
     block = LoyaltyBlock.from_purchase(result(cheque_message=message), CARD)
     receipt = block.to_receipt("ru")
     for columns in WIDTHS:
-        for line in text_lines(receipt, columns):
+        for line in render_text(receipt, columns):
             no_card_digits(line)
-        no_card_digits("".join(text_lines(receipt, columns)))
+        no_card_digits("".join(render_text(receipt, columns)))
     data = escpos_bytes(receipt, render_target(48))
     no_card_digits(data.decode("cp866"))
     no_card_digits(repr(block))
@@ -268,7 +267,7 @@ def test_any_message_fits_and_never_reveals_the_card(
         result(cheque_message=f"{message} {card} {message}"), card, Decimal("99.99")
     )
     receipt = block.to_receipt(language)
-    lines = text_lines(receipt, columns)
+    lines = render_text(receipt, columns)
     assert all(len(line) <= columns for line in lines)
     assert card not in "".join(lines).replace(" ", "")
     assert card.encode() not in escpos_bytes(receipt, render_target(columns))
@@ -282,7 +281,7 @@ def test_long_cheque_message_is_word_wrapped_and_long_words_split(columns: int) 
     word = "Суперакция" * 8  # 80 letters, longer than any paper
     message = f"Спасибо, что вы с нами! {word} До встречи в магазине у дома."
     block = LoyaltyBlock.from_purchase(result(cheque_message=message), CARD)
-    lines = text_lines(block.to_receipt("ru"), columns)
+    lines = render_text(block.to_receipt("ru"), columns)
     start = next(i for i, line in enumerate(lines) if line.startswith("Спасибо"))
     end = next(i for i in range(start, len(lines)) if set(lines[i]) == {"="})
     wrapped = lines[start:end]
@@ -300,7 +299,7 @@ def test_long_cheque_message_is_word_wrapped_and_long_words_split(columns: int) 
 
 
 def printer(**fields: object) -> DeviceSettings:
-    return DeviceSettings.model_validate(
+    return parse_device(
         {"name": "front", "kind": "printer", "connection": "tcp", "host": "127.0.0.1", **fields}
     )
 
@@ -313,7 +312,6 @@ def test_code_page_slot_from_profile_or_config_override() -> None:
     data = block.escpos("ru", render_target(48, printer(codepage_slot=59)))
     assert data.startswith(b"\x1b@\x1bt;")  # slot 59
     assert "Карта".encode("cp866") in data
-    assert block.text_lines("ru", 48) == text_lines(block.to_receipt("ru"), 48)
 
 
 def test_columns_pick_the_font() -> None:
@@ -358,6 +356,6 @@ def test_outputs_follow_the_register_config() -> None:
     )
     block = sample_block("offline", "en")
     lines, data = loyalty_outputs(block, cfg)
-    assert lines == block.text_lines("en", 32) and max(map(len, lines)) == 32
+    assert lines == render_text(block.to_receipt("en"), 32) and max(map(len, lines)) == 32
     assert data.startswith(b"\x1b@\x1bt;\x1bM\x00")  # slot 59, font A for 32 columns
     assert "bonuses will be accrued" in data.decode("cp866")

@@ -16,9 +16,9 @@ from PIL import Image, ImageChops, ImageFont
 
 from bridge import cli, config
 from bridge.receipts import png
-from bridge.receipts.render import text_lines
+from bridge.receipts.render import rows
 from bridge.receipts.sample import SAMPLE_CARD, SAMPLE_QR, SCENARIOS, sample_receipt
-from drivers.printer.document import Barcode, QRCode, Receipt
+from drivers.printer.document import Barcode, QRCode, Receipt, render_text
 from tests.drivers.emupos_helpers import zbar_decode
 
 CARD = "4600123456789012"
@@ -73,7 +73,7 @@ def test_preview_writes_text_png_and_escpos(
     assert code == 0, stderr
     assert stderr == ""  # a Cyrillic font was found, every character fits CP866
     text = (out / "receipt.txt").read_text(encoding="utf-8")
-    expected = text_lines(sample_receipt(scenario, language), columns)
+    expected = render_text(sample_receipt(scenario, language), columns)
     assert text.splitlines() == expected
     assert all(len(line) <= columns for line in expected)
     assert SAMPLE_CARD not in re.sub(r"\D", "", text)
@@ -365,3 +365,16 @@ def test_a_code_wider_than_the_paper_is_a_placeholder(tmp_path: Path) -> None:
         assert image.width == 34 * info.cell_width
         assert image.height < 6 * info.line_height  # a text placeholder, not a picture
     assert zbar_decode(info.path) == []
+
+
+@pytest.mark.parametrize("columns", [32, 42, 48])
+def test_one_preview_for_the_printer_the_png_and_the_files(columns: int) -> None:
+    """ReceiptPrinter.preview, the PNG's rows and receipt.txt show the same lines: codes too
+    (a fiscal QR wider than the paper is wrapped, aligned as the code is printed)."""
+    url = "https://check.example/?fn=9999078900012345&i=12345&fp=1234567890&n=1&s=384.30"
+    receipt = sample_receipt("normal", "ru").barcode("4600000000008", symbology="ean13").qr(url)
+    lines = render_text(receipt, columns)
+    assert [row.text for row in rows(receipt, columns)] == lines
+    assert all(len(line) <= columns for line in lines)
+    assert [line.strip() for line in lines].count("[EAN13 4600000000008]") == 1
+    assert f"[QR {url}]" in "".join(line.strip() for line in lines)  # wrapped, all of it

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,14 +13,9 @@ from bridge.config import Config, parse
 from bridge.service.server import Service
 from sandbox.server import SandboxServer
 from tests.conftest import LOGIN, PASSWORD
+from tests.net import free_port
 
 TOKEN = "test-token-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def service_config(

@@ -25,6 +25,7 @@ from bridge.service.cheque_store import ChequeStore, record, restore
 from bridge.service.cheques import Line, RegisterCheque
 from sandbox.server import SandboxServer
 from tests.conftest import LOGIN, PASSWORD
+from tests.net import free_port
 from tests.service.cheque_helpers import (
     ACTIVE,
     MILK,
@@ -35,7 +36,7 @@ from tests.service.cheque_helpers import (
     running,
     sell,
 )
-from tests.service.conftest import TOKEN, free_port
+from tests.service.conftest import TOKEN
 from tests.service.sse import SseReader
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -27,7 +27,8 @@ import pytest
 from bridge.loyalty.protocol import loads
 from sandbox.server import SandboxServer
 from tests.conftest import LOGIN, PASSWORD
-from tests.service.conftest import TOKEN, free_port
+from tests.net import free_port
+from tests.service.conftest import TOKEN
 from tests.service.test_api import ACTIVE, MILK, SOAP
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,8 @@ import httpx
 
 from sandbox.server import SandboxServer
 from tests.conftest import LOGIN, PASSWORD
-from tests.service.conftest import TOKEN, free_port
+from tests.net import free_port
+from tests.service.conftest import TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
 

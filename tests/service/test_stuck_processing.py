@@ -34,7 +34,8 @@ from bridge.service.server import Service
 from sandbox.server import SandboxServer
 from tests.conftest import LOGIN, PASSWORD, admin
 from tests.fault_proxy import FaultProxy, fault_proxy
-from tests.service.conftest import TOKEN, free_port
+from tests.net import free_port
+from tests.service.conftest import TOKEN
 from tests.service.sse import SseReader
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -27,14 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from stdnum import ean
 
 from bridge.config import parse
 from bridge.loyalty.protocol import Cheque, ChequeLine, loads, local_now
 from bridge.receipts.png import write_png
-from bridge.receipts.render import text_lines
 from bridge.receipts.sample import cheque_receipt
+from bridge.rehearsal.fiscal_step import fiscal_sale
 from bridge.service.receipts import block_for
 from bridge.service.server import Service
+from drivers.printer.document import render_text
 from sandbox.server import SandboxServer
 
 CARD_SWIPED = "2775000000012"
@@ -175,8 +177,6 @@ def free_port() -> int:
 
 
 def weight_code(plu: str, grams: int) -> str:
-    from stdnum import ean
-
     body = f"22{plu}{grams:05d}"
     return body + ean.calc_check_digit(body)
 
@@ -241,6 +241,7 @@ def run(out: Path, language: str = "ru", say: Callable[[str], None] = print) -> 
             _wait_devices(pos, shift)
             _online_purchase(shift, pos, service, scanner, msr, printer)
             _offline_purchase(shift, pos, service, sandbox, scanner, printer)
+            fiscal_sale(shift, sandbox.url, work)
         except (TimeoutError, RuntimeError, queue.Empty, KeyError) as exc:
             shift.check(False, f"the shift could not go on: {exc!r}")
         finally:
@@ -416,7 +417,7 @@ def _print_and_save(
         block=block_for(register_cheque),
         qr=None,
     )
-    lines = text_lines(receipt, 42)
+    lines = render_text(receipt, 42)
     (shift.out / f"receipt-{n}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     write_png(receipt, 42, shift.out / f"receipt-{n}.png")
     shift.check(
