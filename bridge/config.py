@@ -157,6 +157,72 @@ def _names_problems(data: dict[str, Any]) -> list[str]:
                 f" ({kind}s: {', '.join(named) or 'none'}); name a [[devices]] entry with"
                 f' kind = "{kind}", or remove receipt.{key}'
             )
+    out.extend(_passthrough_problems(data, devices))
+    return out
+
+
+def _passthrough_key_problems(e: dict[str, Any]) -> list[str]:
+    """Keys of another kind of pass-through, and `link` beside `listen`."""
+    kind = e.get("kind")
+    out: list[str] = []
+    if kind in PASSTHROUGH_KINDS:
+        # a model's dump holds every key with its default: only a value set counts
+        defaults = {k: PassthroughSettings.model_fields[k].default for k in PASSTHROUGH_KEYS}
+        for key in sorted(
+            k for k in e if PASSTHROUGH_KEYS.get(k, kind) != kind and e[k] != defaults[k]
+        ):
+            out.append(
+                f".{key}: only a {PASSTHROUGH_KEYS[key]} pass-through reads it, this one is a"
+                f" {kind}; remove it"
+            )
+    if e.get("link") is not None and e.get("listen") is not None:
+        out.append(": set `link` (a pty) or `listen` (TCP), not both")
+    return out
+
+
+def _passthrough_problems(data: dict[str, Any], devices: list[dict[str, Any]]) -> list[str]:
+    """Each `[[passthrough]]` stands in front of one real device of its own kind, and no
+    two share a name, a device or a link (each would steal the other's bytes)."""
+    entries = data.get("passthrough")
+    entries = [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+    kinds = {str(d.get("name")): d.get("kind") for d in devices}
+    out: list[str] = []
+    seen: dict[str, dict[str, str]] = {"name": {}, "device": {}, "link": {}}
+    for i, e in enumerate(entries):
+        out.extend(f"passthrough[{i}]{problem}" for problem in _passthrough_key_problems(e))
+        kind, device = e.get("kind"), e.get("device")
+        if isinstance(device, str) and kind in PASSTHROUGH_KINDS:
+            if device not in kinds:
+                out.append(
+                    f"passthrough[{i}].device: {device!r} is not a [[devices]] entry"
+                    f" ({', '.join(kinds) or 'none configured'}); name the real {kind}"
+                )
+            elif kinds[device] != kind:
+                out.append(
+                    f"passthrough[{i}].device: {device!r} is a {kinds[device]}, not a {kind};"
+                    f" name a [[devices]] entry with kind = {kind!r}"
+                )
+        name = e.get("name")
+        link = e.get("link") or (f"{RUN_DIR}/{name}" if e.get("listen") is None else None)
+        for key, value in (("name", name), ("device", device), ("link", link)):
+            if value is None:
+                continue
+            text = str(value)
+            if text in seen[key]:
+                out.append(
+                    f"passthrough[{i}].{key}: {text!r} is used by {seen[key][text]} too;"
+                    " each pass-through needs its own"
+                )
+            else:
+                seen[key][text] = f"passthrough[{i}]"
+    receipt = _section(data, "receipt")
+    for key in ("printer", "registrar"):
+        wanted = receipt.get(key)
+        if isinstance(wanted, str) and wanted in seen["device"]:
+            out.append(
+                f"receipt.{key}: {wanted!r} stands behind {seen['device'][wanted]}: the POS"
+                f" prints on it through the pass-through; remove receipt.{key}"
+            )
     return out
 
 
@@ -463,6 +529,75 @@ def parse_device(data: dict[str, Any]) -> DeviceSettings:
     return _DEVICE.validate_python(data)
 
 
+PassthroughKind = Literal["registrar", "printer", "scanner"]
+PASSTHROUGH_KINDS: tuple[PassthroughKind, ...] = ("registrar", "printer", "scanner")
+RUN_DIR = Path("/run/posbridge")  # systemd's RuntimeDirectory=posbridge
+# keys only one kind of pass-through reads; on another kind they are refused, not ignored
+PASSTHROUGH_KEYS: dict[str, PassthroughKind] = {
+    "window": "printer",
+    "pass_cards": "scanner",
+    "settle_budget": "registrar",
+    "catalog": "registrar",
+}
+
+
+class PassthroughSettings(Section):
+    """A virtual port the POS opens in front of a real [[devices]] entry (docs/passthrough.md)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    kind: PassthroughKind
+    device: str = Field(description="name of the real [[devices]] entry of the same kind")
+    link: Path | None = Field(
+        default=None, description="pty symlink the POS opens (default /run/posbridge/NAME)"
+    )
+    listen: str | None = Field(
+        default=None,
+        pattern=r"^[^\s:]+:[0-9]{1,5}$",
+        description="HOST:PORT to listen on for the POS instead of a pty",
+    )
+    pty_mode: int = Field(default=0o660, ge=0, le=0o777, description="the pty's permissions")
+    pty_group: str | None = Field(
+        default=None, description="group the pty is given (the POS user's), e.g. posbridge"
+    )
+    window: PositiveSeconds = Field(
+        default=10.0, description="printer: seconds a confirmed cheque waits for its printout"
+    )
+    pass_cards: bool = Field(default=False, description="scanner: pass card scans to the POS too")
+    settle_budget: float = Field(
+        default=2.0, gt=0, le=30, description="registrar: seconds processing gets at a close"
+    )
+    catalog: Path | None = Field(
+        default=None, description="registrar: the catalogue file pushed, to match items by"
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _port(cls, value: str | None) -> str | None:
+        if value is not None and not 1 <= int(value.rsplit(":", 1)[1]) <= 65535:
+            raise ValueError(f"the port of {value!r} is not 1..65535")
+        return value
+
+    @model_validator(mode="after")
+    def _kind_keys(self) -> Self:
+        given: dict[str, Any] = dict.fromkeys(self.model_fields_set, True)
+        given["kind"] = self.kind
+        if problems := _passthrough_key_problems(given):  # `parse` words them from raw data
+            raise ValueError("; ".join(problems))
+        return self
+
+    def link_path(self) -> Path | None:
+        """Where the pty's symlink goes; None for a TCP listener."""
+        if self.listen is not None:
+            return None
+        return self.link or RUN_DIR / self.name
+
+    def listen_address(self) -> tuple[str, int] | None:
+        if self.listen is None:
+            return None
+        host, port = self.listen.rsplit(":", 1)
+        return host, int(port)
+
+
 class Config(Section):
     processing: ProcessingSettings
     barcodes: BarcodeSettings = BarcodeSettings()
@@ -471,6 +606,7 @@ class Config(Section):
     api: ApiSettings = ApiSettings()
     receipt: ReceiptSettings = ReceiptSettings()
     devices: list[DeviceSettings] = Field(default_factory=list)
+    passthrough: list[PassthroughSettings] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _names(self) -> Self:

@@ -89,6 +89,11 @@ def run_checks(
     out.extend(_config_access(source, cfg))
     for device in cfg.devices:
         out.extend(_device_checks(device, service_group))
+    if cfg.passthrough:
+        # lazy: only a register with [[passthrough]] entries loads the pass-through package
+        from bridge.passthrough.checks import passthrough_checks
+
+        out.extend(Check(*found) for found in passthrough_checks(cfg))
     out.extend(_processing_checks(cfg, now))
     out.extend(_journal_checks(cfg, now))
     return out

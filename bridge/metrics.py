@@ -20,6 +20,7 @@ from bridge.loyalty.journal import JournalError
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
+    from bridge.passthrough.manager import PassthroughManager
     from bridge.service.register import Register
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -119,3 +120,50 @@ class _RegisterCollector(Collector):
                 [d["name"], d["kind"], d["power"]], 1.0 if d["power"] == "online" else 0.0
             )
         yield devices
+        passthrough = getattr(self.register, "passthrough", None)
+        if passthrough is not None:
+            yield from _passthrough_metrics(passthrough)
+
+
+def _passthrough_metrics(manager: PassthroughManager) -> Iterator[Metric]:
+    """Receipts settled through the pass-through, items that did not match the pushed
+    catalogue (a shop's catalogue to fix), and each relay's own counters."""
+    counts = manager.session.counts
+    items = CounterMetricFamily(
+        "posbridge_passthrough_items",
+        "Fiscal items sent to processing, by whether they matched the pushed catalogue",
+        labels=["match"],
+    )
+    items.add_metric(["matched"], counts.items - counts.unmatched)
+    items.add_metric(["unmatched"], counts.unmatched)
+    yield items
+    settles = CounterMetricFamily(
+        "posbridge_passthrough_receipts",
+        "Receipt closes seen by the registrar pass-through, by outcome",
+        labels=["outcome"],
+    )
+    for outcome, n in (
+        ("online", counts.settled_online),
+        ("offline", counts.settled_offline),
+        ("no_card", counts.no_card),
+        ("failed", counts.failed),
+        ("late", counts.late),
+    ):
+        settles.add_metric([outcome], n)
+    yield settles
+    running = GaugeMetricFamily(
+        "posbridge_passthrough_running",
+        "1 while the pass-through's relay runs",
+        labels=["passthrough", "kind"],
+    )
+    relayed = CounterMetricFamily(
+        "posbridge_passthrough_relay",
+        "Each relay's counters: frames or bytes relayed, lines or blocks inserted, failures",
+        labels=["passthrough", "kind", "counter"],
+    )
+    for entry in manager.status():
+        running.add_metric([entry["name"], entry["kind"]], 1.0 if entry["running"] else 0.0)
+        for counter, n in sorted(entry["counters"].items()):
+            relayed.add_metric([entry["name"], entry["kind"], counter], n)
+    yield running
+    yield relayed

@@ -68,7 +68,7 @@ def expected_keys(model: type[BaseModel], table: str = "") -> set[tuple[str, str
     return keys
 
 
-HEADER = re.compile(r"^\[\[?\s*([A-Za-z0-9_.]+)\s*\]\]?\s*$")
+HEADER = re.compile(r"^(?:#\s*)?\[\[?\s*([A-Za-z0-9_.]+)\s*\]\]?\s*$")  # set or commented out
 KEY = re.compile(r"^#?\s*([a-z_][a-z0-9_]*)\s*=\s*\S")
 
 

@@ -19,6 +19,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--language", choices=["ru", "en"], default="ru", help="receipt language (default ru)"
     )
+    parser.add_argument(
+        "--passthrough",
+        action="store_true",
+        help="play an unmodified POS instead: it speaks Shtrih-M to a virtual registrar and"
+        " reads a virtual scanner; the loyalty lines land inside its fiscal receipts",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,4 +34,9 @@ def run(args: argparse.Namespace) -> int:
     if args.log_level == "WARNING":  # the narration says what happens; keep the log for errors
         logging.getLogger("posbridge").setLevel(logging.ERROR)
 
+    if args.passthrough:
+        # lazy: as above, plus the registrar emulator
+        from bridge.rehearsal.passthrough_demo import run as play_passthrough
+
+        return play_passthrough(Path(args.out), args.language)
     return play(Path(args.out), args.language)

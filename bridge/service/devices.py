@@ -54,9 +54,12 @@ class DeviceManager:
         self.hotplug: HotplugMonitor | None = None
         self.last_error: dict[str, str] = {}
         self._lock = threading.Lock()
+        relayed = {p.device for p in config.passthrough}
         for settings in config.devices:
             if settings.kind == "registrar":
                 continue  # the fiscal service (bridge.fiscal) owns it, opened on the first print
+            if settings.name in relayed:
+                continue  # a pass-through relay owns it (bridge.passthrough.manager)
             driver = build.build_driver(settings)
             device = driver.device
             device.add_listener(self._on_event)

@@ -19,11 +19,12 @@ from bridge.loyalty.offline import Connectivity
 from bridge.metrics import Metrics
 from bridge.runtime import offline_client
 from bridge.service.cheque_store import ChequeStore
-from bridge.service.cheques import ChequeBook, ChequeError, RegisterCheque
+from bridge.service.cheques import ChequeBook, ChequeError, Line, RegisterCheque
 from bridge.service.events import EventBus
 from bridge.service.receipts import loyalty_document, loyalty_receipt
 
 if TYPE_CHECKING:
+    from bridge.passthrough.manager import PassthroughManager
     from bridge.service.devices import DeviceManager
 
 log = logging.getLogger("posbridge.service")
@@ -31,6 +32,10 @@ STOP_TIMEOUT = 3.0  # seconds each loyalty thread gets to end once its request i
 
 
 class Register:
+    # the type of a cheque's lines, for the pass-through to build its cheques with: it stands
+    # on the service and reaches it through this object, never by importing it
+    cheque_line = Line
+
     def __init__(
         self, config: Config, *, client: LoyaltyClient | None = None, devices: bool = True
     ) -> None:
@@ -64,6 +69,12 @@ class Register:
             from bridge.service.devices import DeviceManager
 
             self.devices = DeviceManager(config, self.events, on_card=self.card_presented)
+        self.passthrough: PassthroughManager | None = None
+        if devices and config.passthrough:
+            # lazy, like the devices: only a register with [[passthrough]] entries loads it
+            from bridge.passthrough.manager import PassthroughManager
+
+            self.passthrough = PassthroughManager(self)
         self.metrics.watch(self)
 
     # ------------------------------------------------------------------ lifecycle
@@ -73,6 +84,8 @@ class Register:
         self.book.start()
         if self.devices is not None:
             self.devices.start()
+        if self.passthrough is not None:
+            self.passthrough.start()
         log.info(
             "register started: %d device(s), processing %s",
             len(self.config.devices),
@@ -83,6 +96,8 @@ class Register:
         # first free the sender thread: a request stuck at processing is cut short (a
         # must-reach step stays in the journal and is resent after the restart)
         self.offline.client.stop_sending()
+        if self.passthrough is not None:  # a settle cut short: its close goes on unaltered
+            self.passthrough.stop()
         self.book.stop(timeout=STOP_TIMEOUT)
         if self.devices is not None:
             self.devices.stop()
@@ -102,6 +117,8 @@ class Register:
         self.events.publish("connectivity", state=state.value)
 
     def publish_cheque(self, kind: str, cheque: RegisterCheque) -> None:
+        if kind == "cheque_confirmed" and self.passthrough is not None:
+            self.passthrough.session.cheque_confirmed(cheque)  # for the printer relay
         self.events.publish(
             kind,
             chequeId=cheque.id,
@@ -111,7 +128,10 @@ class Register:
         )
 
     def card_presented(self, card: str, source: str) -> RegisterCheque | None:
-        """A swipe or a loyalty scan: attach it to the cheque being rung up."""
+        """A swipe or a loyalty scan: attach it to the cheque being rung up (and to the
+        receipt a pass-through POS is ringing up)."""
+        if self.passthrough is not None:
+            self.passthrough.session.card_presented(card, source)
         try:
             cheque = self.book.attach_card(card)
         except ChequeError as exc:
