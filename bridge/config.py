@@ -573,8 +573,27 @@ class PassthroughSettings(Section):
     @field_validator("listen")
     @classmethod
     def _port(cls, value: str | None) -> str | None:
-        if value is not None and not 1 <= int(value.rsplit(":", 1)[1]) <= 65535:
+        if value is None:
+            return value
+        host, port = value.rsplit(":", 1)
+        if not 1 <= int(port) <= 65535:
             raise ValueError(f"the port of {value!r} is not 1..65535")
+        # the virtual port has no authentication: it is for the POS on this machine only
+        if host not in ("127.0.0.1", "localhost"):
+            raise ValueError(
+                f"{value!r} is not on loopback; use 127.0.0.1:PORT (the virtual port has no "
+                "authentication, so it is offered to the POS on this machine only)"
+            )
+        return value
+
+    @field_validator("pty_mode")
+    @classmethod
+    def _not_world_writable(cls, value: int) -> int:
+        if value & 0o002:
+            raise ValueError(
+                f"{oct(value)} lets every user write to the POS's port; grant a group "
+                "instead (pty_group, mode 0o660)"
+            )
         return value
 
     @model_validator(mode="after")

@@ -91,3 +91,17 @@ def test_the_documented_example_is_accepted() -> None:
     data = tomllib.loads(block.group(1))
     cfg = parse({"processing": PROCESSING, **data})
     assert [p.link_path() for p in cfg.passthrough] == [RUN_DIR / "kkt", RUN_DIR / "scanner"]
+
+
+def test_no_virtual_port_open_to_everyone() -> None:
+    """A virtual port has no authentication: not on the network, not world-writable."""
+    found = problems(
+        [
+            {"name": "a", "kind": "scanner", "device": "scan", "listen": "0.0.0.0:7000"},
+            {"name": "b", "kind": "registrar", "device": "kkt", "pty_mode": 0o666},
+        ]
+    )
+    text = "\n".join(found)
+    assert "passthrough[0].listen: '0.0.0.0:7000' is not on loopback" in text
+    assert "passthrough[1].pty_mode: 0o666 lets every user write" in text
+    assert config([{"name": "c", "kind": "scanner", "device": "scan", "listen": "localhost:7000"}])
