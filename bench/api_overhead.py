@@ -17,27 +17,38 @@ the status, the headers and the JSON body: we measure the service's overhead, no
 of a particular HTTP client library.  `--pos-client http.client` uses the standard
 library's client instead, whose header parsing alone adds ~0.6 ms a call on this VM
 (httpx ~1.5 ms); both figures are in bench/README.md.
+
+`--floor` also times, in the same rounds, the least a POS API in its own process can
+cost: a bare uvicorn app (httptools, uvloop, as the service's) answering a fixed body as
+long as the service's, no token, routing or cheque view; `inline` calls the loyalty
+client on its event loop (what is left is the HTTP hop), `hand-over` on a thread of its
+own and back, as the service does so that a stalled processing never freezes the loop.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import os
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from bench._sandbox import sandbox_process, split_cpus
+from bench._sandbox import ROOT, free_port, pin, sandbox_process, split_cpus, wait_listening
 from bench._service import TOKEN, service_process
 from bridge.loyalty.client import LoyaltyClient
 from bridge.loyalty.protocol import Cheque, ChequeLine, loads
@@ -95,7 +106,15 @@ def main() -> None:
         default="split",
         help="split: the sandbox on a CPU of its own (default); shared: no pinning",
     )
+    ap.add_argument(
+        "--floor", action="store_true", help="also time a bare uvicorn app calling the client"
+    )
+    ap.add_argument("--serve-floor", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.serve_floor:
+        port, sandbox_url, length, mode = args.serve_floor
+        serve_floor(int(port), sandbox_url, int(length), mode)
+        return
     split = split_cpus() if args.placement == "split" else None
     processing_cpus, register_cpus = split or (None, None)
     if register_cpus:
@@ -109,29 +128,33 @@ def main() -> None:
         f"calculate x{args.n} x{args.rounds} rounds x{args.sessions} sessions, "
         f"POS side: {args.pos_client}, {where}"
     )
-    results = []
+    results: list[float] = []
+    floors: dict[str, list[float]] = {mode: [] for mode in FLOORS}
     for number in range(1, args.sessions + 1):
-        t_api, t_direct, ratio = session(args, processing_cpus, register_cpus)
+        t_api, t_direct, ratio, floored = session(args, processing_cpus, register_cpus)
         results.append(ratio)
-        print(
+        line = (
             f"  session {number}: API {t_api:.3f} ms/call, direct {t_direct:.3f} ms/call, "
-            f"median ratio {ratio:.3f}",
-            flush=True,
+            f"median ratio {ratio:.3f}"
         )
+        for mode, (ms, floor_ratio) in floored.items():
+            floors[mode].append(floor_ratio)
+            line += f"; floor {mode} {ms:.3f} ms/call, ratio {floor_ratio:.3f}"
+        print(line, flush=True)
     print(
         f"  median ratio api/direct = {statistics.median(results):.3f}  (target <= 1.15; "
         f"sessions {min(results):.3f}-{max(results):.3f})"
     )
+    for mode, got in floors.items():
+        if got:
+            print(
+                f"  median ratio floor {mode}/direct = {statistics.median(got):.3f}  (bare uvicorn"
+                f" app; sessions {min(got):.3f}-{max(got):.3f})"
+            )
 
 
-def session(
-    args: argparse.Namespace, processing_cpus: set[int] | None, register_cpus: set[int] | None
-) -> tuple[float, float, float]:
-    """One sandbox and one service; (median API ms, median direct ms, median round ratio).
-
-    Fresh processes each session: a process's hash seed and memory layout move its speed
-    by a few percent for its whole life, which rounds within it cannot average out."""
-    cheque = Cheque(
+def bench_cheque() -> Cheque:
+    return Cheque(
         number="B",
         date=datetime(2026, 11, 29, 15),
         lines=[
@@ -146,6 +169,94 @@ def session(
             for i, ln in enumerate(LINES)
         ],
     )
+
+
+FLOORS = ("inline", "hand-over")
+
+
+def serve_floor(port: int, sandbox_url: str, length: int, mode: str) -> None:
+    """A floor app (its own process): every request is a calculate, answered with a fixed
+    body; `hand-over` runs it on a worker thread and hands the answer back to the loop."""
+    import asyncio
+    import queue
+    import threading
+
+    import uvicorn
+
+    with tempfile.TemporaryDirectory() as tmp:
+        client = LoyaltyClient(sandbox_url, "register-1", "secret-1", lock_file=Path(tmp) / "l")
+        purchase = client.purchase(bench_cheque(), CARD)
+        body = b'{"state":"calculated","pad":"' + b"x" * max(0, length - 30) + b'"}'
+        start = {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+        done = {"type": "http.response.body", "body": body}
+        jobs: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, asyncio.Future[object]]]
+        jobs = queue.SimpleQueue()
+
+        def worker() -> None:
+            while True:
+                loop, future = jobs.get()
+                loop.call_soon_threadsafe(future.set_result, purchase.calculate())
+
+        threading.Thread(target=worker, daemon=True).start()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            if mode == "inline":
+                purchase.calculate()
+            else:
+                loop = asyncio.get_running_loop()
+                future = loop.create_future()
+                jobs.put((loop, future))
+                await future
+            await send(start)
+            await send(done)
+
+        uvicorn.run(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            server_header=False,
+            ws="none",
+            http="httptools",
+        )
+
+
+@contextmanager
+def floor_process(sandbox_url: str, length: int, mode: str, cpus: set[int] | None) -> Iterator[int]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve-floor", str(port), sandbox_url, str(length), mode],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=pin(cpus),
+    )
+    try:
+        wait_listening(proc, port, "floor app")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def session(
+    args: argparse.Namespace, processing_cpus: set[int] | None, register_cpus: set[int] | None
+) -> tuple[float, float, float, dict[str, tuple[float, float]]]:
+    """One sandbox and one service; (median API ms, median direct ms, median round ratio,
+    with --floor each floor app's (median ms, median round ratio)).
+
+    Fresh processes each session: a process's hash seed and memory layout move its speed
+    by a few percent for its whole life, which rounds within it cannot average out."""
+    cheque = bench_cheque()
     with (
         sandbox_process(cpus=processing_cpus) as sandbox_url,
         service_process(sandbox_url, register_cpus) as (url, _),
@@ -181,27 +292,52 @@ def session(
                 raise RuntimeError(f"calculate through the API answered {content[:200]!r}")
 
         purchase = direct.purchase(cheque, CARD)
-        via_api()
+        length = len(via_api())
         purchase.calculate()
-        ratios, t_api, t_direct = [], [], []
-        for _ in range(args.rounds):
-            start = time.perf_counter()
-            for _ in range(args.n):
-                last = via_api()
-            a = time.perf_counter() - start
-            check(last)
-            start = time.perf_counter()
-            for _ in range(args.n):
-                purchase.calculate()
-            b = time.perf_counter() - start
-            t_api.append(a / args.n * 1e3)
-            t_direct.append(b / args.n * 1e3)
-            ratios.append(a / b)
+        with contextlib.ExitStack() as stack:
+            floors: dict[str, RawPos] = {}
+            for mode in FLOORS if args.floor else ():
+                port_ = stack.enter_context(floor_process(sandbox_url, length, mode, register_cpus))
+                floors[mode] = RawPos(host, port_, path, TOKEN)
+                stack.callback(floors[mode].close)
+                floors[mode].post()
+            ratios, t_api, t_direct = [], [], []
+            t_floor: dict[str, list[float]] = {mode: [] for mode in floors}
+            floor_ratios: dict[str, list[float]] = {mode: [] for mode in floors}
+            for _ in range(args.rounds):
+                start = time.perf_counter()
+                for _ in range(args.n):
+                    last = via_api()
+                a = time.perf_counter() - start
+                check(last)
+                start = time.perf_counter()
+                for _ in range(args.n):
+                    purchase.calculate()
+                b = time.perf_counter() - start
+                t_api.append(a / args.n * 1e3)
+                t_direct.append(b / args.n * 1e3)
+                ratios.append(a / b)
+                for mode, floor in floors.items():
+                    start = time.perf_counter()
+                    for _ in range(args.n):
+                        floor.post()
+                    f = time.perf_counter() - start
+                    t_floor[mode].append(f / args.n * 1e3)
+                    floor_ratios[mode].append(f / b)
         direct.close()
         api.close()
         raw.close()
         pos.close()
-    return statistics.median(t_api), statistics.median(t_direct), statistics.median(ratios)
+    floored = {
+        mode: (statistics.median(t_floor[mode]), statistics.median(floor_ratios[mode]))
+        for mode in t_floor
+    }
+    return (
+        statistics.median(t_api),
+        statistics.median(t_direct),
+        statistics.median(ratios),
+        floored,
+    )
 
 
 if __name__ == "__main__":

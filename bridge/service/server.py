@@ -10,19 +10,74 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib.util
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import uvicorn
+# modules the service's libraries import and the service never runs: httpx's command line
+# (click, and rich and pygments where the dev tools installed them), and pydantic's v1
+# layer, which FastAPI imports only to ask whether a route's model is a v1 one; both catch
+# the ImportError.  With uvicorn's command line and reloaders (below) ~6.5 MB of the
+# service's RSS (bench/service_rss.py)
+NEVER_RUN = ("httpx._main", "pydantic.v1")
 
-from bridge.api.app import create_app
-from bridge.api.connections import Guard, connection_cap, protocol_for
-from bridge.config import Config
-from bridge.loyalty.client import LoyaltyClient
-from bridge.service.register import Register
+
+def _keep_out_unused() -> None:
+    """Import what the service runs, not what its libraries import at the top for other
+    callers.  A module imported before this (a test process's own use of it) stays as it is.
+
+    uvicorn's package imports its command line (click) and its reloaders (multiprocessing,
+    watchfiles) before Config and Server; the service needs only those two, so the package
+    is entered without its __init__, and `uvicorn.main` and `uvicorn.run` load the rest on
+    first use, as the real package would have them."""
+    for name in NEVER_RUN:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: ImportError
+    if "uvicorn" in sys.modules:
+        return
+    spec = importlib.util.find_spec("uvicorn")
+    if spec is None or spec.loader is None:
+        return  # not installed: the import below says so
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["uvicorn"] = package
+    try:
+        # lazy: the package must be in sys.modules, without its __init__, first
+        from uvicorn._version import __version__
+        from uvicorn.config import Config
+        from uvicorn.server import Server
+    except BaseException:
+        del sys.modules["uvicorn"]
+        raise
+    package.__version__ = __version__  # type: ignore[attr-defined]
+    package.Config = Config  # type: ignore[attr-defined]
+    package.Server = Server  # type: ignore[attr-defined]
+    package.__getattr__ = _uvicorn_rest  # type: ignore[method-assign]
+
+
+def _uvicorn_rest(name: str) -> Any:
+    """`uvicorn.main`, `uvicorn.run`: the rest of uvicorn's __init__, when first asked for."""
+    if name not in ("main", "run"):
+        raise AttributeError(f"module 'uvicorn' has no attribute {name!r}")
+    # lazy: the command line, for a caller that asks for it (never the service)
+    import uvicorn.main as cli  # binds uvicorn.main to the module: rebound below
+
+    package = sys.modules["uvicorn"]
+    package.main, package.run = cli.main, cli.run  # type: ignore[attr-defined]
+    return getattr(package, name)
+
+
+_keep_out_unused()
+
+import uvicorn  # noqa: E402 - after the keep-out
+
+from bridge.api.app import create_app  # noqa: E402
+from bridge.api.connections import Guard, connection_cap, protocol_for  # noqa: E402
+from bridge.config import Config  # noqa: E402
+from bridge.loyalty.client import LoyaltyClient  # noqa: E402
+from bridge.service.register import Register  # noqa: E402
 
 
 class _Server(uvicorn.Server):
