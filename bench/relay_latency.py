@@ -187,7 +187,7 @@ def bench_scans(n: int, batch: int) -> tuple[list[list[float]], dict[str, int]]:
                 lambda i: one_scan(scanner_master, relay_pos, i),
             ],
         )
-        counts = relay.counters()
+        counts = relay.counters
     finally:
         relay.stop()
         bare.close()

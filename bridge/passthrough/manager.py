@@ -33,9 +33,14 @@ RETRY_SECONDS = 5.0
 
 
 class Relay(Protocol):
+    """What the manager asks of every relay (registrar, printer, scanner)."""
+
     def start(self) -> object: ...
 
     def stop(self) -> None: ...
+
+    @property
+    def counters(self) -> dict[str, int]: ...
 
 
 def owned_devices(config: Config) -> set[str]:
@@ -207,16 +212,8 @@ class PassthroughManager:
         return out
 
 
-def _counters(relay: object) -> dict[str, int]:
-    get = getattr(relay, "counters", None)  # a method or a property, as each relay has it
-    if callable(get):
-        found = get()
-    elif isinstance(get, dict):
-        found = get
-    else:
-        as_dict = getattr(getattr(relay, "counts", None), "as_dict", None)
-        found = as_dict() if callable(as_dict) else {}
-    return {str(k): int(v) for k, v in dict(found).items()}
+def _counters(relay: Relay) -> dict[str, int]:
+    return {str(k): int(v) for k, v in relay.counters.items()}
 
 
 def _where(entry: PassthroughSettings, port: Transport | None) -> str:

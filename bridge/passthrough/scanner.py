@@ -71,7 +71,7 @@ class ScannerRelay:
     builds a fresh one for every attempt (`bridge.devices.build.transport_factory`).  The
     relay owns both ports: `stop()` closes them.
 
-    Counters (`counters()`): scans (product scans passed), cards (captured), cards_passed,
+    Counters (`counters`): scans (product scans passed), cards (captured), cards_passed,
     unrecognised (garbage passed), half_scans (incomplete scans passed), failures (ours:
     classification or session errors; the bytes passed anyway), pos_write_failures (bytes
     the POS did not take, dropped), to_device / to_device_dropped (POS -> scanner writes),
@@ -156,6 +156,7 @@ class ScannerRelay:
     def online(self) -> bool:
         return self.power is PowerState.ONLINE
 
+    @property
     def counters(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)

@@ -169,7 +169,7 @@ def test_product_scans_reach_the_pos_byte_for_byte_with_their_suffix(
     assert rig.session.barcodes[0] == "4006381333931"  # the AIM identifier is not the code
     assert rig.session.barcodes[1] == "01046040600060002131\x1d93abcd"  # GS kept
     assert rig.session.cards == []
-    counts = rig.relay.counters()
+    counts = rig.relay.counters
     assert counts["scans"] == len(PRODUCTS)
     assert counts["cards"] == counts["half_scans"] == counts["failures"] == 0
 
@@ -186,7 +186,7 @@ def test_a_card_is_captured_for_the_cheque_and_not_passed_on(
     rig.session.wait(lambda: len(rig.session.cards) == 2)
     assert rig.session.cards == [(LUHN_CARD, CARD_SOURCE), (CARD, CARD_SOURCE)]
     assert rig.session.barcodes == ["4006381333931"]
-    counts = rig.relay.counters()
+    counts = rig.relay.counters
     assert (counts["cards"], counts["cards_passed"], counts["scans"]) == (2, 0, 1)
     assert LUHN_CARD not in caplog.text and CARD not in caplog.text
     assert "4111********1111" in caplog.text  # masked: the cashier can still compare
@@ -200,7 +200,7 @@ def test_with_pass_cards_the_card_reaches_the_pos_too(make_rig: Callable[..., Ri
     assert rig.read_pos(len(sent)) == sent
     rig.session.wait(lambda: len(rig.session.cards) == 1)
     assert rig.session.cards == [(CARD, CARD_SOURCE)]
-    counts = rig.relay.counters()
+    counts = rig.relay.counters
     assert (counts["cards"], counts["cards_passed"]) == (1, 1)
 
 
@@ -213,7 +213,7 @@ def test_a_half_scan_passes_unchanged_after_the_idle_timeout(make_rig: Callable[
     assert rig.read_pos(len(PRODUCTS[0]) + 1) == PRODUCTS[0] + b"\r"
     rig.session.wait(lambda: len(rig.session.barcodes) == 1)
     assert rig.session.cards == []
-    counts = rig.relay.counters()
+    counts = rig.relay.counters
     assert (counts["half_scans"], counts["scans"]) == (1, 1)
 
 
@@ -227,7 +227,7 @@ def test_garbage_and_a_crlf_scanner_set_up_as_cr_pass_byte_for_byte(
 
     assert rig.read_pos(len(sent)) == sent
     rig.session.wait(lambda: len(rig.session.barcodes) == 1)
-    counts = rig.relay.counters()
+    counts = rig.relay.counters
     assert (counts["unrecognised"], counts["scans"]) == (2, 1)
 
 
@@ -244,7 +244,7 @@ def test_a_card_whose_sorting_fails_passes_on(
 
     assert rig.read_pos(len(sent)) == sent  # fail open: the POS gets everything
     assert rig.session.cards == []
-    assert rig.relay.counters()["failures"] == 2
+    assert rig.relay.counters["failures"] == 2
 
 
 def test_a_card_the_session_refuses_passes_on(
@@ -256,8 +256,8 @@ def test_a_card_the_session_refuses_passes_on(
     rig.scanner.send(sent)
 
     assert rig.read_pos(len(sent)) == sent
-    assert rig.relay.counters()["failures"] == 2
-    assert rig.relay.counters()["cards"] == 0
+    assert rig.relay.counters["failures"] == 2
+    assert rig.relay.counters["cards"] == 0
     # not even in the session's own error message, Luhn-valid or not
     assert LUHN_CARD not in caplog.text and CARD not in caplog.text
     assert "27*******0012" in caplog.text
@@ -356,7 +356,7 @@ def test_half_a_scan_cut_by_an_unplug_reaches_the_pos(tmp_path: Path) -> None:
     try:
         status.wait(PowerState.OFFLINE)
         assert pos.read(5) == b"46000"
-        counts = relay.counters()
+        counts = relay.counters
         assert (counts["half_scans"], counts["offline"], counts["scans"]) == (1, 1, 0)
     finally:
         pos.close()
@@ -386,7 +386,7 @@ def test_a_scanner_that_vanishes_goes_offline_and_comes_back(
         # the POS kept its port open the whole time and reads on as if nothing happened
         assert rig.read_pos(len(PRODUCTS[1]) + 1) == PRODUCTS[1] + b"\r"
         rig.session.wait(lambda: len(rig.session.cards) == 1)
-        assert rig.relay.counters()["offline"] == 1
+        assert rig.relay.counters["offline"] == 1
         assert rig.relay.online
     finally:
         rig.relay.stop()
