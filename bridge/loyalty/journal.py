@@ -243,6 +243,13 @@ class Journal:
     def __init__(self, path: str | os.PathLike[str], *, repair: bool = True) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        # Appends commit without SQLite's fsync and then fsync the WAL file themselves,
+        # outside the lock: an fsync takes milliseconds, and under the lock it held up
+        # every reader (the register's turn reads and marks entries) and every other
+        # append.  Entries up to `_durable` are known fsynced; nothing above it is sent.
+        self._durable = 0
+        self._durable_lock = threading.Lock()
+        self._wal_fd: int | None = None
         self._failure: str | None = None
         self._probed_at = float("-inf")
         self.moved_aside: Path | None = None
@@ -416,14 +423,85 @@ class Journal:
     # ------------------------------------------------------------------ writing
 
     def append(self, request: PreparedRequest, now: float | None = None) -> Entry:
-        """Durably store a request (fsync) and return its entry; a repeat returns the first."""
+        """Durably store a request (fsync) and return its entry; a repeat returns the first
+        (once it is durable too: its own append may still be in its fsync)."""
+        entry, fresh = self._insert(request, now)
+        self.sync_through(entry.seq, undo=entry if fresh else None)
+        return entry
+
+    def sync_through(self, seq: int, undo: Entry | None = None) -> None:
+        """Make sure every entry up to `seq` is on disk before any of them is sent.
+
+        The commit has put them in the WAL file; one fsync of that file, started after
+        the commit, covers them and every entry before them (entries commit in `seq`
+        order).  Several appends' fsyncs run at once, and the filesystem serves them
+        together.  `undo`: the entry this call has just written, taken back if the fsync
+        fails (it was never durable, so it must never be sent)."""
+        if seq <= self._durable:
+            return
+        try:
+            self._fsync()
+        except OSError as exc:
+            reason = f"I/O error ({exc.strerror})" if exc.strerror else f"I/O error ({exc})"
+            with self._lock:
+                if seq <= self._durable:
+                    return  # another thread's fsync, started after this commit, made it
+                if undo is not None:
+                    try:
+                        self._db.execute(
+                            "DELETE FROM entries WHERE seq=? AND status='pending'", (undo.seq,)
+                        )
+                    except sqlite3.Error:
+                        pass  # the fsync's error is the one to report
+                if self._failure is None:
+                    log.error("offline journal %s unavailable: %s", self.path, reason)
+                self._failure = reason
+            raise JournalUnavailable(self.path, reason) from None
+        with self._durable_lock:
+            self._durable = max(self._durable, seq)
+
+    def is_durable(self, seq: int) -> bool:
+        """Known to be on disk (a replayer re-reads its page after making it so: an entry
+        whose own fsync failed meanwhile is taken back, never sent)."""
+        return seq <= self._durable
+
+    def _fsync(self) -> None:
+        """fsync the WAL file (the main file when there is no WAL, e.g. all checkpointed
+        and removed by the last other connection to close)."""
+        with self._durable_lock:  # one descriptor kept; each fsync syncs a copy of it
+            wal = self._wal_descriptor()
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC) if wal is None else os.dup(wal)
+        try:
+            os.fdatasync(fd)  # as SQLite syncs: data and size, not times
+        finally:
+            os.close(fd)
+
+    def _wal_descriptor(self) -> int | None:
+        """The open WAL file, reopened if it was replaced; None when there is none."""
+        wal = str(self.path) + "-wal"
+        if self._wal_fd is not None:
+            try:
+                if os.fstat(self._wal_fd).st_ino == os.stat(wal).st_ino:
+                    return self._wal_fd
+            except FileNotFoundError:
+                pass
+            os.close(self._wal_fd)
+            self._wal_fd = None
+        try:
+            self._wal_fd = os.open(wal, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        return self._wal_fd
+
+    def _insert(self, request: PreparedRequest, now: float | None) -> tuple[Entry, bool]:
+        """Commit the entry (not yet fsynced); (the entry, whether this call wrote it)."""
         text = record_text(request)
         created = time.time() if now is None else now
         date = request.body.operation_date.isoformat(timespec="seconds")
         try:
             with self._lock:
                 try:
-                    self._db.execute("PRAGMA synchronous=FULL")
+                    self._db.execute("PRAGMA synchronous=NORMAL")  # the fsync is ours
                     with transaction(self._db):
                         cur = self._db.execute(
                             "INSERT OR IGNORE INTO entries (op, purchase_id, operation_id,"
@@ -444,10 +522,10 @@ class Journal:
             # a repeat of a step already written needs no write: the disk may be full
             known = self._existing(request.operation_id)
             if known is not None:
-                return known
+                return known, False
             raise
         if cur.rowcount == 1 and cur.lastrowid is not None:
-            return Entry(
+            fresh = Entry(
                 seq=cur.lastrowid,
                 op=request.op.value,
                 purchase_id=request.purchase_id,
@@ -460,10 +538,11 @@ class Journal:
                 status=EntryStatus.PENDING,
                 result=None,
             )
+            return fresh, True
         entry = self.by_operation_id(request.operation_id)
         if entry is None:  # ignored as a repeat, yet not there: someone deleted it meanwhile
             raise JournalError(f"journal entry of operation {request.operation_id} vanished")
-        return entry
+        return entry, False
 
     def _existing(self, operation_id: str) -> Entry | None:
         try:
@@ -648,6 +727,19 @@ class Journal:
             oldest,
         )
 
+    def pending_summary(self) -> tuple[int, float | None]:
+        """(pending entries, the oldest one's creation time): what the limits are checked
+        against after every append, read from the pending index alone (`counts` walks
+        every entry kept, done ones included, which grows with the retention period)."""
+        with self._lock:
+            try:
+                row = self._db.execute(
+                    "SELECT COUNT(*), MIN(created_at) FROM entries WHERE status='pending'"
+                ).fetchone()
+            except sqlite3.Error as exc:
+                raise self._failed(exc) from None
+        return int(row[0]), row[1]
+
     def check(self) -> str | None:
         """The integrity problem of the open file, or None when it is sound."""
         with self._lock:
@@ -674,6 +766,10 @@ class Journal:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        with self._durable_lock:
+            if self._wal_fd is not None:
+                os.close(self._wal_fd)
+                self._wal_fd = None
 
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r})"

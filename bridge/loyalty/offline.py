@@ -296,6 +296,10 @@ class OfflineClient:
             return self._offline_answer(request)
 
     def _send_journaled(self, request: PreparedRequest) -> ProcessingResponse:
+        # Journaling needs no turn: a caller holding it steps aside, so the next call is
+        # sent while the fsync runs, and takes it back (ahead of the queue) to send this.
+        turn = self.client.exclusive()
+        turn.step_aside()
         try:
             self._journal_owed()
             entry = self.journal.append(request)
@@ -303,12 +307,14 @@ class OfflineClient:
             return self._unjournaled(request, exc)
         warning = self._check_limits()
         if entry.status == EntryStatus.PENDING and self._is_online():
-            try:
-                self.drain(until=entry.seq, wait=False)
-            except JournalUnavailable as exc:
-                # sent, but its done-mark could not be written: it stays pending and is
-                # resent later, which processing recognises by its operationId
-                log.warning("journal entry %s: %s", entry.seq, exc)
+            # Online or not is decided after the entry is durable: a step journaled while
+            # the replayer catches up is either seen by its last look at the journal or
+            # sees ONLINE here and sends itself (with any entry before it).  Offline it is
+            # queued at once, never waiting for the turn behind the replayer's attempt;
+            # online it is decided again in the turn, which a request that took the
+            # register offline may have held meanwhile.
+            turn.call(lambda: self._send_in_turn(entry.seq))
+            turn.step_aside()  # reading the outcome back needs no turn
         entry = self.journal.get(entry.seq) or entry
         if entry.status == EntryStatus.DONE and entry.result is not None:
             response = ProcessingResponse.model_validate(entry.result)
@@ -331,6 +337,17 @@ class OfflineClient:
             cashier_message=OFFLINE_NOTICE,  # the receipt's own notice is in the receipt language
             warning=warning,
         )
+
+    def _send_in_turn(self, seq: int) -> None:
+        """Send the pending entries up to `seq`, in journal order, if online."""
+        if not self._is_online():
+            return  # queued: the replayer sends it once processing answers again
+        try:
+            self.drain(until=seq, wait=False)
+        except JournalUnavailable as exc:
+            # sent, but its done-mark could not be written: it stays pending and is
+            # resent later, which processing recognises by its operationId
+            log.warning("journal entry %s: %s", seq, exc)
 
     def _undo_lost_payment(self, payment: PreparedRequest) -> None:
         """The redemption may or may not have reached processing: cancel it, in order."""
@@ -477,11 +494,11 @@ class OfflineClient:
         )
 
     def _check_limits(self) -> str | None:
-        counts = self.journal.counts()
-        age = counts.oldest_pending_age()
+        pending, oldest = self.journal.pending_summary()
+        age = None if oldest is None else max(0.0, time.time() - oldest)
         problems = []
-        if counts.pending > self.max_pending:
-            problems.append(f"{counts.pending} requests waiting (limit {self.max_pending})")
+        if pending > self.max_pending:
+            problems.append(f"{pending} requests waiting (limit {self.max_pending})")
         if age is not None and age > self.max_age_seconds:
             problems.append(
                 f"oldest waiting {age / 3600:.1f} h (limit {self.max_age_seconds / 3600:.1f} h)"
@@ -513,7 +530,10 @@ class OfflineClient:
         finally:
             self._replay_lock.release()
         if report.stopped is None:
-            if self._online_if_caught_up():
+            # a live step's drain while online has no state to move (and no query to
+            # make in the turn): entries after `until` are their own steps' to send
+            live = until is not None and self._state is Connectivity.ONLINE
+            if live or self._online_if_caught_up():
                 if report.done:
                     self.prune()
             else:  # journaled after this drain's last page: the replayer goes again at once
@@ -548,6 +568,16 @@ class OfflineClient:
                 page = [entry for entry in page if entry.seq <= until]
             if not page:
                 return
+            if not self.journal.is_durable(page[-1].seq):
+                # an entry is sent only once it is on disk: one appended by another
+                # thread (or process) may still be in its fsync.  Read again after: one
+                # whose own fsync failed meanwhile is taken back, and must not go out.
+                last = page[-1].seq
+                self.journal.sync_through(last)
+                page = [e for e in self.journal.pending_page(after, REPLAY_BATCH) if e.seq <= last]
+                if not page:
+                    after = last
+                    continue
 
             def batch(page: list[Entry] = page) -> bool:
                 for entry in page:

@@ -22,7 +22,8 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -235,6 +236,7 @@ class _SavingSender:
     def send(self, request: PreparedRequest) -> ProcessingResponse:
         cheque = self._cheque()
         if cheque is not None and (request.op is Operation.PAYMENT or request.op in MUST_REACH):
+            self._book.step_aside()  # the cheque file and the journal need no turn
             try:
                 self._book.save(cheque, durable=request.op is Operation.PAYMENT)
             except sqlite3.Error as exc:  # the disk under the journal, most likely (full)
@@ -303,6 +305,23 @@ class ChequeBook:
 
     def _purchase_sender(self, cheque: RegisterCheque) -> _SavingSender:
         return _SavingSender(self, cheque)
+
+    def step_aside(self) -> None:
+        """Local work ahead (the cheque file, the cheque's bookkeeping): if this thread
+        holds the register's turn, the next call is sent meanwhile (`Sequencer.step_aside`)."""
+        self.sender.client.exclusive().step_aside()
+
+    @contextmanager
+    def _holding(self, cheque: RegisterCheque) -> Iterator[None]:
+        """The cheque's lock, waited for out of the register's turn: the call holding it
+        may have stepped aside and need the turn back to finish."""
+        if not cheque.lock.acquire(blocking=False):
+            self.sender.client.exclusive().step_aside(force=True)
+            cheque.lock.acquire()
+        try:
+            yield
+        finally:
+            cheque.lock.release()
 
     def save(self, cheque: RegisterCheque, durable: bool = False) -> None:
         """Write the cheque through.  A failed write (sqlite3.Error: the journal's disk,
@@ -397,7 +416,7 @@ class ChequeBook:
         cheque = self.get(cheque_id) if cheque_id else self.current()
         if cheque is None:
             return None
-        with cheque.lock:
+        with self._holding(cheque):
             self._editable(cheque)
             if card == cheque.card:
                 return cheque  # the same card again (a second swipe): nothing changes
@@ -417,7 +436,7 @@ class ChequeBook:
     def release_redemption(self, cheque: RegisterCheque) -> RegisterCheque:
         """Give back every redemption held for the cheque (journaled cancel of its purchase);
         the cheque stays open with its lines and card, and a new purchase starts."""
-        with cheque.lock:
+        with self._holding(cheque):
             self._editable(cheque)
             self._drop_purchase(cheque)
             cheque.reset_loyalty()
@@ -441,7 +460,7 @@ class ChequeBook:
         )
 
     def set_lines(self, cheque: RegisterCheque, lines: list[Line], replace: bool) -> None:
-        with cheque.lock:
+        with self._holding(cheque):
             self._editable(cheque)
             if cheque.redeemed:
                 raise ChequeError(
@@ -475,11 +494,12 @@ class ChequeBook:
         if cheque.purchase is None:
             ident = Identifier(value=cheque.card) if cheque.card else None
             cheque.purchase = Purchase(self._purchase_sender(cheque), cheque.wire(), ident)
+            self.step_aside()  # the cheque file needs no turn
             self.save(cheque)  # its id is on disk before processing hears of it
         return cheque.purchase
 
     def calculate(self, cheque: RegisterCheque) -> RegisterCheque:
-        with cheque.lock:
+        with self._holding(cheque):
             self._editable(cheque)
             purchase = self._purchase(cheque)
             purchase.cheque = cheque.wire()
@@ -489,6 +509,7 @@ class ChequeBook:
             except errors.CardBlocked as exc:
                 self._blocked(cheque, exc)
                 response = self._anonymous_calculate(cheque)
+            self.step_aside()  # answered: the bookkeeping needs no turn
             self._absorb(cheque, response)
             info = response.cheque
             cheque.discount = (info.total_discount if info else None) or Decimal(0)
@@ -515,7 +536,7 @@ class ChequeBook:
         return cheque.purchase.calculate()
 
     def pay(self, cheque: RegisterCheque, amount: Decimal) -> RegisterCheque:
-        with cheque.lock:
+        with self._holding(cheque):
             self._editable(cheque)
             if cheque.card is None or cheque.card_blocked:
                 raise ChequeError(
@@ -535,7 +556,7 @@ class ChequeBook:
         return cheque
 
     def confirm(self, cheque: RegisterCheque) -> RegisterCheque:
-        with cheque.lock:
+        with self._holding(cheque):
             if cheque.state == "confirmed":
                 return cheque
             self._editable(cheque)
@@ -554,6 +575,7 @@ class ChequeBook:
                     except sqlite3.Error:
                         pass  # the same full disk; the cheque is kept in memory
                 raise
+            self.step_aside()  # answered: the bookkeeping needs no turn
             cheque.queued = any(getattr(r, "local", None) == "queued" for r in (final, done))
             cheque.offline = cheque.offline or cheque.queued
             for response in (final, done):
@@ -568,7 +590,7 @@ class ChequeBook:
         return cheque
 
     def cancel(self, cheque: RegisterCheque, expired: bool = False) -> RegisterCheque:
-        with cheque.lock:
+        with self._holding(cheque):
             if cheque.state == "cancelled":
                 return cheque
             self._editable(cheque)
@@ -669,7 +691,7 @@ class ChequeBook:
         """Return lines (position -> quantity; all that is left when None) of a confirmed
         cheque.  What was refunded, queued or not, is tracked per position, so asking for
         more than is left is refused at once and never reaches the journal."""
-        with cheque.lock:
+        with self._holding(cheque):
             if cheque.state not in ("confirmed", "refunded") or cheque.purchase is None:
                 raise ChequeError("not_confirmed", "only a confirmed cheque can be refunded")
             returned = self._refund_lines(cheque, positions)
