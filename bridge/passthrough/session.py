@@ -283,7 +283,8 @@ class PassthroughSession:
         return Match(unmatched_id(item.name), "unmatched", item.barcode)
 
     def _settle_in_turn(self, card: str, lines: list[Line]) -> RegisterCheque:
-        """Runs on the register's sender thread: every request of it in one turn."""
+        """Runs on the register's sender thread; between its requests other calls may take the
+        turn while it does local work, but it gets the turn back ahead of later ones."""
         book = self.register.book
         cheque = book.open(card=card, lines=lines)
         try:

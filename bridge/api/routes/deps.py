@@ -37,7 +37,7 @@ RegisterDep = Annotated[Register, Depends(register_of)]
 
 
 async def in_turn(register: Register, step: Callable[[], T]) -> T:
-    """Run a loyalty step on the register's sender thread: one hop, in arrival order.
+    """Run a loyalty step on a sender thread of the register, in arrival order.
 
     The step's requests to processing then run inline there (the thread already holds
     the register's turn), and no API thread blocks waiting for its turn.
