@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -73,3 +74,13 @@ def tb() -> Iterator[Any]:
     mock.remove_all(bed)
     yield bed
     mock.remove_all(bed)
+
+
+@pytest.fixture(autouse=True)
+def _posbridge_log_level() -> Iterator[None]:
+    """Commands run in-process (`main(["demo", ...])`) set the posbridge logger's level
+    as a process would; put it back so a later test's log lines are not dropped."""
+    logger = logging.getLogger("posbridge")
+    level = logger.level
+    yield
+    logger.setLevel(level)
