@@ -823,7 +823,17 @@ def _problems(exc: ValidationError, data: dict[str, Any]) -> Iterable[str]:
             shown = REDACTED
         else:
             shown = repr(value) if found and not isinstance(value, dict | list) else ""
+            if shown and _names_the_value(msg, value):
+                shown = ""  # the message already quotes it, in the form the file has it
         yield f"{key}: {msg}" + (f" (got {shown})" if shown else "")
+
+
+def _names_the_value(msg: str, value: Any) -> bool:
+    """Whether a problem's words already show the value (a mode as 0o666, not as 438)."""
+    forms = {repr(value)}
+    if isinstance(value, int) and not isinstance(value, bool):
+        forms.add(oct(value))
+    return any(form in msg for form in forms)
 
 
 # ------------------------------------------------------------ files the config names
