@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -84,3 +86,52 @@ def _posbridge_log_level() -> Iterator[None]:
     level = logger.level
     yield
     logger.setLevel(level)
+
+
+# ------------------------------------------------------------------ the machine stays as found
+# CI runs as root, then installs the .deb, which refuses to start if /var/lib/posbridge is
+# already there.  A test that falls back to a default path (a lock file, a journal) would
+# write into the register's real directories: record every such write with the test that
+# made it, and fail the run naming them.
+SYSTEM_DIRS = ("/etc/posbridge", "/var/lib/posbridge", "/opt/posbridge")
+_present_at_start = {d for d in SYSTEM_DIRS if os.path.lexists(d)}
+_system_writes: list[str] = []
+_current_test = ["(collection)"]
+
+
+def _watch_system_dirs(event: str, args: tuple[Any, ...]) -> None:
+    if event not in ("open", "os.mkdir") or not args or not isinstance(args[0], (str, Path)):
+        return
+    path = os.fspath(args[0])
+    if not path.startswith(SYSTEM_DIRS):
+        return
+    if event == "open" and (len(args) < 3 or not isinstance(args[2], int)):
+        return
+    if event == "open" and not args[2] & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+        return
+    _system_writes.append(f"{_current_test[0]}: {event} {path}")
+
+
+sys.addaudithook(_watch_system_dirs)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    _current_test[0] = item.nodeid
+    try:
+        return (yield)
+    finally:
+        _current_test[0] = "(between tests)"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    appeared = sorted(d for d in SYSTEM_DIRS if os.path.lexists(d) and d not in _present_at_start)
+    if not (_system_writes or appeared):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = ["tests wrote into the register's own directories (use tmp_path):"]
+    lines += [f"  {w}" for w in dict.fromkeys(_system_writes)]
+    lines += [f"  {d} appeared during the run" for d in appeared]
+    if reporter is not None:
+        reporter.write_line("\n" + "\n".join(lines), red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -4,7 +4,8 @@
 # Usage (root): tools/deb-check.sh [dist/posbridge_VERSION_ARCH.deb]
 # The commands run from the installed files only, in a network namespace with nothing but
 # loopback: the package needs no registry and no network.  The machine is left as found
-# (a user/group posbridge that this script's install created is deleted at the end).
+# (a user/group posbridge that this script's install created is deleted at the end, and
+# directories of its paths found without the package are put back).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,8 +22,19 @@ fi
 if dpkg-query -W -f='${Status}' posbridge 2>/dev/null | grep -q installed; then
     fail "posbridge is already installed here; this check installs and purges it: dpkg --purge it first"
 fi
+# what an earlier install, a hand-made config or a stray test left here without the package
+# is moved aside, not removed and not failed on, and put back when the check ends
+aside=()
 for path in /opt/posbridge /etc/posbridge /var/lib/posbridge; do
-    [ ! -e "$path" ] || fail "$path exists already; this check would remove it"
+    [ ! -e "$path.deb-check-aside" ] \
+        || fail "$path.deb-check-aside exists: an earlier check did not finish; put it back as $path"
+done
+for path in /opt/posbridge /etc/posbridge /var/lib/posbridge; do
+    if [ -e "$path" ] || [ -L "$path" ]; then
+        mv "$path" "$path.deb-check-aside"
+        aside+=("$path")
+        echo "deb-check: $path was here without the package: kept as $path.deb-check-aside until the end"
+    fi
 done
 had_user=0; getent passwd posbridge >/dev/null && had_user=1
 had_group=0; getent group posbridge >/dev/null && had_group=1
@@ -39,6 +51,10 @@ cleanup() {
     [ $had_user = 1 ] || ! getent passwd posbridge >/dev/null || userdel posbridge || true
     [ $had_group = 1 ] || ! getent group posbridge >/dev/null || groupdel posbridge || true
     rm -rf "$work"
+    for path in "${aside[@]}"; do  # the package's own copy is gone with the purge
+        rm -rf "$path"
+        mv "$path.deb-check-aside" "$path" && echo "deb-check: $path put back" >&2
+    done
     exit $status
 }
 trap cleanup EXIT
