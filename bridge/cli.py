@@ -55,7 +55,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `only`, the other commands are listed by name and help
+    but their modules are not imported: the service's process (`run`) keeps out the code
+    of sixteen commands it never runs."""
     parser = argparse.ArgumentParser(
         prog="posbridge",
         description="Bridge between POS peripherals, the POS software and loyalty processing.",
@@ -64,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_text)
+            continue
         module = importlib.import_module(module_name)
         cmd = sub.add_parser(name, help=help_text, description=module.__doc__)
         module.configure(cmd)
@@ -118,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list in (["--version"], ["-V"]):  # the fast path: no parser, no imports
         print(f"posbridge {__version__}")
         return EXIT_OK
-    parser = build_parser()
+    parser = build_parser(_command_named(args_list))
     args = parser.parse_args(args_list)
     if not getattr(args, "_module", None):
         parser.print_help()
@@ -149,6 +155,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_BUG
         print(f"posbridge {args.command}: {_message(exc)}", file=sys.stderr)
         return code
+
+
+def _command_named(args: Sequence[str]) -> str | None:
+    """The subcommand on the command line, found as argparse will find it: the first word
+    that is not an option or the value of --config / --log-level."""
+    takes_value = {"--config", "--log-level"}
+    skip = False
+    for word in args:
+        if skip:
+            skip = False
+        elif word in takes_value:
+            skip = True
+        elif word == "--":
+            return None
+        elif not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
 
 
 def _one_line(text: str, limit: int = 200) -> str:

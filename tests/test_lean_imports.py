@@ -74,3 +74,24 @@ def test_a_plain_http_client_builds_no_tls_context() -> None:
     finally:
         plain.close()
         secure.close()
+
+
+def test_a_command_line_imports_only_the_command_it_runs() -> None:
+    # the service is `posbridge run`: the other commands' modules are code it never runs
+    found = fresh(
+        "import sys, json\n"
+        "from bridge.cli import build_parser, _command_named\n"
+        "named = _command_named(['--config', 'demo', '--log-level', 'ERROR', 'run'])\n"
+        "args = build_parser(named).parse_args(['--config', 'demo', 'run'])\n"
+        "others = sorted(m for m in sys.modules if m.startswith('bridge.commands.')"
+        " and m != 'bridge.commands.run')\n"
+        "print(json.dumps([named, args._module, others]))"
+    )
+    assert found == ["run", "bridge.commands.run", []]
+
+
+def test_help_still_lists_every_command() -> None:
+    from bridge.cli import COMMANDS, build_parser
+
+    text = build_parser("run").format_help()
+    assert all(name in text for name in COMMANDS)
