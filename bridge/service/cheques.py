@@ -252,7 +252,12 @@ class _SavingSender:
 
 
 class ChequeBook:
-    """The register's cheques; the most recent open one receives swiped or scanned cards."""
+    """The register's cheques; the most recent open one receives swiped or scanned cards.
+
+    Open cheques live in memory; of the closed ones only the `keep` most recent (a POS asks
+    for the receipt or the refund of the sale it just made), ~6 kB each.  Older ones are
+    read back from the cheque file when asked for (about a millisecond more per request).
+    """
 
     def __init__(
         self,
@@ -261,7 +266,7 @@ class ChequeBook:
         *,
         max_open: int = 200,
         expire_seconds: float = 12 * 3600,
-        keep: int = 200,
+        keep: int = 20,
         retention_seconds: float = 14 * 86400,
         clock: Callable[[], float] = time.time,
     ) -> None:

@@ -220,7 +220,7 @@ def test_metrics(api: httpx.Client, service: Service) -> None:
 def test_a_closed_cheque_keeps_what_receipts_and_refunds_need_and_no_more(
     service: Service, api: httpx.Client
 ) -> None:
-    """The register keeps 200 recent cheques: once a purchase is over, its steps'
+    """The register keeps its recent cheques: once a purchase is over, its steps'
     requests and answers are let go (they were ~2.4 MB of the service's memory)."""
     done = sell(api, ACTIVE)
     cid = done["id"]
