@@ -21,8 +21,8 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from stdnum import ean, luhn
 
+from drivers.check_digits import ean_check_digit, ean_valid, luhn_check_digit, luhn_valid
 from drivers.scanner.aim import split_aim
 
 GS = "\x1d"
@@ -44,9 +44,9 @@ class LoyaltyRule(BaseModel):
         if self.symbology is not None and symbology is not None and symbology != self.symbology:
             return False
         if self.check == "ean":
-            return data.isdigit() and ean.is_valid(data)
+            return data.isdigit() and ean_valid(data)
         if self.check == "luhn":
-            return data.isdigit() and luhn.is_valid(data)
+            return data.isdigit() and luhn_valid(data)
         return data.isascii() and data.isalnum()
 
 
@@ -120,7 +120,7 @@ def _loyalty(data: str, sym: str | None, s: BarcodeSettings) -> Classification |
 
 
 def _weight(data: str, sym: str | None, s: BarcodeSettings) -> Classification | None:
-    if len(data) != 13 or not data.isdigit() or not ean.is_valid(data):
+    if len(data) != 13 or not data.isdigit() or not ean_valid(data):
         return None
     for template in s.weight_templates:
         head = template[: template.index("P")]
@@ -145,7 +145,7 @@ def _gtin(data: str, sym: str | None, s: BarcodeSettings) -> Classification | No
     n = len(data)
     if n in (6, 7) or (n == 8 and sym == "]E0"):
         return _upc_e(data, sym)
-    if n in (8, 12, 13, 14) and ean.is_valid(data):
+    if n in (8, 12, 13, 14) and ean_valid(data):
         return Classification("gtin", data, sym, gtin=data.zfill(14))
     if n == 8 and sym is None:  # EAN-8 first; a UPC-E only when EAN-8's check digit fails
         return _upc_e(data, sym)
@@ -174,7 +174,7 @@ _TOBACCO = re.compile(r"^(\d{14})([!-~]{7})([!-~]{4})([!-~]{4})$")
 
 def _tobacco(data: str, sym: str | None, s: BarcodeSettings) -> Classification | None:
     m = _TOBACCO.match(data)
-    if m is None or not ean.is_valid(m.group(1)):
+    if m is None or not ean_valid(m.group(1)):
         return None
     return Classification(
         "marking_code",
@@ -234,7 +234,7 @@ def _gs1_fields(data: str) -> dict[str, str] | None:
 def _fixed_layout(data: str) -> dict[str, str] | None:
     for layout, ais in _NO_GS_LAYOUTS:
         m = layout.match(data)
-        if m is not None and ean.is_valid(m.group(1)):
+        if m is not None and ean_valid(m.group(1)):
             return dict(zip(ais, m.groups(), strict=True))
     return None
 
@@ -249,7 +249,7 @@ def _why_unknown(data: str, sym: str | None, s: BarcodeSettings) -> str:
             if rule.check == "ean":
                 return f"loyalty range {rule.prefix}: {_check_digit(data)}"
             if rule.check == "luhn":
-                should = luhn.calc_check_digit(data[:-1])
+                should = luhn_check_digit(data[:-1])
                 return f"loyalty range {rule.prefix}: Luhn check digit should be {should}"
     if _digits(data):
         n = len(data)
@@ -257,14 +257,14 @@ def _why_unknown(data: str, sym: str | None, s: BarcodeSettings) -> str:
             return f"UPC-E: {_upc_e_problem(data)}"
         if n == 8 and sym is None and data[0] in "01":
             return (
-                f"check digit should be {ean.calc_check_digit(data[:-1])} (EAN-8) or "
+                f"check digit should be {ean_check_digit(data[:-1])} (EAN-8) or "
                 f"{_upc_e_check(data[:7])} (UPC-E)"
             )
         if n in (8, 12, 13, 14):
             return _check_digit(data)
         return f"{n} digits: no GTIN, loyalty range or weight template has that length"
     gtin = _embedded_gtin(data)
-    if gtin is not None and not ean.is_valid(gtin):
+    if gtin is not None and not ean_valid(gtin):
         return f"GTIN {_check_digit(gtin)}"
     if gtin is not None:
         return "GS1 data without a marking serial (21) and crypto tail (91+92 or 93)"
@@ -285,7 +285,7 @@ def _digits(text: str) -> bool:
 
 
 def _check_digit(digits: str) -> str:
-    return f"check digit should be {ean.calc_check_digit(digits[:-1])}"
+    return f"check digit should be {ean_check_digit(digits[:-1])}"
 
 
 def _upc_e_check(seven: str) -> str:

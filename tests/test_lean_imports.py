@@ -31,9 +31,21 @@ def test_the_service_starts_without_biip_or_the_yaml_printer_database() -> None:
     # whole printer database with PyYAML (~5.5 MB): neither is needed to sell
     loaded = fresh(
         "import sys, json, bridge.service.server\n"
-        "print(json.dumps([m for m in ('biip', 'yaml', 'escpos.capabilities') if m in sys.modules]))"
+        "print(json.dumps([m for m in ('biip', 'yaml', 'escpos.capabilities', 'stdnum', 'pydoc')"
+        " if m in sys.modules]))"
     )
     assert loaded == []
+
+
+def test_check_digits_load_stdnum_on_the_first_scan() -> None:
+    found = fresh(
+        "import sys, json\n"
+        "from bridge.barcodes import classify\n"
+        "before = 'stdnum' in sys.modules\n"
+        "c = classify('4006381333931')\n"
+        "print(json.dumps([before, 'stdnum' in sys.modules, c.kind, c.gtin]))"
+    )
+    assert found == [False, True, "gtin", "04006381333931"]
 
 
 def test_a_scan_still_loads_biip_when_it_needs_it() -> None:

@@ -17,8 +17,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from stdnum import luhn
-
+from drivers.check_digits import luhn_valid
 from drivers.masking import mask_pan
 
 _FRAMING = "\x02\x03\r\n\t "  # STX, ETX, CR, LF and blanks readers put around tracks
@@ -213,7 +212,7 @@ def parse_swipe(text: str, *, luhn_ranges: Sequence[CardRange] = ()) -> CardSwip
     if number is not None:
         for card_range in luhn_ranges:
             if card_range.matches(number):
-                if card_range.luhn and not luhn.is_valid(number):
+                if card_range.luhn and not luhn_valid(number):
                     raise SwipeError(
                         f"card number {mask(number)} fails the Luhn check required for "
                         f"range {card_range.low}..{card_range.high}"

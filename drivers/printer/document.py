@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from escpos.constants import BARCODE_TYPES, CD_KICK_2, CD_KICK_5
-from stdnum import ean
 
+from drivers.check_digits import ean_valid
 from drivers.printer.profile import RenderTarget
 
 ESC = b"\x1b"
@@ -151,7 +151,7 @@ def _check_barcode(block: Barcode) -> None:
     data = block.data
     if not data:
         raise DocumentError(f"{name} barcode has no data")
-    if name in ("EAN13", "EAN8", "UPC-A") and not ean.is_valid(data):
+    if name in ("EAN13", "EAN8", "UPC-A") and not ean_valid(data):
         raise DocumentError(f"{name} barcode {data!r} is not a valid code (digits or check digit)")
     if (name == "EAN13" and len(data) != 13) or (name == "EAN8" and len(data) != 8):
         raise DocumentError(f"{name} barcode {data!r} has the wrong length")
