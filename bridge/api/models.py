@@ -223,4 +223,11 @@ class StatusOut(ApiModel):
         description="open cheques: count, cap, how many hold bonuses, the oldest untouched",
     )
     devices: list[DeviceOut]
+    passthrough: dict[str, Any] | None = Field(
+        default=None,
+        description="with [[passthrough]] entries: each relay (virtual port, device, running,"
+        " error, counters), the sales settled on the way (online, offline, no card, failed,"
+        " items unmatched in the catalogue and the last ones' names) and the masked card"
+        " waiting for a receipt",
+    )
     uptime_seconds: float

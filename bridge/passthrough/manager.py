@@ -193,6 +193,15 @@ class PassthroughManager:
             out[name] = _counters(relay)
         return out
 
+    def summary(self) -> dict[str, Any]:
+        """What /v1/status shows: each relay, the sales settled on the way, and the items
+        that matched nothing in the catalogue (their names; no card numbers)."""
+        return {
+            "relays": self.status(),
+            "sales": self.session.figures(),
+            "pendingCard": self.session.pending_card(),
+        }
+
     def status(self) -> list[dict[str, Any]]:
         out = []
         counters = self.counters()

@@ -350,18 +350,21 @@ class PassthroughSession:
             log.exception("pass-through: cannot lay out the block of cheque %s", chosen.cheque.id)
             return None
 
-    # ------------------------------------------------------------------ for doctor
+    # ------------------------------------------------------------------ for doctor and status
+
+    def figures(self) -> dict[str, Any]:
+        """The sales seen so far and the catalogue the items are matched against."""
+        with self._lock:
+            return {
+                **self.counts.as_dict(),
+                "catalogItems": self.catalog.size,
+                "catalogError": self.catalog.error,
+            }
 
     def _save_stats(self) -> None:
         if self.stats_path is None:
             return
-        with self._lock:
-            data = {
-                **self.counts.as_dict(),
-                "catalogItems": self.catalog.size,
-                "catalogError": self.catalog.error,
-                "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            }
+        data = {**self.figures(), "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
         try:
             temporary = self.stats_path.with_name(self.stats_path.name + ".tmp")
             temporary.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")

@@ -176,6 +176,7 @@ class Register:
             "journal": journal,
             "cheques": self.book.summary(),
             "devices": [] if self.devices is None else self.devices.status(),
+            "passthrough": None if self.passthrough is None else self.passthrough.summary(),
             "uptimeSeconds": round(time.monotonic() - self.started, 1),
         }
 

@@ -4,6 +4,7 @@ by their symlinks (our Shtrih-M driver as its client library, pyserial for the s
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import threading
@@ -18,7 +19,9 @@ from typing import Any
 import pytest
 import serial
 
+from bridge.api.models import StatusOut
 from bridge.config import parse
+from bridge.loyalty.protocol import mask_card
 from bridge.metrics import Metrics
 from bridge.passthrough.checks import passthrough_checks
 from bridge.service.cheques import Line
@@ -163,6 +166,8 @@ def test_scanner_and_registrar_pass_through_end_to_end(rig: Rig) -> None:
     with serial.Serial(str(rig.scan_link), 9600, timeout=0.2) as scanner:
         os.write(rig.scanner_master, CARD.encode() + b"\r")
         wait_for(lambda: manager.session.pending_card() is not None, "the card captured")
+        waiting = rig.register.status()["passthrough"]
+        assert waiting["pendingCard"] == mask_card(CARD) and CARD not in json.dumps(waiting)
         os.write(rig.scanner_master, MILK_CODE.encode() + b"\r")
         assert read_scan(scanner, len(MILK_CODE) + 1) == MILK_CODE.encode() + b"\r"
     printer = pos_registrar(rig.kkt_link)
@@ -179,6 +184,13 @@ def test_scanner_and_registrar_pass_through_end_to_end(rig: Rig) -> None:
     counts = manager.session.counts
     assert (counts.settled_online, counts.failed, counts.unmatched) == (1, 0, 0)
     assert manager.counters()["kkt-pos"]["frames_inserted"] > 0
+    shown = StatusOut.model_validate(rig.register.status()).passthrough  # what /v1/status says
+    assert shown is not None and shown["pendingCard"] is None
+    relays = {r["name"]: r for r in shown["relays"]}
+    assert relays["kkt-pos"]["running"] and relays["kkt-pos"]["error"] is None
+    assert relays["kkt-pos"]["counters"]["frames_inserted"] > 0
+    assert relays["kkt-pos"]["port"].startswith(f"pty {rig.kkt_link} -> /dev/pts/")
+    assert (shown["sales"]["settledOnline"], shown["sales"]["unmatched"]) == (1, 0)
     metrics = Metrics()
     metrics.watch(rig.register)
     text = metrics.render().decode()

@@ -88,6 +88,7 @@ def test_offline_purchase_then_replay(
     assert done["queued"] and done["accrued"] is None
     status = body(api.get("/v1/status"))
     assert status["connectivity"] == "offline" and status["journal"]["pending"] == 2
+    assert status["passthrough"] is None  # no [[passthrough]] entries on this register
     events = SseReader(f"{service.url}/v1/events", TOKEN)
     sandbox_server.start()
     try:
