@@ -64,6 +64,30 @@ class RegistrarSession(Protocol):
         self, card: str, items: Sequence[SoldItem], *, width: int, deadline: float
     ) -> Settled: ...
 
+    def void(self, settled: Settled) -> None: ...
+
+
+class _Settling:
+    """A receipt's settle as the relay's settle thread delivers it; the POS's cancel of the
+    receipt may come before the settle is over (it overran its budget)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._settled: Settled | None = None
+        self._voided = False
+
+    def deliver(self, settled: Settled) -> bool:
+        """Keep the outcome; True if the receipt was cancelled meanwhile (void it now)."""
+        with self._lock:
+            self._settled = settled
+            return self._voided
+
+    def cancel(self) -> Settled | None:
+        """The receipt is cancelled: the outcome to void now, or None (voided on delivery)."""
+        with self._lock:
+            self._voided = True
+            return self._settled
+
 
 class RegistrarRelay:
     """One POS-facing port in front of one real registrar; `start()` / `stop()`.
@@ -111,6 +135,7 @@ class RegistrarRelay:
         self._width = width  # configured, or read once with 0x26
         self._width_asked = width is not None
         self._receipt: OpenReceipt | None = None
+        self._settling: _Settling | None = None  # the open receipt's settle, once closing
         # POS side: written by the reader (ACK/NAK) and the worker (answers), under the lock
         self._lock = threading.Lock()
         self._busy = False  # a POS frame is with the registrar
@@ -124,6 +149,7 @@ class RegistrarRelay:
             "receipts_settled": 0,  # closes with a loyalty block printed
             "failures": 0,  # anything that made us fail open or lose a POS frame's answer
             "unreadable_items": 0,  # sale frames accepted by the registrar we could not read
+            "receipts_voided": 0,  # settled, then cancelled by the POS: purchase given back
         }
 
     # lifecycle ------------------------------------------------------------------------
@@ -273,11 +299,30 @@ class RegistrarRelay:
             self._open(kind)
         elif code in (cmd.SALE, cmd.OPERATION_V2):
             self._item(code, body)
-        elif code == cmd.CANCEL or code in CLOSES:
+        elif code == cmd.CANCEL:
             self._receipt = None
+            settling, self._settling = self._settling, None
+            settled = None if settling is None else settling.cancel()
+            if settled is not None:
+                self._void(settled)
+        elif code in CLOSES:
+            self._receipt = None
+            self._settling = None
+
+    def _void(self, settled: Settled) -> None:
+        """A receipt settled with processing was cancelled: no sale, so no accrual."""
+        if settled.purchase is None:
+            return
+        try:
+            self.session.void(settled)
+            self._count("receipts_voided")
+        except Exception:
+            log.exception("%s: the cancelled receipt's purchase was not given back", self.name)
+            self._count("failures")
 
     def _open(self, kind: int) -> OpenReceipt:
         self._receipt = OpenReceipt(kind)
+        self._settling = None
         try:
             self.session.receipt_opened()
         except Exception:
@@ -336,7 +381,8 @@ class RegistrarRelay:
         try:
             password = password_of(close)
             width = self._line_width(password)
-            lines = self._settle(card, receipt.items, width, started + self.settle_budget)
+            self._settling = settling = _Settling()
+            lines = self._settle(card, receipt.items, width, started + self.settle_budget, settling)
             if lines:
                 self._print(lines, password, started + self.settle_budget + self.print_budget)
         except Exception:
@@ -373,18 +419,26 @@ class RegistrarRelay:
         return self._width or FALLBACK_WIDTH
 
     def _settle(
-        self, card: str, items: Sequence[SoldItem], width: int, deadline: float
+        self,
+        card: str,
+        items: Sequence[SoldItem],
+        width: int,
+        deadline: float,
+        settling: _Settling,
     ) -> list[str]:
-        """The session's lines, or [] when it fails or overruns `deadline` (it is left behind)."""
+        """The session's lines, or [] when it fails or overruns `deadline` (it is left behind
+        and delivers to `settling` when it ends)."""
         outcome: list[Settled] = []
 
         def run() -> None:
             try:
-                outcome.append(
-                    self.session.settle(card, list(items), width=width, deadline=deadline)
-                )
+                settled = self.session.settle(card, list(items), width=width, deadline=deadline)
             except Exception:
                 log.exception("%s: settle failed", self.name)
+                return
+            outcome.append(settled)
+            if settling.deliver(settled):  # the POS cancelled the receipt meanwhile
+                self._void(settled)
 
         worker = threading.Thread(target=run, name=f"relay-settle {self.name}", daemon=True)
         worker.start()

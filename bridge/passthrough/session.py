@@ -24,6 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -67,10 +68,14 @@ class SoldItem:
 
 @dataclass(frozen=True)
 class Settled:
-    """The outcome of settling a receipt: lines to print ([] = nothing) and why."""
+    """The outcome of settling a receipt: lines to print ([] = nothing) and why.
+
+    `purchase` is the cheque confirmed for it, or still being confirmed past the
+    deadline: what `PassthroughSession.void` returns if the POS cancels the receipt."""
 
     lines: list[str]
     reason: str  # "online" | "offline" | "no_card" | "failed: <what>"
+    purchase: Future[RegisterCheque] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -85,6 +90,8 @@ class PassthroughCounts:
     items: int = 0
     unmatched: int = 0
     blocks_handed: int = 0  # loyalty blocks given to the printer relay
+    voided: int = 0  # receipts cancelled at the registrar after settling: purchase refunded
+    void_failed: int = 0  # ... whose refund failed (the log says which cheque)
     last_unmatched: deque[str] = field(default_factory=lambda: deque(maxlen=UNMATCHED_KEPT))
 
     def as_dict(self) -> dict[str, Any]:
@@ -97,6 +104,8 @@ class PassthroughCounts:
             "items": self.items,
             "unmatched": self.unmatched,
             "blocksHanded": self.blocks_handed,
+            "voided": self.voided,
+            "voidFailed": self.void_failed,
             "lastUnmatched": list(self.last_unmatched),
         }
 
@@ -212,10 +221,11 @@ class PassthroughSession:
                 cheque = future.result(timeout=max(0.0, deadline - time.monotonic()))
             except FutureTimeout:
                 future.add_done_callback(lambda _: self._late())
-                return self._failed(
+                failed = self._failed(
                     f"processing did not settle within {deadline - started:.1f}s"
                     " (the purchase completes in the background)"
                 )
+                return Settled(failed.lines, failed.reason, future)
             printed = self._render(cheque, width)
             offline = cheque.queued  # what the block says: accrual waits in the journal
             with self._lock:
@@ -224,7 +234,7 @@ class PassthroughSession:
                 else:
                     self.counts.settled_online += 1
             self._save_stats()
-            return Settled(printed, "offline" if offline else "online")
+            return Settled(printed, "offline" if offline else "online", future)
         except LoyaltyError as exc:  # processing refused (an unknown card...): said, not traced
             return self._failed(mask_text(str(exc)) or type(exc).__name__)
         except Exception as exc:  # fail open: the close goes to the registrar regardless
@@ -313,6 +323,61 @@ class PassthroughSession:
     def _late(self) -> None:
         with self._lock:
             self.counts.late += 1
+        self._save_stats()
+
+    def void(self, settled: Settled) -> None:
+        """The POS cancelled the receipt (its close was refused, then 0x88): no sale took
+        place, so the purchase settled for it is refunded at processing, whole, through the
+        journal when offline; if it is still being settled, as soon as it is confirmed.
+        Never waits and never raises: the cancel goes to the registrar at once."""
+        if settled.purchase is not None:
+            settled.purchase.add_done_callback(self._refund_voided)
+
+    def _refund_voided(self, settling: Future[RegisterCheque]) -> None:
+        if settling.cancelled() or settling.exception() is not None:
+            return  # nothing was confirmed (a failed settle cancels its cheque)
+        cheque = settling.result()
+        book = self.register.book
+
+        def refund() -> dict[str, Any] | None:
+            if cheque.state != "confirmed":  # refunded meanwhile (through the API)
+                return None
+            return book.refund(cheque, None)
+
+        try:
+            job = self.register.offline.client.exclusive().submit(refund)
+        except Exception:
+            log.exception("pass-through: the refund of cheque %s was not queued", cheque.number)
+            job = Future()
+            job.set_exception(RuntimeError("not queued"))
+        job.add_done_callback(lambda done: self._voided(cheque, done))
+
+    def _voided(self, cheque: RegisterCheque, done: Future[dict[str, Any] | None]) -> None:
+        try:
+            result = done.result()
+        except Exception as exc:
+            with self._lock:
+                self.counts.void_failed += 1
+            log.error(
+                "pass-through: receipt cancelled at the registrar, but its cheque %s (%s) was"
+                " not refunded (%s); refund it: POST /v1/cheques/%s/refund",
+                cheque.number,
+                cheque.id,
+                mask_text(str(exc)) or type(exc).__name__,
+                cheque.id,
+            )
+        else:
+            if result is None:
+                return
+            with self._lock:
+                self.counts.voided += 1
+            log.warning(
+                "pass-through: receipt cancelled at the registrar after its close: cheque %s"
+                " refunded%s",
+                cheque.number,
+                " (queued in the journal)" if result.get("queued") else "",
+            )
+            self.register.publish_cheque("cheque_refunded", cheque)
         self._save_stats()
 
     # ------------------------------------------------------------------ the printer relay

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -69,6 +70,7 @@ class StubSession:
     release: threading.Event = field(default_factory=threading.Event)
     settling: threading.Event = field(default_factory=threading.Event)
     returned: threading.Event = field(default_factory=threading.Event)
+    voided: list[Settled] = field(default_factory=list)
 
     def card_presented(self, number: str, source: str) -> None:
         self.card = number
@@ -96,9 +98,14 @@ class StubSession:
                 self.release.wait(30)
             if self.error is not None:
                 raise self.error
-            return Settled(list(self.lines), self.reason)
+            confirmed: Future[Any] = Future()
+            confirmed.set_result("cheque")
+            return Settled(list(self.lines), self.reason, confirmed)
         finally:
             self.returned.set()
+
+    def void(self, settled: Settled) -> None:
+        self.voided.append(settled)
 
 
 def device_transport(emu: RegistrarEmulator, kind: str) -> Transport:

@@ -230,6 +230,45 @@ def test_a_cancelled_receipt_is_forgotten_and_the_card_waits_for_the_next() -> N
     assert through["documents"][0]["messages"] == BLOCK
 
 
+CANCELLED_AFTER_CLOSE = [cmd(0x8D, b"\x00"), sale_80("Milk", 1000, 8990), close_85(5000), cmd(0x88)]
+
+
+def test_a_receipt_cancelled_after_its_close_was_refused_is_voided() -> None:
+    session = StubSession(card=CARD)
+    out = run_relayed(CANCELLED_AFTER_CLOSE, session)
+    assert [a[1] for a in out["answers"]] == [0, 0, 0x45, 0]  # 50.00 paid for 89.90: refused
+    assert len(session.calls) == 1 and len(session.voided) == 1
+    assert out["counters"]["receipts_voided"] == 1
+
+
+def test_a_close_refused_then_sent_again_and_taken_is_not_voided() -> None:
+    session = StubSession(card=CARD)
+    frames = [*CANCELLED_AFTER_CLOSE[:3], close_85(10000)]
+    out = run_relayed(frames, session)
+    assert [a[1] for a in out["answers"]] == [0, 0, 0x45, 0]
+    assert len(session.calls) == 1 and session.voided == []  # settled once, kept
+    assert out["counters"]["receipts_voided"] == 0
+
+
+def test_a_receipt_cancelled_before_its_close_has_nothing_to_void() -> None:
+    session = StubSession(card=CARD)
+    out = run_relayed([*CANCELLED_AFTER_CLOSE[:2], cmd(0x88)], session)
+    assert [a[1] for a in out["answers"]] == [0, 0, 0]
+    assert session.calls == [] and session.voided == []
+
+
+def test_a_cancel_while_the_settle_overruns_voids_it_when_it_ends() -> None:
+    session = StubSession(card=CARD, hold=True)
+    emu, _ = emulator()
+    with emu, relayed(emu, session, settle_budget=0.3) as (pos, relay):
+        answers = play(pos, CANCELLED_AFTER_CLOSE)
+        assert [a.body[1] for a in answers] == [0, 0, 0x45, 0]
+        assert session.voided == []  # the settle is still running
+        session.release.set()
+        assert until(lambda: len(session.voided) == 1)
+        assert relay.counters["receipts_voided"] == 1
+
+
 def test_a_refused_sale_is_not_an_item() -> None:
     session = StubSession(card="4000000000000002")
     frames = [
@@ -449,6 +488,33 @@ def test_online_the_loyalty_block_is_printed_inside_the_receipt(
         admin(sandbox_server, f"purchases/{cheque.purchase.purchase_id}")["status"] == "confirmed"
     )
     assert out["counters"]["receipts_settled"] == 1 and out["counters"]["failures"] == 0
+
+
+@pytest.mark.parametrize("down", [False, True], ids=["online", "offline"])
+def test_a_sale_cancelled_at_the_registrar_after_settling_is_refunded(
+    real_session: PassthroughSession, sandbox_server: SandboxServer, proxy: FaultProxy, down: bool
+) -> None:
+    """Close refused (payments short), then the POS cancels: no sale, so no accrual."""
+    if down:
+        proxy.set_fault("refuse")
+    real_session.card_presented(CARD, "scanner-relay")
+    frames = [cmd(0x8D, b"\x00"), *E2E_ITEMS, close_85(10000), cmd(0x88)]
+    out = run_relayed(frames, real_session, settle_budget=3.0)
+    assert [a[1] for a in out["answers"]] == [0, 0, 0, 0x45, 0]
+    [cheque] = real_session.register.book._closed.values()
+    assert until(lambda: cheque.state == "refunded"), cheque.state
+    assert real_session.counts.voided == 1 and out["counters"]["receipts_voided"] == 1
+    assert cheque.purchase is not None
+    if down:  # the sale and its refund wait in the journal, in that order
+        ops = [e.op for e in real_session.register.offline.journal.pending_page()]
+        assert ops[-1] == "refund" and "confirm" in ops, ops
+        return
+    sold = admin(sandbox_server, f"purchases/{cheque.purchase.purchase_id}")
+    [refund_id] = sold["refunds"]
+    refund = admin(sandbox_server, f"purchases/{refund_id}")
+    assert refund["totalAmount"] == sold["totalAmount"] == Decimal("329.80")
+    ledger = admin(sandbox_server, f"ledger/{CARD}")
+    assert ledger["reversed"] == ledger["accrued"] > 0  # what was accrued is taken back
 
 
 @pytest.mark.parametrize("fault", ["refuse", "status"], ids=["down", "http_500"])
