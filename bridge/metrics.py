@@ -148,6 +148,8 @@ def _passthrough_metrics(manager: PassthroughManager) -> Iterator[Metric]:
         ("no_card", counts.no_card),
         ("failed", counts.failed),
         ("late", counts.late),
+        ("voided", counts.voided),  # cancelled at the registrar after settling: refunded
+        ("void_failed", counts.void_failed),
     ):
         settles.add_metric([outcome], n)
     yield settles

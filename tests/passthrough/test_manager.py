@@ -195,6 +195,8 @@ def test_scanner_and_registrar_pass_through_end_to_end(rig: Rig) -> None:
     metrics.watch(rig.register)
     text = metrics.render().decode()
     assert 'posbridge_passthrough_items_total{match="matched"} 1.0' in text
+    assert 'posbridge_passthrough_receipts_total{outcome="online"} 1.0' in text
+    assert 'posbridge_passthrough_receipts_total{outcome="voided"} 0.0' in text
     assert 'posbridge_passthrough_running{kind="registrar",passthrough="kkt-pos"} 1.0' in text
     found = {
         name: (verdict, detail)

@@ -504,6 +504,7 @@ def test_a_sale_cancelled_at_the_registrar_after_settling_is_refunded(
     [cheque] = real_session.register.book._closed.values()
     assert until(lambda: cheque.state == "refunded"), cheque.state
     assert real_session.counts.voided == 1 and out["counters"]["receipts_voided"] == 1
+    assert real_session.figures()["voidFailed"] == 0
     assert cheque.purchase is not None
     if down:  # the sale and its refund wait in the journal, in that order
         ops = [e.op for e in real_session.register.offline.journal.pending_page()]
