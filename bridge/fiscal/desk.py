@@ -336,21 +336,31 @@ class FiscalDesk:
         self, printer: FiscalPrinter, record: FiscalRecord
     ) -> dict[str, Any] | None:
         """After a close whose answer never came and no receipt is open: the document
-        exists if the device's last document number moved past the one noted before."""
-        last = printer.last_document()
-        # no number noted before the print (the device could not say then): an old
-        # document cannot be told from ours, so nothing is adopted and nothing printed
-        if last is None or record.last_before is None:
+        exists if the device closed a receipt after the document noted before the print
+        (a fresh FN's registration report counts: its first receipt is found too)."""
+        last: FiscalResult | None = None
+        why = "the registrar could not tell its last document before the print"
+        if record.last_before is not None:
+            try:
+                last = printer.receipt_after(record.last_before)
+                why = ""
+            except FiscalLinkError:
+                raise
+            except FiscalError as exc:
+                why = exc.message
+        # no number noted before the print, or no answer now: an old document cannot be
+        # told from ours, so nothing is adopted and nothing printed
+        if why:
             raise self._failed(
                 record,
                 FiscalError(
-                    "the registrar cannot tell its last document, so whether this cheque's"
-                    " receipt was closed is unknown: check the registrar's last receipt"
+                    f"{why}; so whether this cheque's receipt was closed is unknown:"
+                    " check the registrar's last receipt"
                 ),
                 None,
                 condition="unknown",
             )
-        if last.document_number > record.last_before:
+        if last is not None:
             log.warning(
                 "registrar %s: cheque %s's receipt was closed before the failure (FD %d)",
                 self.registrar.name,
@@ -365,8 +375,7 @@ class FiscalDesk:
     def _print(
         self, printer: FiscalPrinter, sale: FiscalSale, record: FiscalRecord
     ) -> dict[str, Any]:
-        last = printer.last_document()
-        record.last_before = None if last is None else last.document_number
+        record.last_before = printer.document_watermark()
         record.answer = {"lines": sale.messages}
         try:
             self.store.put(record)

@@ -175,7 +175,17 @@ class FiscalPrinter(Device, ABC):
         """Non-fiscal text (a test page, a slip)."""
 
     def last_document(self) -> FiscalResult | None:
-        """The last closed fiscal receipt (shift reports skipped), for crash recovery:
-        its number moving past a watermark means a close went through.  None if the
-        device cannot say."""
+        """The last closed fiscal receipt (shift reports skipped), None if the device cannot
+        say or has closed none among its last few documents."""
         return None
+
+    def document_watermark(self) -> int | None:
+        """The number of the device's last fiscal document of any kind (a fresh FN has its
+        registration report), noted before a close: with `receipt_after` it tells whether a
+        close whose answer was lost went through.  None if the device cannot say."""
+        return None
+
+    def receipt_after(self, watermark: int) -> FiscalResult | None:
+        """The first fiscal receipt closed after document `watermark` (shift reports
+        skipped), None if there is none.  Raises FiscalError if the device cannot be asked."""
+        raise FiscalError(f"{self.name}: this registrar cannot look up its documents")

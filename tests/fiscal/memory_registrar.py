@@ -111,6 +111,19 @@ class MemoryRegistrar(FiscalPrinter):
 
     def last_document(self) -> FiscalResult | None:
         self._step("last")
-        if not self.knows_last:
+        if not self.knows_last or self.paper.number == 0:  # 0: a fresh FN, no receipt yet
             return None
         return FiscalResult(self.paper.number, str(1000000 + self.paper.number))
+
+    def document_watermark(self) -> int | None:
+        self._step("watermark")
+        return self.paper.number if self.knows_last else None
+
+    def receipt_after(self, watermark: int) -> FiscalResult | None:
+        self._step("after")
+        if not self.knows_last:
+            raise FiscalError("memory: the FN cannot be asked")
+        if self.paper.number <= watermark:
+            return None
+        number = watermark + 1  # every document here is a receipt
+        return FiscalResult(number, str(1000000 + number))

@@ -97,6 +97,17 @@ def test_lost_close_answer_is_adopted_not_printed_twice(tmp_path: Path) -> None:
     assert bench.desk.print_cheque(cheque(), CASH)["replayed"]
 
 
+def test_lost_close_answer_on_a_fresh_fn_is_adopted_too(tmp_path: Path) -> None:
+    """No receipt on the device before ours: there is no last receipt to note, but the
+    watermark (the FN's last document of any kind) still tells ours apart."""
+    bench = Bench(tmp_path)
+    bench.paper.number = 0
+    bench.prepared().close_then_lose_answer = True
+    answer = bench.desk.print_cheque(cheque(), CASH)
+    assert answer["state"] == "closed" and answer["documentNumber"] == 1
+    assert len(bench.paper.receipts) == 1 and bench.paper.cancelled == 0
+
+
 def test_cancel_failing_too_reports_open_and_the_retry_cancels_first(tmp_path: Path) -> None:
     bench = Bench(tmp_path)
     driver = bench.prepared()

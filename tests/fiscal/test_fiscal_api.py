@@ -277,6 +277,36 @@ def test_retry_after_a_crash_after_the_close_adopts_the_document(
         till.stop()
 
 
+def test_a_crash_after_the_first_close_of_a_fresh_fn_is_found_too(
+    tmp_path: Path, sandbox_server: SandboxServer, emulator: RegistrarEmulator
+) -> None:
+    """No receipt on the device before ours: the watermark is its registration report,
+    and the receipt after it (past the shift's opening report) is adopted."""
+    port = emulator.start_tcp()
+    till = Till(tmp_path, sandbox_server, port)
+    try:
+        out = sell(till.api, ACTIVE)
+        till.stop()
+        printer = _driver(emulator, port)
+        assert printer.last_document() is None  # no receipt to take a number from
+        store = FiscalStore(till.config.cheques_path())
+        mark = printer.document_watermark()
+        store.put(FiscalRecord(out["id"], Stage.CLOSING, "kkt", attempts=1, last_before=mark))
+        store.close()
+        _one_receipt(printer, close=True)  # the close the crashed process had sent
+        printer.close()
+        till.restart()
+        status, answer = fiscal(till, out["id"])
+        assert status == 200, answer
+        [document] = emulator.documents
+        assert (answer["documentNumber"], answer["fiscalSign"]) == (
+            document["number"],
+            document["sign"],
+        )
+    finally:
+        till.stop()
+
+
 def test_no_registrar_configured(tmp_path: Path, sandbox_server: SandboxServer) -> None:
     with Service(service_config(tmp_path, sandbox_server.url), TOKEN) as svc, client(svc) as api:
         out = sell(api, ACTIVE)

@@ -43,6 +43,7 @@ MODE_SHIFT_CLOSED = 4
 _PRINTER_TROUBLE = frozenset({0x50, 0x58, 0x6B, 0x71, 0x72, 0x73, 0x76, 0x77, 0xC8})
 _RECEIPT_TYPES = frozenset({3, 4, 31, 41})  # receipt, БСО, and their corrections
 _LOOK_BACK = 8  # documents searched for the last receipt (a Z-report and a shift opening)
+_LOOK_AHEAD = 8  # documents searched after a watermark for a receipt closed meanwhile
 _FN_MISSING = frozenset({0x2F, 0x30, 0x64, 0x67})
 _FN_FULL = frozenset({0x06, 0x12, 0x14, 0x70})
 
@@ -402,6 +403,36 @@ class ShtrihFiscalPrinter(FiscalPrinter):
                 raise
             except (FiscalError, FrameError) as exc:
                 log.info("%s: last receipt unknown: %s", self.name, exc)
+            return None
+
+    def document_watermark(self) -> int | None:
+        with self._lock:
+            try:
+                return replies.parse_fn_status(self._run(cmd.fn_status())).last_document
+            except FiscalLinkError:
+                raise
+            except (FiscalError, FrameError) as exc:
+                log.info("%s: last document number unknown: %s", self.name, exc)
+                return None
+
+    def receipt_after(self, watermark: int) -> FiscalResult | None:
+        """Looks forward from the watermark: one shift-opening report, maybe a Z-report,
+        then the receipt, whichever came first after a crash.  More than `_LOOK_AHEAD`
+        documents since is more than one lost close explains: the device is not asked."""
+        with self._lock:
+            try:
+                last = replies.parse_fn_status(self._run(cmd.fn_status())).last_document
+                if last - watermark > _LOOK_AHEAD:
+                    raise FiscalError(
+                        f"{self.name}: {last - watermark} fiscal documents since number"
+                        f" {watermark}: which receipt is which cannot be told"
+                    )
+                for number in range(watermark + 1, last + 1):
+                    found = replies.parse_found_document(self._run(cmd.fn_find_document(number)))
+                    if found.type in _RECEIPT_TYPES:
+                        return FiscalResult(found.number, str(found.fiscal_sign))
+            except FrameError as exc:
+                raise FiscalError(f"{self.name}: an FN document could not be read: {exc}") from exc
             return None
 
 

@@ -375,6 +375,33 @@ def test_last_document_is_the_last_receipt_never_a_shift_report(
     assert (last.document_number, last.fiscal_sign) == (result.document_number, result.fiscal_sign)
 
 
+def test_a_receipt_after_a_watermark_is_found_on_a_fresh_fn_past_the_shift_opening(
+    rig: tuple[object, ShtrihFiscalPrinter],
+) -> None:
+    """What a retry after a lost close asks: the watermark is noted before the print."""
+    _, printer = rig
+    mark = printer.document_watermark()
+    assert mark == 1  # a fresh FN: its registration report only
+    assert printer.receipt_after(mark) is None
+    sell(printer)  # opens the shift first: FD 2 is the shift report, FD 3 the receipt
+    result = printer.end_fiscal_receipt(CASH, TaxSystem.OSN)
+    found = printer.receipt_after(mark)
+    assert found is not None
+    assert (found.document_number, found.fiscal_sign) == (3, result.fiscal_sign)
+    assert printer.receipt_after(printer.document_watermark() or 0) is None
+
+
+def test_too_many_documents_after_a_watermark_are_not_guessed_at(
+    rig: tuple[object, ShtrihFiscalPrinter],
+) -> None:
+    _, printer = rig
+    for _ in range(10):
+        sell(printer)
+        printer.end_fiscal_receipt(CASH, TaxSystem.OSN)
+    with pytest.raises(FiscalError, match="cannot be told"):
+        printer.receipt_after(1)
+
+
 def test_a_cashier_password_other_than_the_admins_sells_and_closes() -> None:
     """The close (0xFF45) goes with the operator's password, as the vendor's driver sends it."""
     with RegistrarEmulator(password=1, admin_password=30) as emulator:
