@@ -37,6 +37,15 @@ def test_the_service_starts_without_biip_or_the_yaml_printer_database() -> None:
     assert loaded == []
 
 
+def test_a_register_without_a_registrar_never_loads_the_fiscal_desk() -> None:
+    loaded = fresh(
+        "import sys, json, bridge.service.server\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('bridge.fiscal.')"
+        " or m.startswith('drivers.fiscal.shtrih'))))"
+    )
+    assert loaded == ["bridge.fiscal.service"]
+
+
 def test_check_digits_load_stdnum_on_the_first_scan() -> None:
     found = fresh(
         "import sys, json\n"

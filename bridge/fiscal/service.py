@@ -1,7 +1,7 @@
 """The register's fiscal side: the desk of its registrar, made on the first print.
 
-A register without a registrar never opens the fiscal records; the endpoint then
-answers 409 `no_registrar` with what to add to the config.
+A register without a registrar never opens the fiscal records nor loads the desk; the
+endpoint then answers 409 `no_registrar` with what to add to the config.
 """
 
 from __future__ import annotations
@@ -9,14 +9,11 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from bridge.fiscal.desk import FiscalDesk, FiscalPrintError, Registrar
-from bridge.fiscal.records import FiscalStore, FiscalStoreError
-from bridge.fiscal.registrar import NoRegistrar, registrar_for
-
 CLOSE_WAIT = 5.0  # seconds a stopping service waits for a fiscal print to end
 
 if TYPE_CHECKING:
     from bridge.config import Config
+    from bridge.fiscal.desk import FiscalDesk, Registrar
     from bridge.fiscal.sale import FiscalRequest
     from bridge.service.cheques import RegisterCheque
 
@@ -30,6 +27,12 @@ class FiscalService:
         self._lock = threading.Lock()
 
     def desk(self) -> FiscalDesk:
+        # lazy: the desk, its records and the registrar's driver load with the first
+        # print; a register without a registrar never carries them (~0.7 MB)
+        from bridge.fiscal.desk import FiscalDesk, FiscalPrintError
+        from bridge.fiscal.records import FiscalStore, FiscalStoreError
+        from bridge.fiscal.registrar import NoRegistrar, registrar_for
+
         with self._lock:
             if self._desk is None:
                 try:

@@ -15,8 +15,6 @@ from pydantic import Field
 from bridge.api.models import ApiModel, Problem
 from bridge.api.problems import Json, problem
 from bridge.api.routes.deps import ERRORS, RegisterDep
-from bridge.fiscal.desk import FiscalPrintError
-from bridge.fiscal.sale import FiscalRequest, LineFiscal, SaleError
 from drivers.fiscal.base import DocumentState, FiscalPayment, PaymentKind, TaxRate
 
 router = APIRouter()
@@ -78,6 +76,11 @@ class FiscalProblem(Problem):
 def print_fiscal(register: RegisterDep, cheque_id: str, body: FiscalIn) -> Any:
     """Print the confirmed cheque as a fiscal sale receipt; the answer carries the fiscal
     document number and sign.  Idempotent: a retry never makes a second document."""
+    # lazy: the fiscal desk and sale (~0.7 MB) load with the first print, so a register
+    # without a registrar never carries them; this route then answers `no_registrar`
+    from bridge.fiscal.desk import FiscalPrintError
+    from bridge.fiscal.sale import FiscalRequest, LineFiscal, SaleError
+
     cheque = register.book.get(cheque_id)
     request = FiscalRequest(
         payments=[FiscalPayment(p.kind, p.amount) for p in body.payments],
