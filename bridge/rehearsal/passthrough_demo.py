@@ -230,6 +230,10 @@ def _shift(
     manager = service.register.passthrough
     if manager is None:
         raise RuntimeError("the service runs no pass-through")
+    # the relay opens the scanner on its own thread, and opening a serial port discards
+    # what waits in it: the customer scans once the scanner is open, as at a real till
+    relay = manager.relays["scanner"]
+    _wait(lambda: bool(getattr(relay, "online", False)), "the scanner opened by its relay")
 
     say("3. customer 1 scans a loyalty card; the cashier scans milk and bread")
     balance = Decimal(str((sandbox.ledger(CARD_ONLINE) or {}).get("balance", 0)))

@@ -24,6 +24,7 @@ from bridge.config import parse
 from bridge.loyalty.protocol import mask_card
 from bridge.metrics import Metrics
 from bridge.passthrough.checks import passthrough_checks
+from bridge.passthrough.scanner import ScannerRelay
 from bridge.service.cheques import Line
 from bridge.service.register import Register
 from drivers.fiscal.base import FiscalItem, FiscalPayment, PaymentKind, TaxRate, TaxSystem
@@ -163,6 +164,11 @@ def test_scanner_and_registrar_pass_through_end_to_end(rig: Rig) -> None:
     assert "scan" not in rig.register.devices.devices  # the relay owns it, not the manager
     manager = rig.register.passthrough
     assert manager is not None
+    relay = manager.relays["scan-pos"]
+    assert isinstance(relay, ScannerRelay)
+    # the relay opens the scanner on its own thread, and opening a serial port discards
+    # what was waiting in it (pyserial flushes input): scan once the scanner is open
+    wait_for(lambda: relay.online, "the scanner opened by its relay")
     with serial.Serial(str(rig.scan_link), 9600, timeout=0.2) as scanner:
         os.write(rig.scanner_master, CARD.encode() + b"\r")
         wait_for(lambda: manager.session.pending_card() is not None, "the card captured")
