@@ -297,6 +297,8 @@ class RegistrarRelay:
         if code == cmd.OPEN_RECEIPT:
             kind = body[5] if len(body) > 5 else SALE_RECEIPT
             self._open(kind)
+        elif code == cmd.FONT_INFO and body[5:6] == b"\x01" and not self._width_asked:
+            self._learn_width(reply)
         elif code in (cmd.SALE, cmd.OPERATION_V2):
             self._item(code, body)
         elif code == cmd.CANCEL:
@@ -389,8 +391,19 @@ class RegistrarRelay:
             log.exception("%s: loyalty block failed; the close goes out without it", self.name)
             self._count("failures")
 
+    def _learn_width(self, reply: bytes) -> None:
+        """The POS asked font 1's width itself (many do at start): no 0x26 of ours needed."""
+        try:
+            self._width = parse_font_width(reply[2:])
+        except FrameError as exc:
+            log.info("%s: the POS's font info not read (%s)", self.name, exc)
+            return
+        self._width_asked = True
+        log.info("%s: loyalty lines laid out at %d characters", self.name, self._width)
+
     def _line_width(self, password: int) -> int:
-        """Characters per line of font 1, read once with 0x26, else the narrow fallback.
+        """Characters per line of font 1: as the POS read it with 0x26, else read once with
+        0x26 of our own before the first block, else the narrow fallback.
 
         0x26 wants the administrator's password: the POS's own is tried first (many shops
         run the POS as the administrator), then `admin_password` (the factory 30 unless

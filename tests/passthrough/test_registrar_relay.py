@@ -598,6 +598,20 @@ def test_the_width_is_asked_once_and_a_later_receipt_without_a_card_is_untouched
     assert len(session.calls) == 1 and session.opened == 2
 
 
+def test_a_pos_that_reads_the_font_width_itself_gets_no_0x26_of_ours() -> None:
+    frames = [cmd(0x26, bytes([1])), *receipt_v1()]
+    alone = run_direct(frames)
+    session = StubSession(card="4000000000000002")
+    through = run_relayed(frames, session)
+    assert through["answers"] == alone["answers"]
+    extra = inserted(alone["executed"], through["executed"])
+    assert [code for code, _ in extra] == [0x17] * len(BLOCK)  # only the block's lines
+    told = alone["answers"][0]  # what the registrar told the POS: the block is laid out to it
+    assert told[:2] == bytes([0x26, 0])
+    [(_, _, width, _)] = session.calls
+    assert width == int.from_bytes(told[2:4], "little") // told[4] == 48
+
+
 def test_link_faults_on_the_registrar_side_are_recovered_without_running_a_frame_twice() -> None:
     frames = receipt_v1()
     alone = run_direct(frames)
