@@ -11,10 +11,13 @@ closes), and why the TCP listener keeps listening after its client leaves.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import select
 import socket
+import sys
+import termios
 import threading
 import tty
 from pathlib import Path
@@ -123,6 +126,25 @@ class PtyPort(Transport):
             except OSError as exc:
                 raise TransportError(f"{self.name}: write failed: {exc}") from exc
             view = view[written:]
+
+    def unread(self) -> int:
+        """Bytes written for the POS that it has not read (yet): 0 while it reads as they come,
+        growing while it keeps the port closed (the pty holds them, a real port would not)."""
+        slave = self._slave
+        if slave is None:
+            return 0
+        try:
+            got = fcntl.ioctl(slave, termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return 0
+        return int.from_bytes(got, sys.byteorder)
+
+    def discard_unread(self) -> None:
+        """Drop what the POS has not read, as a real port the POS keeps closed loses it."""
+        slave = self._slave
+        if slave is not None:
+            with contextlib.suppress(OSError, termios.error):
+                termios.tcflush(slave, termios.TCIFLUSH)
 
     def read(self, size: int = 4096, timeout: float | None = 0.1) -> bytes:
         fd = self._require()

@@ -37,6 +37,7 @@ from drivers.reconnect import Backoff, ReaderLoop
 from drivers.scanner.framing import Frame, Framer
 from drivers.scanner.scan import ScanOptions, make_scan
 from drivers.transport.base import Transport, TransportError
+from drivers.virtual_port import PtyPort
 
 log = logging.getLogger("posbridge.passthrough.scanner")
 
@@ -52,8 +53,10 @@ COUNTERS = (
     "to_device",
     "to_device_dropped",
     "offline",
+    "stale_dropped",
 )
 _LF = b"\n"
+UNREAD_TIMEOUT = 10.0  # seconds a scan waits in the POS's pty before it is dropped
 
 
 class ScanSink(Protocol):
@@ -75,7 +78,9 @@ class ScannerRelay:
     unrecognised (garbage passed), half_scans (incomplete scans passed), failures (ours:
     classification or session errors; the bytes passed anyway), pos_write_failures (bytes
     the POS did not take, dropped), to_device / to_device_dropped (POS -> scanner writes),
-    offline (times the scanner went away).
+    offline (times the scanner went away), stale_dropped (bytes the POS left unread for
+    `unread_timeout` seconds on a pty, dropped: it keeps its port closed, and a real port
+    would have lost those scans rather than hand it old products when it opens).
     """
 
     def __init__(
@@ -92,8 +97,11 @@ class ScannerRelay:
         name: str = "scanner",
         backoff: Backoff | None = None,
         on_status: Callable[[PowerState, str], None] | None = None,
+        unread_timeout: float = UNREAD_TIMEOUT,
     ) -> None:
         self.name = name
+        self.unread_timeout = unread_timeout
+        self._unread_since: float | None = None  # when the POS's pty was first seen unread
         self.pos = pos
         self.session = session
         self.suffix = suffix
@@ -174,6 +182,7 @@ class ScannerRelay:
             self._release(frames)
 
     def _on_tick(self, now: float) -> None:
+        self._drop_stale(now)
         frames = self._framer.poll(now)
         if frames or len(self._raw) > len(self._framer.pending):
             self._release(frames)
@@ -271,6 +280,29 @@ class ScannerRelay:
             ", passed on to the POS" if self.pass_cards else "",
         )
         return self.pass_cards
+
+    def _drop_stale(self, now: float) -> None:
+        """Scans a POS has not read for `unread_timeout` seconds are dropped: it has its
+        port closed (or has stopped), and when it opens it must not ring up old products."""
+        if not isinstance(self.pos, PtyPort):
+            return  # the TCP port drops what no POS is connected for already
+        unread = self.pos.unread()
+        if unread == 0:
+            self._unread_since = None
+        elif self._unread_since is None:
+            self._unread_since = now
+        elif now - self._unread_since >= self.unread_timeout:
+            self.pos.discard_unread()
+            self._unread_since = None
+            self._count("stale_dropped", unread)
+            log.warning(
+                "%s: %d bytes of scans unread by the POS for %.0f s dropped: is the POS"
+                " reading %s?",
+                self.name,
+                unread,
+                self.unread_timeout,
+                self.pos.link or self.pos.slave_path,
+            )
 
     def _to_pos(self, data: bytes) -> None:
         try:

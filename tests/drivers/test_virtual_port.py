@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import select
 import socket
 import stat
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,16 @@ def _read_exactly(port: PtyPort | TcpListenPort, size: int, attempts: int = 50) 
         if len(got) >= size:
             break
     return got
+
+
+def _settles(value: Callable[[], int], expected: int) -> bool:
+    """Poll a kernel figure that has no event (the pty's unread count) until it settles."""
+    tick = threading.Event()
+    for _ in range(100):
+        if value() == expected:
+            return True
+        tick.wait(0.01)
+    return False
 
 
 def _serial_read(pos: serial.Serial, size: int) -> bytes:
@@ -47,6 +60,27 @@ def test_pty_bytes_both_ways_through_the_symlink(tmp_path: Path) -> None:
             assert port.read(timeout=0.05) == b""  # nothing echoed back
     finally:
         port.close()
+
+
+def test_pty_tells_and_drops_what_the_pos_has_not_read(tmp_path: Path) -> None:
+    port = PtyPort(tmp_path / "scanner", "scanner")
+    try:
+        assert port.unread() == 0
+        port.write(b"4006381333931\r")  # no POS has the port open
+        assert _settles(port.unread, 14)  # the kernel moves pty bytes on its own work queue
+        port.discard_unread()
+        assert port.unread() == 0
+        fd = os.open(port.slave_path, os.O_RDWR | os.O_NOCTTY)  # opened without a flush
+        try:
+            port.write(b"x")
+            ready, _, _ = select.select([fd], [], [], 2)
+            assert ready and os.read(fd, 64) == b"x"  # the dropped scan is not before it
+            assert port.unread() == 0
+        finally:
+            os.close(fd)
+    finally:
+        port.close()
+    assert port.unread() == 0  # closed: nothing to tell
 
 
 def test_pty_pos_closing_is_not_an_error_and_it_can_reopen(tmp_path: Path) -> None:

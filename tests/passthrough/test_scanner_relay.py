@@ -153,6 +153,26 @@ def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
         scanner.unplug()
 
 
+def test_scans_the_pos_leaves_unread_are_dropped_not_handed_over_late(
+    make_rig: Callable[..., Rig],
+) -> None:
+    """A POS that is down or keeps its port closed must not ring up, when it opens, the
+    products scanned meanwhile: a real port it keeps closed loses them too."""
+    rig = make_rig(unread_timeout=0.3)
+    old = PRODUCTS[0] + b"\r"
+    rig.scanner.send(old)  # the POS reads nothing for a while
+    tick = threading.Event()
+    deadline = time.monotonic() + 5
+    while rig.relay.counters["stale_dropped"] == 0 and time.monotonic() < deadline:
+        tick.wait(0.05)  # polling the relay's counter; it publishes no event
+    assert rig.relay.counters["stale_dropped"] == len(old)
+    assert rig.relay.counters["scans"] == 1  # it was relayed, then left unread
+    new = PRODUCTS[1] + b"\r"
+    rig.scanner.send(new)
+    assert rig.read_pos(len(new)) == new  # only the fresh scan
+    assert rig.pos.read(64) == b""
+
+
 def test_product_scans_reach_the_pos_byte_for_byte_with_their_suffix(
     make_rig: Callable[..., Rig],
 ) -> None:
