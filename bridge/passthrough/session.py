@@ -346,38 +346,41 @@ class PassthroughSession:
 
         try:
             job = self.register.offline.client.exclusive().submit(refund)
-        except Exception:
-            log.exception("pass-through: the refund of cheque %s was not queued", cheque.number)
-            job = Future()
-            job.set_exception(RuntimeError("not queued"))
+        except Exception as exc:  # the register is stopping: said, as a failed refund
+            self._refund_failed(cheque, exc)
+            return
         job.add_done_callback(lambda done: self._voided(cheque, done))
 
     def _voided(self, cheque: RegisterCheque, done: Future[dict[str, Any] | None]) -> None:
         try:
             result = done.result()
         except Exception as exc:
-            with self._lock:
-                self.counts.void_failed += 1
-            log.error(
-                "pass-through: receipt cancelled at the registrar, but its cheque %s (%s) was"
-                " not refunded (%s); refund it: POST /v1/cheques/%s/refund",
-                cheque.number,
-                cheque.id,
-                mask_text(str(exc)) or type(exc).__name__,
-                cheque.id,
-            )
-        else:
-            if result is None:
-                return
-            with self._lock:
-                self.counts.voided += 1
-            log.warning(
-                "pass-through: receipt cancelled at the registrar after its close: cheque %s"
-                " refunded%s",
-                cheque.number,
-                " (queued in the journal)" if result.get("queued") else "",
-            )
-            self.register.publish_cheque("cheque_refunded", cheque)
+            self._refund_failed(cheque, exc)
+            return
+        if result is None:
+            return
+        with self._lock:
+            self.counts.voided += 1
+        log.warning(
+            "pass-through: receipt cancelled at the registrar after its close: cheque %s"
+            " refunded%s",
+            cheque.number,
+            " (queued in the journal)" if result.get("queued") else "",
+        )
+        self.register.publish_cheque("cheque_refunded", cheque)
+        self._save_stats()
+
+    def _refund_failed(self, cheque: RegisterCheque, exc: Exception) -> None:
+        with self._lock:
+            self.counts.void_failed += 1
+        log.error(
+            "pass-through: receipt cancelled at the registrar, but its cheque %s (%s) was"
+            " not refunded (%s); refund it: POST /v1/cheques/%s/refund",
+            cheque.number,
+            cheque.id,
+            mask_text(str(exc)) or type(exc).__name__,
+            cheque.id,
+        )
         self._save_stats()
 
     # ------------------------------------------------------------------ the printer relay
