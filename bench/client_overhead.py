@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 
 from bench._sandbox import sandbox_process
-from bridge.loyalty.client import LoyaltyClient, PreparedRequest, new_id
+from bridge.loyalty.client import LoyaltyClient
 from bridge.loyalty.protocol import (
     CalculateRequest,
     Cheque,
@@ -31,6 +31,7 @@ from bridge.loyalty.protocol import (
     ProcessingResponse,
     loads,
 )
+from bridge.loyalty.request import PreparedRequest, new_id
 
 CARD = "2775000000012"
 

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 
 from bench._sandbox import sandbox_process
-from bridge.loyalty.client import LoyaltyClient, PreparedRequest, new_id
+from bridge.loyalty.client import LoyaltyClient
 from bridge.loyalty.journal import Journal, record_text
 from bridge.loyalty.offline import OfflineClient
 from bridge.loyalty.protocol import (
@@ -46,6 +46,7 @@ from bridge.loyalty.protocol import (
     ProcessingResponse,
     loads,
 )
+from bridge.loyalty.request import PreparedRequest, new_id
 from tests.loyalty.offline_helpers import shift
 
 LOGIN, PASSWORD = "register-1", "secret-1"

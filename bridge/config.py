@@ -31,7 +31,7 @@ from pydantic import (
 )
 
 from bridge.barcodes import BarcodeSettings
-from bridge.devices.supported import (
+from bridge.supported_devices import (
     ALL_KIND_KEYS,
     CONNECTIONS,
     DEFAULT_TCP_PORT,
@@ -399,7 +399,7 @@ class ReceiptSettings(Section):
 # ---------------------------------------------------------------------- devices
 # One model per connection, each holding only what that connection needs: a key of
 # another connection is refused with its name, never ignored.  What each kind may use
-# and which keys belong to which kind: bridge.devices.supported.
+# and which keys belong to which kind: bridge.supported_devices.
 
 _USB_ID = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}(:\S+)?$")
 

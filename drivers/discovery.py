@@ -46,7 +46,7 @@ _KEY_1_TO_0 = range(2, 12)
 
 class NodeKind(enum.StrEnum):
     """Which kind of system node a configured device is found as (what the device is, a
-    scanner or a printer, is the config's DeviceKind, bridge.devices.supported)."""
+    scanner or a printer, is the config's DeviceKind, bridge.supported_devices)."""
 
     SERIAL = "serial"  # a tty: RS-232, USB-serial, CDC-ACM
     USB = "usb"  # bulk endpoints through libusb

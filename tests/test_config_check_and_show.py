@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from bridge import config
 from bridge.cli import main
-from bridge.devices.supported import SUPPORTED
+from bridge.supported_devices import SUPPORTED
 from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]

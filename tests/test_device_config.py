@@ -15,7 +15,7 @@ from bridge import config
 from bridge.cli import main
 from bridge.config import SerialDevice, TcpDevice, UsbDevice
 from bridge.devices import build
-from bridge.devices.supported import CONNECTIONS, KINDS, SUPPORTED
+from bridge.supported_devices import CONNECTIONS, KINDS, SUPPORTED
 
 PROCESSING = '[processing]\nurl = "https://p.example/api"\nlogin = "a"\npassword = "b"\n'
 

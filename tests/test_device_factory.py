@@ -325,7 +325,7 @@ def test_a_wedge_is_fed_from_the_configured_input_node(tmp_path: Path, kind: str
 
 def test_every_supported_pair_builds(tmp_path: Path) -> None:
     """Nothing outside bridge.devices.build decides what a pair becomes."""
-    from bridge.devices.supported import SUPPORTED
+    from bridge.supported_devices import SUPPORTED
 
     address = {
         "serial": {"port": "/dev/ttyS0"},

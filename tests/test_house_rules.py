@@ -7,7 +7,7 @@ a rule broken anywhere, so a new module cannot quietly start its own convention.
   CLI's command modules) and heavy optional libraries justify one;
 - no `assert` steers production code: python -O removes it;
 - no import cycle between sibling packages or modules (runtime imports; the type checker's
-  own `if TYPE_CHECKING:` imports are not dependencies), except the known ones listed here;
+  own `if TYPE_CHECKING:` imports are not dependencies);
 - `posbridge --help` builds every command's parser without the heavy libraries.
 """
 
@@ -184,20 +184,6 @@ def test_the_cli_starts_without_the_heavy_libraries(argv: list[str]) -> None:
     assert out.stdout.strip().splitlines()[-1] == "HEAVY []", out.stdout[-500:]
 
 
-# Runtime import cycles that exist today, each an (importer, imported) import to remove by
-# moving what both sides need; a new cycle fails the test.  Shrink this list, never grow it.
-KNOWN_CYCLE_IMPORTS = {
-    ("bridge.service.server", "bridge.api.app"),  # the service composes the API it serves
-    ("bridge.service.server", "bridge.api.connections"),
-    ("bridge.fiscal.test_page", "bridge.commands"),
-    ("bridge.fiscal.sale", "bridge.service.receipts"),
-    ("bridge.devices.build", "bridge.config"),
-    ("bridge.loyalty.purchase", "bridge.loyalty.client"),
-    ("bridge.service.cheques", "bridge.service.cheque_store"),  # restore() builds cheques
-    ("sandbox.registrar.emulator", "sandbox.registrar.admin"),
-}
-
-
 def sibling_cycles(graph: grimp.ImportGraph, allowed: set[tuple[str, str]]) -> list[str]:
     """Every group of sibling modules/packages that import each other in a circle."""
     found: list[str] = []
@@ -248,19 +234,12 @@ def _cycles(deps: dict[str, set[str]]) -> list[set[str]]:
     return groups
 
 
-def test_no_new_import_cycles() -> None:
+def test_no_import_cycles() -> None:
     graph = grimp.build_graph(*PACKAGES, exclude_type_checking_imports=True)
-    found = sibling_cycles(graph, KNOWN_CYCLE_IMPORTS)
+    found = sibling_cycles(graph, set())
     assert not found, "import cycles (move what both sides need, do not import back):\n" + (
         "\n".join(found)
     )
-    stale = {
-        edge
-        for edge in KNOWN_CYCLE_IMPORTS
-        if edge[0] in graph.modules
-        and edge[1] not in graph.find_modules_directly_imported_by(edge[0])
-    }
-    assert not stale, f"gone from the code, drop them from KNOWN_CYCLE_IMPORTS: {sorted(stale)}"
 
 
 def test_the_cycle_rule_sees_a_cycle() -> None:

@@ -30,7 +30,7 @@ def test_the_service_starts_without_biip_or_the_yaml_printer_database() -> None:
     # biip builds all its GS1 tables on import (~16 MB); escpos.capabilities parses the
     # whole printer database with PyYAML (~5.5 MB): neither is needed to sell
     loaded = fresh(
-        "import sys, json, bridge.service.server\n"
+        "import sys, json, bridge.server\n"
         "print(json.dumps([m for m in ('biip', 'yaml', 'escpos.capabilities', 'stdnum', 'pydoc')"
         " if m in sys.modules]))"
     )
@@ -39,7 +39,7 @@ def test_the_service_starts_without_biip_or_the_yaml_printer_database() -> None:
 
 def test_a_register_without_a_registrar_never_loads_the_fiscal_desk() -> None:
     loaded = fresh(
-        "import sys, json, bridge.service.server\n"
+        "import sys, json, bridge.server\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith('bridge.fiscal.')"
         " or m.startswith('drivers.fiscal.shtrih'))))"
     )

@@ -26,7 +26,6 @@ import httpx
 import pytest
 
 from bridge import logs
-from bridge.loyalty.client import PreparedRequest, new_id
 from bridge.loyalty.journal import Journal
 from bridge.loyalty.protocol import (
     REQUEST_MODELS,
@@ -36,7 +35,8 @@ from bridge.loyalty.protocol import (
     loads,
     local_now,
 )
-from bridge.service.server import Service
+from bridge.loyalty.request import PreparedRequest, new_id
+from bridge.server import Service
 from sandbox.server import SandboxServer
 from tests.conftest import LOGIN, PASSWORD
 from tests.drivers.pty_helpers import Pty

@@ -30,7 +30,7 @@ from bridge.api.problems import problem, problem_for
 from bridge.api.routes import cards, cheques, events, fiscal, receipts, status
 from bridge.loyalty import errors
 from bridge.loyalty.journal import JournalError
-from bridge.service.cheques import ChequeError
+from bridge.service.cheque import ChequeError
 from bridge.service.register import Register
 
 # in this order: the OpenAPI document lists the paths as they are included

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from bridge.service.cheques import MAX_TOTAL
+from bridge.service.cheque import MAX_TOTAL
 
 # the problem codes of the money rules (the problem's `code` when it is the only error)
 MONEY_CODES = frozenset({"amount_mismatch", "discount_too_large", "total_too_large"})

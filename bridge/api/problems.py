@@ -17,7 +17,7 @@ from bridge.loyalty import errors
 from bridge.loyalty.journal import CASHIER_UNAVAILABLE, JournalUnavailable, storage_failure
 from bridge.loyalty.offline import RedemptionOffline
 from bridge.loyalty.protocol import dumps
-from bridge.service.cheques import ChequeError
+from bridge.service.cheque import ChequeError
 from drivers.masking import mask_data, mask_text
 
 log = logging.getLogger("posbridge.api")

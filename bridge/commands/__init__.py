@@ -1,4 +1,5 @@
-"""CLI subcommands: one module each, exposing `configure(parser)` and `run(args) -> int`.
+"""CLI subcommands: one module each, exposing `configure(parser)` and `run(args) -> int`
+(modules named `_*` are the commands' shared parts, not commands).
 
 The CLI imports every command module to build its parser, so a module imports only light
 parts at the top (argparse, the standard library, small modules of ours); what pulls in

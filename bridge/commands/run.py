@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     # lazy: the service is the whole application (FastAPI, uvicorn, httpx, the drivers); the
     # CLI imports this module for its parser, and the other commands' cold start skips it
     from bridge import config, config_access, logs
-    from bridge.service.server import Service
+    from bridge.server import Service
 
     # the same checks as `config check` (the unit's ExecStartPre): what it accepts starts
     cfg = config.load(args.config, service=True)

@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
     # lazy: the config, the printer drivers and the registrar pull in pydantic, pyserial,
     # pyusb and python-escpos; the CLI imports this module for its parser, others skip them
     from bridge import config
+    from bridge.commands._registrar_test_page import registrar_named, run_test_page
     from bridge.devices.build import DeviceBuildError, address, build_printer
-    from bridge.fiscal.test_page import registrar_named, run_test_page
     from drivers.device import DeviceError
 
     cfg = config.load(args.config)

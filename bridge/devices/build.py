@@ -28,7 +28,7 @@ from bridge.config import (
     TcpDevice,
     UsbDevice,
 )
-from bridge.devices.supported import unsupported_problem
+from bridge.supported_devices import unsupported_problem
 from drivers.transport.base import Transport
 from drivers.transport.file import FileTransport
 from drivers.transport.serial import SerialSettings, SerialTransport

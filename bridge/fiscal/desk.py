@@ -37,7 +37,7 @@ from drivers.fiscal.base import (
 from drivers.masking import mask_text
 
 if TYPE_CHECKING:
-    from bridge.service.cheques import RegisterCheque
+    from bridge.service.cheque import RegisterCheque
 
 log = logging.getLogger("posbridge.fiscal")
 

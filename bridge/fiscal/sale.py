@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING
 
-from bridge.service.receipts import block_for
+from bridge.receipts.cheque_block import block_for
 from drivers.fiscal.base import FiscalItem, FiscalPayment, PaymentKind, TaxRate, TaxSystem
 from drivers.printer.document import render_text
 
 if TYPE_CHECKING:
-    from bridge.service.cheques import RegisterCheque
+    from bridge.service.cheque import RegisterCheque
 
 CENT = Decimal("0.01")
 MAX_NAME = 128  # what the FN takes for a position's name

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from bridge.config import Config
     from bridge.fiscal.desk import FiscalDesk, Registrar
     from bridge.fiscal.sale import FiscalRequest
-    from bridge.service.cheques import RegisterCheque
+    from bridge.service.cheque import RegisterCheque
 
 
 class FiscalService:

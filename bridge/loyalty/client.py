@@ -15,10 +15,8 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-import uuid
 from base64 import b64encode
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -40,20 +38,18 @@ from bridge.loyalty.protocol import (
     Operation,
     ProcessingResponse,
     RefundRequest,
-    RequestBase,
     answer_context,
     encode,
     loads,
     local_now,
-    mask_card,
-    path_for,
 )
+from bridge.loyalty.purchase import Purchase
+from bridge.loyalty.request import PreparedRequest, new_id
 from bridge.loyalty.sequencer import RegisterLock, Sequencer
 from bridge.loyalty.transport import Aborted, DeadlineExceeded, DeadlineTransport
 
 if TYPE_CHECKING:
     from bridge.config import ProcessingSettings
-    from bridge.loyalty.purchase import Purchase
 
 log = logging.getLogger("posbridge.loyalty")
 M = TypeVar("M", bound=BaseModel)
@@ -62,50 +58,6 @@ Described = str | Callable[[], str]  # what a request is, for errors: worked out
 _JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"}
 DEFAULT_DEADLINE = 8.0  # seconds for a whole request: over 5 s is a timeout for a cashier
 DEFAULT_MAX_ANSWER_BYTES = 1 << 20  # a contract answer is a few kB; a cheque of 1,000 lines ~300 kB
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-@dataclass(frozen=True)
-class PreparedRequest:
-    """One step, ready to send: the same object (or its stored record) is resent on retry."""
-
-    op: Operation
-    body: RequestBase
-    purchase_id: str | None = None
-    target_operation_id: str | None = None  # the redemption a cancel-operation cancels
-    # the exact bytes stored in the journal: a replay sends them, not a re-encoding
-    raw: bytes | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def path(self) -> str:
-        return path_for(self.op, self.purchase_id, self.target_operation_id)
-
-    @property
-    def operation_id(self) -> str:
-        return self.body.operation_id
-
-    def payload(self) -> bytes:
-        return self.raw if self.raw is not None else encode(self.body)
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any], raw: bytes | None = None) -> Self:
-        op = Operation(record["op"])
-        return cls(
-            op=op,
-            body=REQUEST_MODELS[op].model_validate(record["body"]),
-            purchase_id=record.get("purchaseId"),
-            target_operation_id=record.get("targetOperationId"),
-            raw=raw,
-        )
-
-    def describe(self) -> str:
-        ident = self.body.identifier
-        who = f" card {mask_card(ident.value)}" if ident is not None else ""
-        pid = f" purchase {self.purchase_id}" if self.purchase_id else ""
-        return f"{self.op.value}{pid} op {self.operation_id}{who}"
 
 
 class LoyaltyClient:
@@ -307,8 +259,6 @@ class LoyaltyClient:
         return self.send(PreparedRequest(Operation.BALANCE, body))
 
     def purchase(self, cheque: Cheque, identifier: Identifier | str | None = None) -> Purchase:
-        from bridge.loyalty.purchase import Purchase
-
         ident = Identifier(value=identifier) if isinstance(identifier, str) else identifier
         return Purchase(self, cheque, ident)
 

@@ -40,8 +40,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bridge.loyalty.client import PreparedRequest
 from bridge.loyalty.protocol import Operation, dumps, loads, mask_card, path_for
+from bridge.loyalty.request import PreparedRequest
 from bridge.private_files import create_private, private_umask
 from bridge.sqlite_transaction import transaction
 from drivers.masking import mask_data, mask_text

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bridge.loyalty import errors
-from bridge.loyalty.client import LoyaltyClient, PreparedRequest
+from bridge.loyalty.client import LoyaltyClient
 from bridge.loyalty.journal import Entry, EntryStatus, Journal, JournalUnavailable
 from bridge.loyalty.protocol import (
     ErrorCode,
@@ -56,6 +56,7 @@ from bridge.loyalty.protocol import (
     ResponseCheque,
     ResponseLine,
 )
+from bridge.loyalty.request import PreparedRequest
 from bridge.loyalty.sequencer import RegisterLock
 from drivers.reconnect import Backoff
 

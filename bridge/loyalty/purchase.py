@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
-from bridge.loyalty.client import PreparedRequest, new_id
 from bridge.loyalty.errors import LoyaltyError
 from bridge.loyalty.protocol import (
     Cheque,
@@ -24,6 +23,7 @@ from bridge.loyalty.protocol import (
     ProcessingResponse,
     encode,
 )
+from bridge.loyalty.request import PreparedRequest, new_id
 
 _STICKY = ("discount", "confirm", "cancel")
 

@@ -39,7 +39,7 @@ from drivers.masking import mask_text
 
 if TYPE_CHECKING:
     from bridge.config import Config
-    from bridge.service.cheques import Line, RegisterCheque
+    from bridge.service.cheque import Line, RegisterCheque
     from bridge.service.register import Register
 
     MakeLine = Callable[[str, str, Decimal, Decimal, Decimal, str | None], Line]

@@ -31,11 +31,11 @@ from stdnum import ean
 
 from bridge.config import parse
 from bridge.loyalty.protocol import Cheque, ChequeLine, loads, local_now
+from bridge.receipts.cheque_block import block_for
 from bridge.receipts.png import write_png
 from bridge.receipts.sample import cheque_receipt
 from bridge.rehearsal.fiscal_step import fiscal_sale
-from bridge.service.receipts import block_for
-from bridge.service.server import Service
+from bridge.server import Service
 from drivers.printer.document import render_text
 from sandbox.server import SandboxServer
 

@@ -21,7 +21,7 @@ import httpx
 
 from bridge.config import parse
 from bridge.loyalty.protocol import loads
-from bridge.service.server import Service
+from bridge.server import Service
 from sandbox.registrar.emulator import RegistrarEmulator
 
 CARD = "2775000000050"  # an active sandbox card with a balance

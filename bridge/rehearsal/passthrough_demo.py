@@ -29,7 +29,7 @@ from typing import Any
 
 from bridge.config import parse
 from bridge.rehearsal.demo import Shift, VirtualPort, free_port
-from bridge.service.server import Service
+from bridge.server import Service
 from drivers.fiscal.base import FiscalItem, FiscalPayment, PaymentKind, TaxSystem
 from drivers.fiscal.shtrih import commands as cmd
 from drivers.fiscal.shtrih.printer import ShtrihFiscalPrinter

@@ -23,11 +23,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bridge.loyalty.client import PreparedRequest
 from bridge.loyalty.protocol import Identifier, loads
 from bridge.loyalty.purchase import Purchase, Sender
+from bridge.loyalty.request import PreparedRequest
 from bridge.private_files import create_private, private_umask
-from bridge.service.cheques import Line, RefundRecord, RegisterCheque
+from bridge.service.cheque import Line, RefundRecord, RegisterCheque
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cheques (

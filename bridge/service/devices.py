@@ -20,7 +20,7 @@ from bridge.barcodes import UnusableInput, classify
 from bridge.config import Config
 from bridge.devices import build
 from bridge.loyalty.protocol import mask_card
-from bridge.service.cheques import ChequeError
+from bridge.service.cheque import ChequeError
 from drivers.device import DataEvent, Device, ErrorEvent, Event, Flag, StatusEvent
 from drivers.masking import mask_text
 from drivers.msr.tracks import CardSwipe

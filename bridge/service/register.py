@@ -17,11 +17,12 @@ from bridge.loyalty.client import LoyaltyClient
 from bridge.loyalty.journal import JournalError
 from bridge.loyalty.offline import Connectivity
 from bridge.metrics import Metrics
+from bridge.receipts.cheque_block import loyalty_document, loyalty_receipt
 from bridge.runtime import offline_client
+from bridge.service.cheque import ChequeError, Line, RegisterCheque
 from bridge.service.cheque_store import ChequeStore
-from bridge.service.cheques import ChequeBook, ChequeError, Line, RegisterCheque
+from bridge.service.cheques import ChequeBook
 from bridge.service.events import EventBus
-from bridge.service.receipts import loyalty_document, loyalty_receipt
 
 if TYPE_CHECKING:
     from bridge.passthrough.manager import PassthroughManager

@@ -19,10 +19,12 @@ import json
 import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sandbox.registrar.emulator import RegistrarEmulator
 from sandbox.registrar.faults import Fault, FaultSpecError
+
+if TYPE_CHECKING:
+    from sandbox.registrar.emulator import RegistrarEmulator
 
 log = logging.getLogger("posbridge.sandbox.registrar")
 

@@ -90,7 +90,7 @@ class RegistrarEmulator:
 
     def start_admin(self, port: int = 0) -> str:
         """Serve the admin calls (HTTP JSON, loopback); their base URL."""
-        # lazy: admin imports this module (and http.server); most tests never start it
+        # lazy: http.server; most tests never start the admin
         from sandbox.registrar.admin import AdminServer
 
         with self._lock:

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.service.server import Service
+from bridge.server import Service
 from sandbox.registrar.emulator import RegistrarEmulator
 from sandbox.server import SandboxServer
 from tests.service.conftest import TOKEN, service_config

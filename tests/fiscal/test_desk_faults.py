@@ -14,7 +14,7 @@ from bridge.fiscal.desk import FiscalDesk, FiscalPrintError, Registrar
 from bridge.fiscal.records import FiscalRecord, FiscalStore, Stage
 from bridge.fiscal.sale import FiscalRequest
 from bridge.loyalty.protocol import local_now
-from bridge.service.cheques import Line, RegisterCheque
+from bridge.service.cheque import Line, RegisterCheque
 from drivers.fiscal.base import (
     DocumentState,
     FiscalError,

@@ -18,7 +18,7 @@ import pytest
 
 from bridge.fiscal.records import FiscalRecord, FiscalStore, Stage
 from bridge.loyalty.protocol import loads
-from bridge.service.server import Service
+from bridge.server import Service
 from drivers.fiscal.base import FiscalItem, FiscalPayment, PaymentKind, TaxSystem
 from drivers.fiscal.shtrih.printer import ShtrihFiscalPrinter
 from drivers.transport.tcp import TcpTransport

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from bridge.fiscal.sale import FiscalRequest, LineFiscal, SaleError, compose, line_amounts
 from bridge.loyalty.protocol import local_now
-from bridge.service.cheques import Line, RegisterCheque
+from bridge.service.cheque import Line, RegisterCheque
 from drivers.fiscal.base import FiscalPayment, PaymentKind, TaxRate, TaxSystem
 
 cents = st.integers(min_value=0, max_value=10_000_000).map(lambda c: Decimal(c) / 100)

@@ -36,11 +36,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from bridge.loyalty.client import LoyaltyClient, PreparedRequest
+from bridge.loyalty.client import LoyaltyClient
 from bridge.loyalty.journal import Journal
 from bridge.loyalty.offline import OfflineClient
 from bridge.loyalty.protocol import REQUEST_MODELS, Identifier, Operation, ProcessingResponse
 from bridge.loyalty.purchase import Purchase
+from bridge.loyalty.request import PreparedRequest
 from sandbox.server import SandboxServer
 from tests.conftest import LOGIN, PASSWORD
 from tests.loyalty.offline_helpers import shift, wait_until

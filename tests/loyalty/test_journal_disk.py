@@ -25,7 +25,7 @@ from bridge.loyalty.journal import Journal, JournalUnavailable
 from bridge.loyalty.offline import OfflineClient
 from bridge.loyalty.protocol import Identifier, Operation, loads
 from bridge.loyalty.purchase import Purchase
-from bridge.service.server import Service
+from bridge.server import Service
 from sandbox.server import SandboxServer
 from tests.conftest import admin
 from tests.loyalty.offline_helpers import shift

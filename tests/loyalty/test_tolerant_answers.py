@@ -618,7 +618,7 @@ def test_purchase_command_succeeds_when_transaction_ids_are_numbers(
 
 
 def test_service_metrics_show_the_drift(fake: DriftingProcessing, tmp_path: Path) -> None:
-    from bridge.service.server import Service
+    from bridge.server import Service
     from tests.service.conftest import TOKEN, service_config
 
     fake.drift(Operation.CONFIRM, ids_as_numbers(Operation.CONFIRM))

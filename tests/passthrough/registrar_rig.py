@@ -21,7 +21,7 @@ from bridge.config import parse
 from bridge.passthrough.matching import CatalogIndex
 from bridge.passthrough.registrar import RegistrarRelay, RegistrarSession
 from bridge.passthrough.session import PassthroughSession, Settled, SoldItem
-from bridge.service.cheques import Line
+from bridge.service.cheque import Line
 from bridge.service.register import Register
 from drivers.transport.base import Transport
 from drivers.transport.serial import SerialTransport

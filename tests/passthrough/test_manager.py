@@ -25,7 +25,7 @@ from bridge.loyalty.protocol import mask_card
 from bridge.metrics import Metrics
 from bridge.passthrough.checks import passthrough_checks
 from bridge.passthrough.scanner import ScannerRelay
-from bridge.service.cheques import Line
+from bridge.service.cheque import Line
 from bridge.service.register import Register
 from drivers.fiscal.base import FiscalItem, FiscalPayment, PaymentKind, TaxRate, TaxSystem
 from drivers.fiscal.shtrih.printer import ShtrihFiscalPrinter

@@ -29,7 +29,7 @@ from bridge.config import parse
 from bridge.fiscal.sale import loyalty_lines
 from bridge.passthrough.printer import PrinterRelay, cheque_number_in
 from bridge.receipts.render import render_target
-from bridge.service.server import Service
+from bridge.server import Service
 from drivers.printer.stream import EscposStream, Kind, measure
 from drivers.reconnect import Backoff
 from drivers.transport.serial import SerialTransport

@@ -13,7 +13,7 @@ import pytest
 from bridge.config import parse
 from bridge.passthrough.matching import CatalogIndex, unmatched_id
 from bridge.passthrough.session import PassthroughSession, SoldItem, read_stats
-from bridge.service.cheques import Line
+from bridge.service.cheque import Line
 from bridge.service.register import Register
 from sandbox.server import SandboxServer
 from tests.conftest import LOGIN, PASSWORD, admin

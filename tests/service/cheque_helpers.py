@@ -13,7 +13,7 @@ import httpx
 
 from bridge.config import ChequeSettings, Config
 from bridge.loyalty.protocol import loads
-from bridge.service.server import Service
+from bridge.server import Service
 from sandbox.server import SandboxServer
 from tests.conftest import admin
 from tests.service.conftest import TOKEN, service_config

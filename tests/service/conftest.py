@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from bridge.config import Config, parse
-from bridge.service.server import Service
+from bridge.server import Service
 from sandbox.server import SandboxServer
 from tests.conftest import LOGIN, PASSWORD
 from tests.net import free_port

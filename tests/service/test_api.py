@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from bridge.loyalty.protocol import loads
-from bridge.service.server import Service
+from bridge.server import Service
 from sandbox.server import SandboxServer
 from tests.conftest import admin
 from tests.service.conftest import TOKEN

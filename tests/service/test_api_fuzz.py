@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from bridge.service.server import Service
+from bridge.server import Service
 from tests.service.conftest import TOKEN
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis not installed")

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from bridge.loyalty.protocol import mask_card
-from bridge.service.server import Service
+from bridge.server import Service
 from sandbox.server import SandboxServer
 from tests.service.cheque_helpers import (
     ACTIVE,

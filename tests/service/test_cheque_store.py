@@ -21,8 +21,8 @@ from bridge.config import ChequeSettings
 from bridge.loyalty.client import LoyaltyClient
 from bridge.loyalty.protocol import Cheque, ChequeLine, Identifier, Operation, local_now
 from bridge.loyalty.purchase import Purchase
+from bridge.service.cheque import Line, RegisterCheque
 from bridge.service.cheque_store import ChequeStore, record, restore
-from bridge.service.cheques import Line, RegisterCheque
 from sandbox.server import SandboxServer
 from tests.conftest import LOGIN, PASSWORD
 from tests.net import free_port

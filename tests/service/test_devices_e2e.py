@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from bridge.loyalty.protocol import loads
-from bridge.service.server import Service
+from bridge.server import Service
 from tests.drivers.pty_helpers import Pty
 from tests.service.conftest import TOKEN
 from tests.service.sse import SseReader

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from bridge.loyalty.protocol import loads
-from bridge.service.server import Service
+from bridge.server import Service
 from tests.service.conftest import TOKEN
 from tests.service.test_api import ACTIVE, MILK, SOAP
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import httpx
 
 from bridge.loyalty.protocol import loads
-from bridge.service.server import Service
+from bridge.server import Service
 from sandbox.server import SandboxServer
 from tests.drivers.pty_helpers import Pty
 from tests.service.conftest import TOKEN

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from bridge.loyalty.journal import EntryStatus
-from bridge.service.server import Service
+from bridge.server import Service
 from sandbox.server import SandboxServer
 from tests.conftest import admin
 from tests.service.cheque_helpers import ACTIVE, MILK, SOAP, body, running, sell

@@ -25,7 +25,7 @@ def _run(code: str) -> list[str]:
 def test_the_service_module_leaves_the_unused_libraries_out() -> None:
     lines = _run(
         "import sys\n"
-        "import bridge.service.server, bridge.api.app\n"
+        "import bridge.server, bridge.api.app\n"
         "import uvicorn\n"
         f"print('LOADED', sorted({{m.split('.')[0] for m in sys.modules}} & set({UNUSED!r})))\n"
         "print('BLOCKED', sys.modules['httpx._main'], sys.modules['pydantic.v1'])\n"
@@ -39,7 +39,7 @@ def test_the_service_module_leaves_the_unused_libraries_out() -> None:
 def test_uvicorn_still_gives_its_command_line_and_run_when_asked() -> None:
     lines = _run(
         "import sys\n"
-        "import bridge.service.server\n"
+        "import bridge.server\n"
         "import uvicorn\n"
         "from uvicorn import run\n"
         "cli = sys.modules['uvicorn.main']\n"
@@ -52,7 +52,7 @@ def test_uvicorn_still_gives_its_command_line_and_run_when_asked() -> None:
 def test_a_process_that_imported_uvicorn_first_keeps_it_whole() -> None:
     lines = _run(
         "import uvicorn, sys\n"
-        "import bridge.service.server\n"
+        "import bridge.server\n"
         "print('click' in sys.modules, uvicorn.main.__class__.__name__)\n"
     )
     assert lines == ["True Command"], lines

@@ -30,7 +30,7 @@ import pytest
 from bridge.config import parse
 from bridge.loyalty.journal import EntryStatus, Journal
 from bridge.loyalty.protocol import loads
-from bridge.service.server import Service
+from bridge.server import Service
 from sandbox.server import SandboxServer
 from tests.conftest import LOGIN, PASSWORD, admin
 from tests.fault_proxy import FaultProxy, fault_proxy

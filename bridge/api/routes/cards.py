@@ -9,7 +9,7 @@ from bridge.api.problems import Json
 from bridge.api.routes.deps import ERRORS, RegisterDep, in_turn
 from bridge.loyalty.offline import LocalResponse
 from bridge.loyalty.protocol import Identifier, Operation, mask_card
-from bridge.service.cheques import ChequeError
+from bridge.service.cheque import ChequeError
 
 router = APIRouter()
 

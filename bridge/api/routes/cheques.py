@@ -25,7 +25,7 @@ from bridge.api.models import (
 )
 from bridge.api.problems import Json
 from bridge.api.routes.deps import ERRORS, RegisterDep, cheque_json, in_turn
-from bridge.service.cheques import ChequeError, Line
+from bridge.service.cheque import ChequeError, Line
 from bridge.service.register import Register
 
 router = APIRouter()

@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 
 from bridge.api.models import Problem
 from bridge.api.problems import Json
-from bridge.service.cheques import RegisterCheque
+from bridge.service.cheque import RegisterCheque
 from bridge.service.register import Register
 
 T = TypeVar("T")

@@ -10,7 +10,7 @@ from bridge.receipts.render import loyalty_outputs
 
 if TYPE_CHECKING:
     from bridge.config import Config
-    from bridge.service.cheques import RegisterCheque
+    from bridge.service.cheque import RegisterCheque
     from drivers.printer.document import Receipt
 
 
