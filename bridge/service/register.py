@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from bridge import __version__
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("posbridge.service")
 STOP_TIMEOUT = 3.0  # seconds each loyalty thread gets to end once its request is cut short
+# threads for the API's local work (cheque file, receipts, status, a fiscal print): made as
+# requests overlap, so one at a time in a quiet shop; enough that prints waiting for the
+# registrar leave room for a status
+LOCAL_THREADS = 8
 
 
 class Register:
@@ -62,6 +67,8 @@ class Register:
         )
         self.book.on_expired = lambda cheque: self.publish_cheque("cheque_expired", cheque)
         self.fiscal = FiscalService(config)  # the registrar, opened on the first print
+        # the POS API's local work, off its event loop (bridge.api.routes.deps.locally)
+        self.local_work = ThreadPoolExecutor(LOCAL_THREADS, thread_name_prefix="posbridge-local")
         self.started = time.monotonic()
         self.devices: DeviceManager | None = None
         if devices:
@@ -99,6 +106,7 @@ class Register:
         self.offline.client.stop_sending()
         if self.passthrough is not None:  # a settle cut short: its close goes on unaltered
             self.passthrough.stop()
+        self.local_work.shutdown(wait=True, cancel_futures=True)  # before the files close
         self.book.stop(timeout=STOP_TIMEOUT)
         if self.devices is not None:
             self.devices.stop()

@@ -8,6 +8,8 @@ functions the routes call, and can be called with no FastAPI at all.
 from __future__ import annotations
 
 import asyncio
+import inspect
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
 from bridge import __version__
-from bridge.api.app import add_problem_handlers
+from bridge.api.app import ROUTERS, add_problem_handlers
 from bridge.api.routes import cheques, status
 from bridge.loyalty.protocol import loads
 from bridge.service.register import Register
@@ -98,3 +100,46 @@ def test_a_lane_handler_called_without_fastapi(register: Register) -> None:
     answer = asyncio.run(cheques.LANE["cancel"](register, cheque.id))
     assert answer.status_code == 200
     assert loads(bytes(answer.body))["state"] == register.book.get(cheque.id).state == "cancelled"
+
+
+def test_no_route_runs_on_fastapis_thread_pool() -> None:
+    """A plain `def` route would start anyio's worker threads (~0.8 MB of the service);
+    every route is a coroutine that hands its blocking part to the register's threads."""
+    plain = [
+        route.path
+        for router in ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute) and not inspect.iscoroutinefunction(route.endpoint)
+    ]
+    assert plain == []
+
+
+def test_local_work_runs_on_the_registers_threads_and_leaves_room(register: Register) -> None:
+    app = Alone(cheques.router, register).app
+    before = set(threading.enumerate())  # anyio's idle workers of other tests' loops
+    stuck, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # one local thread held, as by a fiscal print or a slow disk
+        stuck.set()
+        release.wait(30)
+
+    async def sale() -> list[str]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://posbridge") as c:
+            r = await c.post("/v1/cheques", json={"card": ACTIVE, "lines": [MILK]})
+            assert r.status_code == 201, r.text
+            r = await c.get(f"/v1/cheques/{loads(r.content)['id']}")
+            assert r.status_code == 200, r.text
+        # still on the loop: anyio's workers end with it
+        return [t.name for t in threading.enumerate() if t not in before]
+
+    held = register.local_work.submit(hold)
+    try:
+        assert stuck.wait(10)
+        new = asyncio.run(sale())
+        assert not held.done()  # answered while the other local thread was still busy
+    finally:
+        release.set()
+    held.result(10)
+    assert sum(name.startswith("posbridge-local") for name in new) >= 2, new
+    assert not [name for name in new if "AnyIO" in name], new

@@ -24,7 +24,7 @@ from bridge.api.models import (
     RefundOut,
 )
 from bridge.api.problems import Json
-from bridge.api.routes.deps import ERRORS, RegisterDep, cheque_json, in_turn
+from bridge.api.routes.deps import ERRORS, RegisterDep, cheque_json, in_turn, locally
 from bridge.service.cheque import ChequeError, Line
 from bridge.service.register import Register
 
@@ -38,34 +38,46 @@ ChequeAction = Callable[[Register, str], Coroutine[Any, Any, Json]]
     response_model=ChequeOut,
     responses={**ERRORS, 429: {"model": Problem}},
 )
-def open_cheque(register: RegisterDep, body: ChequeIn) -> Json:
+async def open_cheque(register: RegisterDep, body: ChequeIn) -> Json:
     """Open a cheque; past `cheques.max_open` open ones: 429 `too_many_open_cheques`."""
-    cheque = register.book.open(body.number, body.card, [_line(x) for x in body.lines])
-    register.publish_cheque("cheque_opened", cheque)
-    return cheque_json(cheque, 201)
+
+    def work() -> Json:
+        cheque = register.book.open(body.number, body.card, [_line(x) for x in body.lines])
+        register.publish_cheque("cheque_opened", cheque)
+        return cheque_json(cheque, 201)
+
+    return await locally(register, work)
 
 
 @router.get("/v1/cheques/{cheque_id}", response_model=ChequeOut, responses=ERRORS)
-def get_cheque(register: RegisterDep, cheque_id: str) -> Json:
-    return cheque_json(register.book.get(cheque_id))
+async def get_cheque(register: RegisterDep, cheque_id: str) -> Json:
+    # an older closed cheque is read back from the cheque file
+    return await locally(register, lambda: cheque_json(register.book.get(cheque_id)))
 
 
 @router.post("/v1/cheques/{cheque_id}/lines", response_model=ChequeOut, responses=ERRORS)
-def add_lines(register: RegisterDep, cheque_id: str, body: LinesIn) -> Json:
-    book = register.book
-    cheque = book.get(cheque_id)
-    book.set_lines(cheque, [_line(x) for x in body.lines], replace=body.replace)
-    return cheque_json(cheque)
+async def add_lines(register: RegisterDep, cheque_id: str, body: LinesIn) -> Json:
+    def work() -> Json:
+        book = register.book
+        cheque = book.get(cheque_id)
+        book.set_lines(cheque, [_line(x) for x in body.lines], replace=body.replace)
+        return cheque_json(cheque)
+
+    return await locally(register, work)
 
 
 @router.put("/v1/cheques/{cheque_id}/card", response_model=ChequeOut, responses=ERRORS)
-def attach_card(register: RegisterDep, cheque_id: str, body: CardIn) -> Json:
+async def attach_card(register: RegisterDep, cheque_id: str, body: CardIn) -> Json:
     """Another card starts the cheque's loyalty afresh; refused (409 `redemption_held`)
     while bonuses of the previous card are held: release them first (DELETE payments)."""
-    cheque = register.book.attach_card(body.card, cheque_id)
-    if cheque is None:  # not reached: only a card presented with no cheque named finds none
-        raise ChequeError("cheque_not_found", f"no cheque {cheque_id}", 404)
-    return cheque_json(cheque)
+
+    def work() -> Json:
+        cheque = register.book.attach_card(body.card, cheque_id)
+        if cheque is None:  # not reached: only a card presented with no cheque named finds none
+            raise ChequeError("cheque_not_found", f"no cheque {cheque_id}", 404)
+        return cheque_json(cheque)
+
+    return await locally(register, work)
 
 
 async def calculate(register: RegisterDep, cheque_id: str) -> Json:
@@ -133,9 +145,10 @@ async def refund(register: RegisterDep, cheque_id: str, body: RefundIn | None = 
 
 
 @router.post("/v1/shift/close", responses=ERRORS)
-def close_shift(register: RegisterDep) -> Json:
+async def close_shift(register: RegisterDep) -> Json:
     """Cancel every open cheque (held bonuses given back, through the journal)."""
-    closed = register.book.expire(everything=True)  # each one announced as `cheque_expired`
+    # each one announced as `cheque_expired`
+    closed = await locally(register, lambda: register.book.expire(everything=True))
     return Json(
         {
             "cancelled": len(closed),

@@ -1,7 +1,7 @@
 """Fiscal receipts: a confirmed cheque printed on the registrar, loyalty lines inside.
 
-A plain (thread-pool) route: a fiscal print takes seconds of serial traffic and must
-not hold the register's loyalty turn, which the till's next cheque needs.
+A fiscal print takes seconds of serial traffic: it runs on the register's local threads
+(`locally`), never in the loyalty turn, which the till's next cheque needs.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pydantic import Field
 
 from bridge.api.models import ApiModel, Problem
 from bridge.api.problems import Json, problem
-from bridge.api.routes.deps import ERRORS, RegisterDep
+from bridge.api.routes.deps import ERRORS, RegisterDep, locally
 from drivers.fiscal.base import DocumentState, FiscalPayment, PaymentKind, TaxRate
 
 router = APIRouter()
@@ -73,25 +73,29 @@ class FiscalProblem(Problem):
     response_model=FiscalOut,
     responses={**ERRORS, 409: {"model": FiscalProblem}, 503: {"model": FiscalProblem}},
 )
-def print_fiscal(register: RegisterDep, cheque_id: str, body: FiscalIn) -> Any:
+async def print_fiscal(register: RegisterDep, cheque_id: str, body: FiscalIn) -> Any:
     """Print the confirmed cheque as a fiscal sale receipt; the answer carries the fiscal
     document number and sign.  Idempotent: a retry never makes a second document."""
-    # lazy: the fiscal desk and sale (~0.7 MB) load with the first print, so a register
-    # without a registrar never carries them; this route then answers `no_registrar`
-    from bridge.fiscal.desk import FiscalPrintError
-    from bridge.fiscal.sale import FiscalRequest, LineFiscal, SaleError
 
-    cheque = register.book.get(cheque_id)
-    request = FiscalRequest(
-        payments=[FiscalPayment(p.kind, p.amount) for p in body.payments],
-        lines={
-            ln.position: LineFiscal(ln.tax, ln.payment_method, ln.payment_object)
-            for ln in body.lines
-        },
-    )
-    try:
-        return Json(register.fiscal.print_cheque(cheque, request))
-    except SaleError as exc:
-        return problem(422, exc.code, str(exc), str(exc), documentState="not_opened")
-    except FiscalPrintError as exc:
-        return problem(exc.status, exc.code, str(exc), exc.cashier, **exc.extra())
+    def work() -> Any:
+        # lazy: the fiscal desk and sale (~0.7 MB) load with the first print, so a register
+        # without a registrar never carries them; this route then answers `no_registrar`
+        from bridge.fiscal.desk import FiscalPrintError
+        from bridge.fiscal.sale import FiscalRequest, LineFiscal, SaleError
+
+        cheque = register.book.get(cheque_id)
+        request = FiscalRequest(
+            payments=[FiscalPayment(p.kind, p.amount) for p in body.payments],
+            lines={
+                ln.position: LineFiscal(ln.tax, ln.payment_method, ln.payment_object)
+                for ln in body.lines
+            },
+        )
+        try:
+            return Json(register.fiscal.print_cheque(cheque, request))
+        except SaleError as exc:
+            return problem(422, exc.code, str(exc), str(exc), documentState="not_opened")
+        except FiscalPrintError as exc:
+            return problem(exc.status, exc.code, str(exc), exc.cashier, **exc.extra())
+
+    return await locally(register, work)

@@ -8,18 +8,21 @@ from fastapi import APIRouter
 
 from bridge.api.models import PrintOut, ReceiptIn, ReceiptOut
 from bridge.api.problems import Json
-from bridge.api.routes.deps import ERRORS, RegisterDep
+from bridge.api.routes.deps import ERRORS, RegisterDep, locally
 
 router = APIRouter()
 
 
 @router.post("/v1/receipts/loyalty", response_model=ReceiptOut, responses=ERRORS)
-def receipt(register: RegisterDep, body: ReceiptIn) -> Json:
-    cheque = register.book.get(body.cheque_id)
-    lines, escpos = register.loyalty_receipt(cheque)
+async def receipt(register: RegisterDep, body: ReceiptIn) -> Json:
+    def work() -> tuple[str, list[str], bytes]:
+        cheque = register.book.get(body.cheque_id)
+        return (cheque.id, *register.loyalty_receipt(cheque))
+
+    cheque_id, lines, escpos = await locally(register, work)
     return Json(
         {
-            "chequeId": cheque.id,
+            "chequeId": cheque_id,
             "columns": register.config.receipt.columns,
             "lines": lines,
             "escposBase64": base64.b64encode(escpos).decode(),
@@ -28,6 +31,8 @@ def receipt(register: RegisterDep, body: ReceiptIn) -> Json:
 
 
 @router.post("/v1/receipts/print", response_model=PrintOut, status_code=202, responses=ERRORS)
-def print_receipt(register: RegisterDep, body: ReceiptIn) -> Json:
-    job_id, state = register.print_loyalty_receipt(register.book.get(body.cheque_id))
+async def print_receipt(register: RegisterDep, body: ReceiptIn) -> Json:
+    job_id, state = await locally(
+        register, lambda: register.print_loyalty_receipt(register.book.get(body.cheque_id))
+    )
     return Json({"jobId": job_id, "state": state}, status_code=202)

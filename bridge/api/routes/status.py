@@ -7,18 +7,19 @@ from fastapi.responses import Response
 
 from bridge.api.models import StatusOut
 from bridge.api.problems import Json
-from bridge.api.routes.deps import ERRORS, RegisterDep
+from bridge.api.routes.deps import ERRORS, RegisterDep, locally
 from bridge.metrics import CONTENT_TYPE
 
 router = APIRouter()
 
 
 @router.get("/v1/status", response_model=StatusOut, responses=ERRORS)
-def status(register: RegisterDep) -> Json:
-    return Json(register.status())
+async def status(register: RegisterDep) -> Json:
+    return Json(await locally(register, register.status))  # the journal's counts: SQLite
 
 
 @router.get("/metrics", responses=ERRORS, response_class=Response, include_in_schema=True)
-def metrics(register: RegisterDep) -> Response:
+async def metrics(register: RegisterDep) -> Response:
     """Prometheus text: requests by operation and outcome, latency, journal, devices."""
-    return Response(register.metrics.render(), media_type=CONTENT_TYPE)
+    text = await locally(register, register.metrics.render)
+    return Response(text, media_type=CONTENT_TYPE)
