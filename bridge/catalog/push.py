@@ -20,7 +20,7 @@ from bridge.catalog.source import RawRow
 from bridge.catalog.state import FULL_IN_PROGRESS, CatalogState
 from bridge.catalog.validate import Item, RowError, shown, validate
 from bridge.loyalty.errors import LoyaltyError
-from bridge.loyalty.protocol import GOODS_IMPORT_CHUNK, GoodsItem
+from bridge.loyalty.protocol import GOODS_IMPORT_CHUNK, ErrorCode, GoodsItem
 
 if TYPE_CHECKING:
     from bridge.loyalty.client import LoyaltyClient
@@ -303,7 +303,7 @@ class Catalogue:
                 report.error = exc
                 return report
             report.sent += len(rows)
-            if response.code != "Ok":
+            if response.code != ErrorCode.OK:
                 report.refused = f"{response.code}: {response.error_message or '-'}"
                 return report
             self._settle(rows, response.accepted, response.rejected, replace, report)
