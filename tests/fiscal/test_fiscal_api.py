@@ -258,17 +258,7 @@ def test_retry_after_a_crash_after_the_close_adopts_the_document(
         printer = _driver(emulator, port)
         before = printer.last_document()
         assert before is not None
-        store = FiscalStore(till.config.cheques_path())
-        store.put(
-            FiscalRecord(
-                out["id"], Stage.CLOSING, "kkt", attempts=1, last_before=before.document_number
-            )
-        )
-        store.close()
-        _one_receipt(printer, close=True)  # the close the crashed process had sent
-        printer.close()
-        till.restart()
-        status, answer = fiscal(till, out["id"])
+        status, answer = _crashed_after_close(till, printer, out["id"], before.document_number)
         assert status == 200, answer
         assert answer["documentNumber"] == emulator.documents[-1]["number"]
         assert answer["fiscalSign"] == emulator.documents[-1]["sign"]
@@ -289,14 +279,8 @@ def test_a_crash_after_the_first_close_of_a_fresh_fn_is_found_too(
         till.stop()
         printer = _driver(emulator, port)
         assert printer.last_document() is None  # no receipt to take a number from
-        store = FiscalStore(till.config.cheques_path())
         mark = printer.document_watermark()
-        store.put(FiscalRecord(out["id"], Stage.CLOSING, "kkt", attempts=1, last_before=mark))
-        store.close()
-        _one_receipt(printer, close=True)  # the close the crashed process had sent
-        printer.close()
-        till.restart()
-        status, answer = fiscal(till, out["id"])
+        status, answer = _crashed_after_close(till, printer, out["id"], mark)
         assert status == 200, answer
         [document] = emulator.documents
         assert (answer["documentNumber"], answer["fiscalSign"]) == (
@@ -305,6 +289,20 @@ def test_a_crash_after_the_first_close_of_a_fresh_fn_is_found_too(
         )
     finally:
         till.stop()
+
+
+def _crashed_after_close(
+    till: Till, printer: ShtrihFiscalPrinter, cheque_id: str, mark: int | None
+) -> tuple[int, Any]:
+    """What a process that died right after sending the close leaves: the record at CLOSING
+    with the watermark it noted, and the receipt on the device.  Then the retry."""
+    store = FiscalStore(till.config.cheques_path())
+    store.put(FiscalRecord(cheque_id, Stage.CLOSING, "kkt", attempts=1, last_before=mark))
+    store.close()
+    _one_receipt(printer, close=True)  # the close the crashed process had sent
+    printer.close()
+    till.restart()
+    return fiscal(till, cheque_id)
 
 
 def test_no_registrar_configured(tmp_path: Path, sandbox_server: SandboxServer) -> None:
