@@ -107,12 +107,12 @@ def test_code_page_is_sent_again_after_every_reset(emu: Emupos) -> None:
 
 def test_initialize_then_raw_cyrillic(emu: Emupos) -> None:
     printer = tcp_printer(emu)
-    done = len(emu.receipts_completed())
+    done = len(emu.receipts_completed("front"))
     printer.initialize()
     printer.write("Сдача 100 руб.\n".encode("cp866") + b"\x1dV\x00")
     printer.close()
-    emu.wait_event("printer.job.completed", done + 1)
-    assert "Сдача 100 руб." in printed_lines(emu, emu.receipts_completed()[done])
+    emu.wait_event("printer.job.completed", done + 1, device="front")
+    assert "Сдача 100 руб." in printed_lines(emu, emu.receipts_completed("front")[done])
 
 
 def test_barcode_and_qr_scan_back(emu: Emupos, tmp_path: Path) -> None:
@@ -213,16 +213,19 @@ def test_code_page_slot_override(emu: Emupos) -> None:
     assert "Привет" in printed_lines(emu, receipt_id, "slot59")
 
     wrong = tcp_printer(emu, device="slot59")  # the profile's slot 17 is not CP866 here
+    done = len(emu.receipts_completed("slot59"))
     wrong.print_receipt(Receipt().text("Привет").cut())
     wrong.close()
     emu.wait_event("printer.codepage.unsupported", device="slot59")
+    # the job still completes; wait for it so no event of this test lands in the next one
+    emu.wait_event("printer.job.completed", done + 1, device="slot59")
 
 
 def test_python_escpos_generator_over_a_serial_transport(emu: Emupos, tmp_path: Path) -> None:
     """python-escpos generates, EscposLink writes through our SerialTransport, emupos reads."""
     transport = SerialTransport(str(emu.pty_link), SerialSettings(115200))
     link = EscposLink(transport, profile="TM-T20II")
-    done = len(emu.receipts_completed())
+    done = len(emu.receipts_completed("front"))
     try:
         link.hw("INIT")
         link.set(align="center", bold=True)
@@ -232,8 +235,8 @@ def test_python_escpos_generator_over_a_serial_transport(emu: Emupos, tmp_path: 
         link.cut()
     finally:
         link.close()
-    emu.wait_event("printer.job.completed", done + 1)
-    receipt_id = emu.receipts_completed()[done]
+    emu.wait_event("printer.job.completed", done + 1, device="front")
+    receipt_id = emu.receipts_completed("front")[done]
     assert "ESCPOS OVER TRANSPORT" in printed_lines(emu, receipt_id)
     codes = zbar_decode(emu.receipt_png(receipt_id, tmp_path / "escpos.png"))
     assert "QR-Code:https://example.com/r/99" in codes
