@@ -15,6 +15,12 @@ the card; the leading ones (range, issuer) get what is left.  13 digits: `27****
 bytes): any Luhn-valid run of 13-19 digits, written plainly or in groups split by single
 spaces or dashes (`4111 1111 1111 1111`).  A run of 20 or more plain digits is not a
 card number and is left alone.  Text without a long digit run costs one regex search.
+
+A UUID is left whole.  Its hex groups hold a Luhn-valid 13-19 digit window by chance
+about once in 340 (`910acfc1-0709-4832-8242-...`), and cheque and request ids are UUIDs: masked,
+a POS could no longer match an event to its cheque nor a technician grep a log for it.
+Only the RFC 4122 shape counts (8-4-4-4-12 hex, version and variant nibbles, no letter
+or digit glued on), and no device or processing writes a card number that way.
 """
 
 from __future__ import annotations
@@ -29,6 +35,11 @@ _CANDIDATE = re.compile(r"[0-9][0-9 -]{11,}[0-9]")
 _LOOSE = re.compile(r"([ -]{2,})")
 _SEPARATOR = re.compile(r"[ -]")
 _DOUBLED = str.maketrans("0123456789", "0246813579")  # 2d, minus 9 when above 9
+_HEX = "[0-9A-Fa-f]"
+_UUID = re.compile(
+    rf"(?<![0-9A-Za-z]){_HEX}{{8}}-{_HEX}{{4}}-[1-8]{_HEX}{{3}}-[89ABab]{_HEX}{{3}}-{_HEX}{{12}}"
+    r"(?![0-9A-Za-z])"
+)
 
 
 def mask_pan(number: str) -> str:
@@ -51,7 +62,21 @@ def mask_text(text: str) -> str:
     """`text` with every Luhn-valid run of 13-19 digits masked by `mask_pan`."""
     if len(text) < _MIN:
         return text
-    return _CANDIDATE.sub(_mask_run, text)
+    masked = _CANDIDATE.sub(_mask_run, text)
+    if masked == text or _UUID.search(text) is None:
+        return masked
+    return _masked_around_uuids(text)
+
+
+def _masked_around_uuids(text: str) -> str:
+    """`text` masked piece by piece between its UUIDs, which are kept as they are."""
+    out, pos = [], 0
+    for match in _UUID.finditer(text):
+        out.append(_CANDIDATE.sub(_mask_run, text[pos : match.start()]))
+        out.append(match.group())
+        pos = match.end()
+    out.append(_CANDIDATE.sub(_mask_run, text[pos:]))
+    return "".join(out)
 
 
 def mask_data(value: Any) -> Any:

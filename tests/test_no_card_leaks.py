@@ -337,6 +337,19 @@ def test_log_lines_mask_arguments_and_exceptions(tmp_path: Path, log_file: Path)
     assert "4111********1111" in text and "42*******2222" in text and "378* ****** *0005" in text
 
 
+def test_events_and_logs_keep_a_cheque_id_whole(log_file: Path) -> None:
+    """A uuid4 holds a Luhn-valid run about once in 340; the POS matches events by it."""
+    from bridge.service.events import EventBus
+
+    cheque_id = "910acfc1-0709-4832-8242-8ed4b0394bf8"  # 1-0709-4832-8242 is Luhn-valid
+    attached = EventBus().publish(
+        "card_attached", chequeId=cheque_id, number="20261203-2", card=f"swiped {P16_TRACK}"
+    )
+    assert attached["chequeId"] == cheque_id and attached["card"] == "swiped 4111********1111"
+    text = log_file.read_text(encoding="utf-8")
+    assert f"chequeId={cheque_id}" in text and leaks(text) == []
+
+
 def test_problem_bodies_mask_every_text() -> None:
     from bridge.api.problems import problem
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 from hypothesis import given
@@ -87,6 +88,48 @@ def test_a_card_number_never_survives(pan: str, before: str, after: str, sep: st
     out = mask_text(before + grouped + after)
     assert pan not in re.sub(r"(?<=\d)[ -](?=\d)", "", out)
     assert mask_text(out) == out  # masking twice changes nothing
+
+
+# uuid4s whose hex groups hold a Luhn-valid 13-19 digit window: masked before UUIDs were kept
+UNLUCKY_UUIDS = [
+    "910acfc1-0709-4832-8242-8ed4b0394bf8",  # was 910acfc1-0***-****-8242-...: 1 0709 4832 8242
+    "b12de428-7654-4964-8938-34f75840860d",
+    "52758962-3852-429a-a8c2-b8f580f9cc80",  # a window that starts in the first group
+]
+
+
+@pytest.mark.parametrize("uid", UNLUCKY_UUIDS)
+def test_a_uuid_is_kept_whole(uid: str) -> None:
+    """Cheque and request ids are UUIDs: the POS matches events to cheques by them."""
+    for text in (uid, uid.upper(), f"chequeId={uid},", f'{{"id": "{uid}"}}'):
+        assert mask_text(text) == text
+    assert mask_data({"chequeId": uid, "ids": [uid]}) == {"chequeId": uid, "ids": [uid]}
+
+
+@pytest.mark.parametrize("uid", UNLUCKY_UUIDS)
+def test_a_card_next_to_a_uuid_is_still_masked(uid: str) -> None:
+    text = f"cheque {uid}: card 4111 1111 1111 1111, again 4111111111111111 ({uid})"
+    assert mask_text(text) == (
+        f"cheque {uid}: card 4111 **** **** 1111, again 4111********1111 ({uid})"
+    )
+
+
+def test_only_the_uuid_shape_is_kept() -> None:
+    """Hex glued on, a group too long, or no version or variant nibble: masked as before."""
+    for text, masked in (
+        ("x910acfc1-0709-4832-8242-8ed4b0394bf8", "x910acfc1-0***-****-8242-8ed4b0394bf8"),
+        ("910acfc1-0709-4832-8242-8ed4b0394bf80", "910acfc1-0***-****-8242-8ed4b0394bf80"),
+        # version 0, then variant 7
+        ("910acfc1-0709-0832-8000-8ed4b0394bf8", "910acfc1-0***-****-8000-8ed4b0394bf8"),
+        ("910acfc1-0709-4832-7004-8ed4b0394bf8", "910acfc1-0***-****-7004-8ed4b0394bf8"),
+    ):
+        assert mask_text(text) == masked
+
+
+@given(st.uuids(version=4))
+def test_no_uuid4_is_ever_changed(uid: uuid.UUID) -> None:
+    assert mask_text(str(uid)) == str(uid)
+    assert mask_text(f"cheque {uid} confirmed") == f"cheque {uid} confirmed"
 
 
 def test_mask_data_walks_json() -> None:
