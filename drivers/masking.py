@@ -17,8 +17,9 @@ spaces or dashes (`4111 1111 1111 1111`).  A run of 20 or more plain digits is n
 card number and is left alone.  Text without a long digit run costs one regex search.
 
 A UUID is left whole.  Its hex groups hold a Luhn-valid 13-19 digit window by chance
-about once in 340 (`910acfc1-0709-4832-8242-...`), and cheque and request ids are UUIDs: masked,
-a POS could no longer match an event to its cheque nor a technician grep a log for it.
+about once in 340 (`910acfc1-0709-4832-8242-...`), and cheque and request ids are UUIDs:
+masked, a POS could no longer match an event to its cheque nor a technician grep a log
+for it.
 Only the RFC 4122 shape counts (8-4-4-4-12 hex, version and variant nibbles, no letter
 or digit glued on), and no device or processing writes a card number that way.
 """
